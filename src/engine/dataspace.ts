@@ -1,0 +1,608 @@
+import { Closed, InvalidArgument, ProcessExited } from '../errors/index.js'
+import type { CompiledSelector } from './compiled-selector.js'
+import { compileSelector } from './compiled-selector.js'
+import { ExpiryQueue } from './expiry-queue.js'
+import { History } from './history.js'
+import type { Commit } from './history.js'
+import { KindStore } from './kind-store.js'
+import { listPage } from './list-page.js'
+import { LocalProcess } from './process.js'
+import type { ProcessHost } from './process.js'
+import { ProcessOps } from './process-ops.js'
+import { plan, select } from './query-planner.js'
+import { Transaction } from './transaction.js'
+import type { TransactionContext } from './transaction.js'
+import type {
+  CloseReason,
+  DataspaceApi,
+  DataspaceRecord,
+  ExplainResult,
+  KindOptions,
+  ListOptions,
+  ListResult,
+  ProcessFunction,
+  Selector,
+  SendTarget,
+  SpawnOptions,
+  Watch,
+  WatchEvent,
+  WatchOptions,
+} from './types.js'
+import { checkId, checkKind, checkLimit } from './validate.js'
+import type { WatchCounters } from './watch-stream.js'
+import { WatchStream } from './watch-stream.js'
+import { eventFor, WatchHub } from './watch-hub.js'
+import type { Subscriber } from './watch-hub.js'
+
+/** Options of {@link createDataspace}. Every bound has a default; all are per dataspace. */
+export interface DataspaceOptions {
+  /** The node name in pids (`<node>/<name>#<n>`); default `local`. */
+  readonly node?: string
+  /** Where commits live. Only `memory` exists so far; durable backends come with the backend seam. */
+  readonly backend?: 'memory'
+  /** Changes kept for watch resume and consistent pagination (default 100 000). */
+  readonly historySize?: number
+  /** Default per-watch queue bound in events (default 10 000). */
+  readonly watchBufferSize?: number
+  /** Per-process mailbox bound in messages (default 10 000). */
+  readonly mailboxSize?: number
+}
+
+/** The kind under which every open watch is visible as a record (Syndicate's `Observe`). */
+export const WATCH_KIND = '$watch'
+
+/** A synchronous observation of a kind (see {@link Dataspace.observe}). */
+export interface Observation<T = unknown> {
+  /** The matching records when the observation began. */
+  readonly records: readonly DataspaceRecord<T>[]
+  /** The revision of that snapshot. */
+  readonly revision: number
+  /** Stops the observation; `onCommit` is not called after it returns. */
+  close(reason?: CloseReason): void
+}
+
+/** Counters for observability; metrics (and tests) read them. */
+export interface DataspaceStats {
+  readonly revision: number
+  readonly records: number
+  readonly kinds: number
+  readonly processes: number
+  readonly watchers: number
+  readonly watchResets: number
+  readonly droppedWatchMessages: number
+  readonly droppedMailboxMessages: number
+  readonly historyFloor: number
+}
+
+/**
+ * The in-process dataspace: the engine. It holds the records, their indexes, the watch hub and
+ * the process table, and does no I/O. Every write is staged in a {@link Transaction}, then applied
+ * as ONE commit with the next revision, then dispatched to watchers once.
+ */
+export class Dataspace implements DataspaceApi, TransactionContext {
+  readonly node: string
+  readonly #stores = new Map<string, KindStore>()
+  readonly #hub = new WatchHub()
+  readonly #history: History
+  readonly #expiries = new ExpiryQueue()
+  readonly #processes = new Map<string, LocalProcess>()
+  readonly #watches = new Set<WatchStream>()
+  readonly #observations = new Set<Observation>()
+  readonly #counters: WatchCounters = { resets: 0, droppedMessages: 0 }
+  readonly #options: Required<Omit<DataspaceOptions, 'node' | 'backend'>>
+  readonly #ops: ProcessHost
+  #revision = 0
+  #pidCounter = 0
+  #watchCounter = 0
+  #droppedMailbox = 0
+  #closed = false
+  #timer: NodeJS.Timeout | undefined
+  #timerAt = Infinity
+  #dispatching = false
+  readonly #targetResolvers: ((target: SendTarget) => readonly string[] | undefined)[] = []
+
+  constructor(options: DataspaceOptions = {}) {
+    if (options.backend !== undefined && options.backend !== 'memory') {
+      throw new InvalidArgument(
+        `unknown backend ${JSON.stringify(options.backend)}: only "memory" is available`,
+      )
+    }
+    this.node = options.node ?? 'local'
+    if (this.node.length === 0 || /[/#]/.test(this.node))
+      throw new InvalidArgument('node must be non-empty, without "/" or "#"')
+    this.#options = Object.freeze({
+      historySize: positive('historySize', options.historySize ?? 100_000),
+      watchBufferSize: positive('watchBufferSize', options.watchBufferSize ?? 10_000),
+      mailboxSize: positive('mailboxSize', options.mailboxSize ?? 10_000),
+    })
+    this.#history = new History(this.#options.historySize)
+    this.#ops = new ProcessOps(this)
+  }
+
+  get revision(): number {
+    return this.#revision
+  }
+
+  now(): number {
+    return Date.now()
+  }
+
+  store(kind: string): KindStore | undefined {
+    return this.#stores.get(kind)
+  }
+
+  /** The store of `kind`, created on first write. */
+  storeFor(kind: string): KindStore {
+    let store = this.#stores.get(kind)
+    if (store === undefined) this.#stores.set(kind, (store = new KindStore(kind)))
+    return store
+  }
+
+  get stats(): DataspaceStats {
+    let records = 0
+    for (const store of this.#stores.values()) records += store.size
+    let dropped = this.#droppedMailbox
+    for (const proc of this.#processes.values()) dropped += proc.droppedTotal
+    return {
+      revision: this.#revision,
+      records,
+      kinds: this.#stores.size,
+      processes: this.#processes.size,
+      watchers: this.#hub.size,
+      watchResets: this.#counters.resets,
+      droppedWatchMessages: this.#counters.droppedMessages,
+      droppedMailboxMessages: dropped,
+      historyFloor: this.#history.floor,
+    }
+  }
+
+  // Applied synchronously (a caller that forgets to await still gets its kind); async so that bad input rejects.
+  async defineKind<T = unknown>(kind: string, options: KindOptions<T> = {}): Promise<void> {
+    this.checkOpen()
+    checkKind(kind)
+    const fields = options.fields === undefined ? undefined : checkPaths('fields', options.fields)
+    const indexes = checkPaths('indexes', options.indexes ?? [])
+    if (fields !== undefined) {
+      const undeclared = indexes.filter((path) => !fields.includes(path))
+      if (undeclared.length > 0)
+        throw new InvalidArgument(
+          `indexes ${undeclared.join(', ')} are not among the declared fields`,
+        )
+    }
+    if (
+      options.schema !== undefined &&
+      typeof options.schema['~standard']?.validate !== 'function'
+    ) {
+      throw new InvalidArgument(
+        'schema must be a Standard Schema validator (zod, valibot, arktype, …)',
+      )
+    }
+    const store = this.storeFor(kind)
+    store.schema = options.schema
+    store.closedFields = fields === undefined ? undefined : new Set(fields)
+    store.setIndexes(indexes)
+    store.defined = true
+  }
+
+  process(name: string): LocalProcess {
+    this.checkOpen()
+    if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
+      throw new InvalidArgument('process name must be a non-empty string of at most 200 characters')
+    }
+    const id = `${this.node}/${name}#${++this.#pidCounter}`
+    const proc = new LocalProcess(this.#ops, id, name, this.#options.mailboxSize)
+    this.#processes.set(id, proc)
+    return proc
+  }
+
+  spawn(name: string, fn: ProcessFunction, options: SpawnOptions = {}): LocalProcess {
+    if (typeof fn !== 'function') throw new InvalidArgument('spawn needs a function')
+    const proc = this.process(name)
+    const external = options.signal
+    if (external !== undefined) {
+      const onAbort = (): void => void proc.exit('aborted')
+      if (external.aborted) onAbort()
+      else {
+        external.addEventListener('abort', onAbort, { once: true })
+        void proc.exited.then(() => external.removeEventListener('abort', onAbort))
+      }
+    }
+    // The function starts after spawn returns, as an Erlang spawn does.
+    queueMicrotask(() => {
+      if (!proc.alive) return
+      let result: unknown
+      try {
+        result = fn(proc, proc.signal)
+      } catch (error) {
+        void proc.exit({ error })
+        return
+      }
+      Promise.resolve(result).then(
+        () => void proc.exit('normal'),
+        (error: unknown) => void proc.exit({ error }),
+      )
+    })
+    return proc
+  }
+
+  /** The live process with this pid. */
+  processById(pid: string): LocalProcess | undefined {
+    return this.#processes.get(pid)
+  }
+
+  // Reads are `async` so that bad input rejects rather than throws: every method returns a Promise.
+  async get<T = unknown>(
+    kind: string,
+    id: string | number,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<DataspaceRecord<T> | undefined> {
+    this.beginRead()
+    options.signal?.throwIfAborted()
+    return this.#stores.get(checkKind(kind, true))?.records.get(checkId(id)) as
+      DataspaceRecord<T> | undefined
+  }
+
+  async list<T = unknown>(kind: string, options: ListOptions = {}): Promise<ListResult<T>> {
+    this.beginRead()
+    options.signal?.throwIfAborted()
+    checkKind(kind, true)
+    const selector = this.compile(kind, options)
+    const limit = options.limit === undefined ? undefined : checkLimit(options.limit)
+    return listPage(
+      this.#stores.get(kind),
+      this.#history,
+      this.#revision,
+      kind,
+      selector,
+      limit,
+      options.continue,
+    ) as ListResult<T>
+  }
+
+  async explain(kind: string, options: Selector = {}): Promise<ExplainResult> {
+    this.beginRead()
+    checkKind(kind, true)
+    const selector = this.compile(kind, options)
+    const store = this.#stores.get(kind)
+    if (store === undefined) return { index: null, scanned: 'full', candidates: 0 }
+    const chosen = plan(store, selector)
+    return {
+      index: chosen.index,
+      scanned: chosen.index === null ? 'full' : 'index',
+      candidates: chosen.estimate,
+    }
+  }
+
+  watch<T = unknown>(kind: string, options: WatchOptions = {}): Watch<T> {
+    this.beginRead()
+    checkKind(kind, true)
+    const selector = this.compile(kind, options)
+    const bufferSize =
+      options.bufferSize === undefined
+        ? this.#options.watchBufferSize
+        : positive('bufferSize', options.bufferSize)
+    if (
+      options.fromRevision !== undefined &&
+      (!Number.isSafeInteger(options.fromRevision) || options.fromRevision < 0)
+    ) {
+      throw new InvalidArgument(
+        `fromRevision must be a non-negative integer, got ${String(options.fromRevision)}`,
+      )
+    }
+    if (options.signal?.aborted === true) {
+      const stream = new WatchStream<T>({
+        kind,
+        selector,
+        bufferSize,
+        snapshot: () => this.#snapshot(kind, selector),
+        counters: this.#counters,
+        onClose: () => undefined,
+      })
+      stream.end('aborted')
+      return stream
+    }
+    const watchId = `w${++this.#watchCounter}`
+    this.#publishInterest(watchId, kind, options)
+    const stream: WatchStream<T> = new WatchStream<T>({
+      kind,
+      selector,
+      bufferSize,
+      snapshot: () => this.#snapshot(kind, selector),
+      counters: this.#counters,
+      onClose: () => {
+        this.#hub.remove(stream)
+        this.#watches.delete(stream)
+        options.signal?.removeEventListener('abort', onAbort)
+        if (!this.#closed) this.#withdrawInterest(watchId)
+      },
+    })
+    const onAbort = (): void => stream.end('aborted')
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    this.#watches.add(stream)
+    this.#startWatch(stream, kind, selector, options)
+    return stream
+  }
+
+  /**
+   * Observes a kind synchronously, Yjs-style: `onCommit` runs inside each commit, once, with that
+   * commit's events for the selector. Returns the snapshot taken atomically with subscribing. The
+   * facades build their monitors on this. `onCommit` must not write (schedule writes instead);
+   * `onClose` runs if the dataspace closes first.
+   */
+  observe<T = unknown>(
+    kind: string,
+    options: Selector,
+    onCommit: (events: WatchEvent<T>[]) => void,
+    onClose?: (reason: CloseReason) => void,
+  ): Observation<T> {
+    this.beginRead()
+    checkKind(kind, true)
+    const selector = this.compile(kind, options)
+    const watchId = `w${++this.#watchCounter}`
+    this.#publishInterest(watchId, kind, options)
+    const subscriber: Subscriber = {
+      kind,
+      selector,
+      onEvents: onCommit,
+    }
+    const snapshot = this.#snapshot(kind, selector)
+    this.#hub.add(subscriber)
+    let open = true
+    const observation: Observation<T> = {
+      records: snapshot.records as DataspaceRecord<T>[],
+      revision: snapshot.revision,
+      close: (reason: CloseReason = 'closed') => {
+        if (!open) return
+        open = false
+        this.#hub.remove(subscriber)
+        this.#observations.delete(observation)
+        if (this.#closed) onClose?.(reason)
+        else this.#withdrawInterest(watchId)
+      },
+    }
+    this.#observations.add(observation)
+    return observation
+  }
+
+  #startWatch(
+    stream: WatchStream<never> | WatchStream,
+    kind: string,
+    selector: CompiledSelector,
+    options: WatchOptions,
+  ): void {
+    const from = options.fromRevision
+    if (from === undefined) {
+      if (options.snapshot !== false) stream.onEvents([this.#snapshot(kind, selector)])
+    } else if (from > this.#revision || !this.#history.covers(from)) {
+      stream.resync('history-gone')
+    } else {
+      for (const commit of this.#history.since(from)) {
+        const events = []
+        for (const change of commit.changes) {
+          if (change.kind !== kind) continue
+          const event = eventFor(stream, change, commit.revision)
+          if (event !== undefined) events.push(event)
+        }
+        if (events.length > 0) stream.onEvents(events)
+      }
+    }
+    this.#hub.add(stream)
+  }
+
+  #snapshot(
+    kind: string,
+    selector: CompiledSelector,
+  ): { type: 'snapshot'; records: DataspaceRecord[]; revision: number } {
+    const store = this.#stores.get(kind)
+    const records = store === undefined ? [] : select(store, selector, plan(store, selector))
+    return { type: 'snapshot', records, revision: this.#revision }
+  }
+
+  #publishInterest(watchId: string, kind: string, options: Selector): void {
+    const data: Record<string, unknown> = { kind }
+    if (options.id !== undefined) data['id'] = String(options.id)
+    if (options.fields !== undefined) data['fields'] = options.fields
+    if (options.labels !== undefined) data['labels'] = options.labels
+    if (options.owner !== undefined) data['owner'] = options.owner
+    const tx = new Transaction(this, null)
+    tx.assert({ kind: WATCH_KIND, id: watchId, data: Object.freeze(data) })
+    this.apply(tx)
+  }
+
+  #withdrawInterest(watchId: string): void {
+    const record = this.#stores.get(WATCH_KIND)?.records.get(watchId)
+    if (record === undefined) return
+    const tx = new Transaction(this, null)
+    tx.remove(record, 'retract')
+    this.applyWhenSafe(tx)
+  }
+
+  /** Compiles a selector against the kind's declared fields. */
+  compile(kind: string, selector: Selector): CompiledSelector {
+    return compileSelector(selector, this.#stores.get(kind)?.closedFields)
+  }
+
+  /** Every public operation starts here: refuse when closed, then commit any due expiries. */
+  beginRead(): void {
+    this.checkOpen()
+    this.#expireDue()
+  }
+
+  checkOpen(): void {
+    if (this.#closed) throw new Closed('the dataspace is closed')
+  }
+
+  /**
+   * Applies a staged transaction as one commit: the next revision, the stores and indexes, the
+   * history, the expiry queue, then one dispatch to the watchers. Returns the commit's revision
+   * (the current revision when there was nothing to change).
+   */
+  apply(tx: Transaction): number {
+    if (this.#dispatching)
+      throw new Error('internal: a commit was started while watchers were being notified')
+    const changes = tx.changes.filter(
+      (change) => change.before !== undefined || change.after !== undefined,
+    )
+    if (changes.length === 0) return this.#revision
+    const revision = ++this.#revision
+    let nextExpiry = Infinity
+    for (const change of changes) {
+      const store = this.storeFor(change.kind)
+      if (change.after === undefined) store.delete(change.before as DataspaceRecord)
+      else {
+        store.put(change.after, change.before)
+        const at = change.after.expiresAt
+        if (at !== undefined && at !== change.before?.expiresAt) {
+          this.#expiries.push({ at, kind: change.kind, id: change.id })
+          if (at < nextExpiry) nextExpiry = at
+        }
+      }
+    }
+    const commit: Commit = { revision, changes }
+    this.#history.append(commit)
+    if (nextExpiry < this.#timerAt) this.#armTimer(nextExpiry)
+    this.#dispatching = true
+    try {
+      this.#hub.dispatch(commit)
+    } finally {
+      this.#dispatching = false
+    }
+    return revision
+  }
+
+  /**
+   * Stages and applies ONE commit as `actor` (a pid, or `null` for the system, which may write
+   * reserved kinds and set owners). This is how the facades write: `build` stages operations on
+   * the transaction and anything it throws aborts the whole commit.
+   */
+  commitAs<R>(
+    actor: string | null,
+    build: (tx: Transaction) => R,
+  ): { revision: number; result: R } {
+    this.beginRead()
+    if (actor !== null) this.checkProcess(actor)
+    const tx = new Transaction(this, actor)
+    const result = build(tx)
+    return { revision: this.apply(tx), result }
+  }
+
+  /** Throws `ProcessExited` unless `pid` is a live process of this dataspace. */
+  checkProcess(pid: string): LocalProcess {
+    const proc = this.#processes.get(pid)
+    if (proc === undefined || !proc.alive)
+      throw new ProcessExited(`process ${pid} is not alive in this dataspace`, pid)
+    return proc
+  }
+
+  /** Like `apply`, but deferred to a microtask when called from inside a dispatch (a watch closed by its consumer mid-dispatch). */
+  applyWhenSafe(tx: Transaction): void {
+    if (!this.#dispatching) this.apply(tx)
+    else queueMicrotask(() => void (this.#closed || this.apply(tx)))
+  }
+
+  /** Commits the retraction of every record whose TTL has run out, in one commit. */
+  #expireDue(): void {
+    const head = this.#expiries.peek()
+    if (head === undefined || head.at > this.now() || this.#dispatching) return
+    const tx = new Transaction(this, null)
+    for (const due of this.#expiries.popDue(this.now())) {
+      const record = this.#stores.get(due.kind)?.records.get(due.id)
+      // Lazy deletion: the entry counts only if the record still carries this deadline.
+      if (record?.expiresAt === due.at && tx.read(due.kind, due.id) === record)
+        tx.remove(record, 'expired')
+    }
+    this.apply(tx)
+  }
+
+  #armTimer(at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timerAt = at
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined
+        this.#timerAt = Infinity
+        if (this.#closed) return
+        this.#expireDue()
+        const next = this.#expiries.peek()
+        if (next !== undefined) this.#armTimer(next.at)
+      },
+      Math.max(0, at - this.now()),
+    )
+    // Expiry alone must not keep a program alive.
+    this.#timer.unref()
+  }
+
+  get storesOf(): Iterable<KindStore> {
+    return this.#stores.values()
+  }
+
+  messageRecordWatchers(from: string, kind: string, id: string, message: unknown): number {
+    const record = this.#stores.get(kind)?.records.get(id)
+    return this.#hub.message(kind, id, record, { type: 'message', from, kind, id, message })
+  }
+
+  /** Registers how `send` resolves `{ group }` or `{ name }` targets (the facades call this). */
+  setTargetResolver(resolver: (target: SendTarget) => readonly string[] | undefined): void {
+    this.#targetResolvers.push(resolver)
+  }
+
+  resolveTarget(target: SendTarget): readonly string[] {
+    for (const resolver of this.#targetResolvers) {
+      const pids = resolver(target)
+      if (pids !== undefined) return pids
+    }
+    throw new InvalidArgument(
+      `cannot send to ${JSON.stringify(target)}: expected a pid, { kind, id }, { group } or { name }`,
+    )
+  }
+
+  /** Removes an exited process from the table (its records are already retracted). */
+  forgetProcess(proc: LocalProcess): void {
+    this.#processes.delete(proc.id)
+    this.#droppedMailbox += proc.droppedTotal
+  }
+
+  /** Exits every process, ends every watch; later calls fail with `Closed`. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await Promise.all([...this.#processes.values()].map((proc) => proc.exit('shutdown')))
+    this.#closed = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    const reason: CloseReason = 'dataspace-closed'
+    for (const stream of [...this.#watches]) stream.end(reason)
+    for (const observation of [...this.#observations]) observation.close(reason)
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new InvalidArgument(`${name} must be a positive integer, got ${value}`)
+  return value
+}
+
+function checkPaths(name: string, paths: readonly string[]): string[] {
+  if (!Array.isArray(paths)) throw new InvalidArgument(`${name} must be an array of data paths`)
+  for (const path of paths) {
+    if (
+      typeof path !== 'string' ||
+      path.length === 0 ||
+      path.split('.').some((segment) => segment.length === 0)
+    ) {
+      throw new InvalidArgument(`${name}: ${JSON.stringify(path)} is not a dotted data path`)
+    }
+  }
+  return [...new Set<string>(paths)]
+}
+
+/**
+ * Creates an in-process dataspace.
+ *
+ * @example
+ * const ds = createDataspace()
+ * const router = ds.process('router')
+ * await router.assert('api.route', 'health', { path: '/health' })
+ * for await (const event of ds.watch('api.route')) console.log(event.type)
+ */
+export function createDataspace(options: DataspaceOptions = {}): Dataspace {
+  return new Dataspace(options)
+}

@@ -1,0 +1,128 @@
+import sortedBtree from 'sorted-btree'
+import type { StandardSchemaV1 } from '@standard-schema/spec'
+import { fieldValues } from '../query/index.js'
+import type { DataspaceRecord } from './types.js'
+
+type Rec = DataspaceRecord
+
+// sorted-btree is CommonJS with `exports.default`: under Node's ESM interop the class sits one level down.
+const BTree = sortedBtree.default
+
+/** An index over one declared data path: value (string form) → ids. Array fields index each element. */
+class FieldIndex {
+  readonly path: string
+  readonly segments: readonly string[]
+  readonly buckets = new Map<string, Set<string>>()
+
+  constructor(path: string) {
+    this.path = path
+    this.segments = path.split('.')
+  }
+
+  add(record: Rec): void {
+    for (const value of fieldValues(record.data, this.segments))
+      addTo(this.buckets, value, record.id)
+  }
+
+  remove(record: Rec): void {
+    for (const value of fieldValues(record.data, this.segments))
+      removeFrom(this.buckets, value, record.id)
+  }
+}
+
+/**
+ * One kind's records and their indexes. The store only keeps indexes in step with the records;
+ * choosing an index for a query is the planner's job (`query-planner.ts`).
+ */
+export class KindStore {
+  readonly kind: string
+  readonly records = new Map<string, Rec>()
+  /** Every id in order: serves literal-prefix globs and ordered pagination. */
+  readonly ids = new BTree<string, undefined>()
+  readonly byOwner = new Map<string, Set<string>>()
+  /** label key → value → ids */
+  readonly byLabel = new Map<string, Map<string, Set<string>>>()
+  fieldIndexes = new Map<string, FieldIndex>()
+  schema: StandardSchemaV1 | undefined
+  /** The closed list of selectable fields, when the kind declares one. */
+  closedFields: ReadonlySet<string> | undefined
+  /** True once `defineKind` has been called (a kind is created implicitly by its first write). */
+  defined = false
+
+  constructor(kind: string) {
+    this.kind = kind
+  }
+
+  get size(): number {
+    return this.records.size
+  }
+
+  /** Replaces the declared indexes, rebuilding them over the records already stored. */
+  setIndexes(paths: readonly string[]): void {
+    const next = new Map<string, FieldIndex>()
+    for (const path of paths) {
+      const existing = this.fieldIndexes.get(path)
+      if (existing !== undefined) {
+        next.set(path, existing)
+        continue
+      }
+      const index = new FieldIndex(path)
+      for (const record of this.records.values()) index.add(record)
+      next.set(path, index)
+    }
+    this.fieldIndexes = next
+  }
+
+  /** Stores `record`, replacing `before` (the current record of that id, if any). */
+  put(record: Rec, before: Rec | undefined): void {
+    if (before !== undefined) this.#unindex(before)
+    else this.ids.set(record.id, undefined)
+    this.records.set(record.id, record)
+    if (record.owner !== null) addTo(this.byOwner, record.owner, record.id)
+    for (const index of this.fieldIndexes.values()) index.add(record)
+    for (const key in record.labels) {
+      let values = this.byLabel.get(key)
+      if (values === undefined) this.byLabel.set(key, (values = new Map<string, Set<string>>()))
+      addTo(values, record.labels[key] as string, record.id)
+    }
+  }
+
+  delete(record: Rec): void {
+    this.records.delete(record.id)
+    this.ids.delete(record.id)
+    this.#unindex(record)
+  }
+
+  #unindex(record: Rec): void {
+    if (record.owner !== null) removeFrom(this.byOwner, record.owner, record.id)
+    for (const index of this.fieldIndexes.values()) index.remove(record)
+    for (const key in record.labels) {
+      const values = this.byLabel.get(key)
+      if (values === undefined) continue
+      removeFrom(values, record.labels[key] as string, record.id)
+      if (values.size === 0) this.byLabel.delete(key)
+    }
+  }
+}
+
+function addTo<K>(map: Map<K, Set<string>>, key: K, id: string): void {
+  let set = map.get(key)
+  if (set === undefined) map.set(key, (set = new Set()))
+  set.add(id)
+}
+
+function removeFrom<K>(map: Map<K, Set<string>>, key: K, id: string): void {
+  const set = map.get(key)
+  if (set === undefined) return
+  set.delete(id)
+  if (set.size === 0) map.delete(key)
+}
+
+/** The smallest string greater than every string starting with `prefix` (for range scans). */
+export function prefixEnd(prefix: string): string | undefined {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    const code = prefix.charCodeAt(i)
+    if (code < 0xffff) return prefix.slice(0, i) + String.fromCharCode(code + 1)
+  }
+  return undefined
+}

@@ -1,0 +1,191 @@
+import type { CompiledSelector } from './compiled-selector.js'
+import { prefixEnd } from './kind-store.js'
+import type { KindStore } from './kind-store.js'
+import type { DataspaceRecord } from './types.js'
+
+/** How a selector is served: which index, how many candidates, and whether they come in id order. */
+export interface Plan {
+  /** `id`, `id-prefix`, `owner`, `field:<path>`, `label:<key>`, or `null` for a full scan. */
+  readonly index: string | null
+  /** Candidates visited before the full selector is applied (exact for every index but `!=`). */
+  readonly estimate: number
+  /** Candidate ids; in id order when `ordered`, otherwise in no particular order. */
+  readonly ordered: boolean
+  candidates(after?: string): Iterable<string>
+}
+
+/**
+ * Picks the access path that visits the fewest records. Every index here knows its bucket sizes
+ * exactly, so "most selective" is a comparison of numbers, not a guess; the id-prefix range is
+ * counted only up to the best bound found so far, so a wide prefix never costs a scan to price.
+ */
+export function plan(store: KindStore, selector: CompiledSelector): Plan {
+  const glob = selector.id
+  if (glob?.exact === true) {
+    const id = glob.prefix
+    const present = store.records.has(id)
+    return {
+      index: 'id',
+      estimate: present ? 1 : 0,
+      ordered: true,
+      candidates: (after) => (present && (after === undefined || id > after) ? [id] : []),
+    }
+  }
+  let best: Plan = fullScan(store)
+  const consider = (candidate: Plan): void => {
+    if (candidate.estimate < best.estimate) best = candidate
+  }
+  if (selector.owner !== undefined) consider(fromSets('owner', [store.byOwner.get(selector.owner)]))
+  for (const requirement of selector.fields?.requirements ?? []) {
+    const index = store.fieldIndexes.get(requirement.path)
+    if (index === undefined) continue
+    const name = `field:${requirement.path}`
+    if (requirement.op === '=') consider(fromSets(name, [index.buckets.get(requirement.value)]))
+    else consider(excludingBucket(name, store.size, index.buckets, requirement.value))
+  }
+  for (const requirement of selector.labels?.requirements ?? []) {
+    const values = store.byLabel.get(requirement.key)
+    const name = `label:${requirement.key}`
+    switch (requirement.op) {
+      case '=':
+      case 'in':
+        consider(
+          fromSets(
+            name,
+            requirement.values.map((value) => values?.get(value)),
+          ),
+        )
+        break
+      case 'exists':
+        consider(fromSets(name, values === undefined ? [] : [...values.values()]))
+        break
+      case '!=':
+      case 'notin':
+      case '!exists':
+      case 'gt':
+      case 'lt':
+        break // these match records lacking the key (or need a numeric scan): no index helps
+      default:
+        requirement.op satisfies never
+    }
+  }
+  if (glob !== undefined && glob.prefix !== '')
+    consider(idPrefix(store, glob.prefix, best.estimate))
+  return best
+}
+
+function fullScan(store: KindStore): Plan {
+  return {
+    index: null,
+    estimate: store.size,
+    ordered: true,
+    candidates: (after) => keysAfter(store, after, undefined),
+  }
+}
+
+function idPrefix(store: KindStore, prefix: string, bound: number): Plan {
+  const end = prefixEnd(prefix)
+  let estimate = 0
+  for (const id of store.ids.keys(prefix)) {
+    if (end !== undefined && id >= end) break
+    if (++estimate > bound) break
+  }
+  return {
+    index: 'id-prefix',
+    estimate,
+    ordered: true,
+    candidates: (after) =>
+      keysAfter(store, after === undefined || after < prefix ? prefix : after, end, after),
+  }
+}
+
+function* keysAfter(
+  store: KindStore,
+  from: string | undefined,
+  end: string | undefined,
+  exclusive = from,
+): Iterable<string> {
+  for (const id of store.ids.keys(from)) {
+    if (end !== undefined && id >= end) return
+    if (id === exclusive) continue
+    yield id
+  }
+}
+
+/** The union of some id sets (disjoint for one label key or one field value). */
+function fromSets(index: string, sets: readonly (ReadonlySet<string> | undefined)[]): Plan {
+  let estimate = 0
+  for (const set of sets) estimate += set?.size ?? 0
+  return {
+    index,
+    estimate,
+    ordered: false,
+    *candidates() {
+      for (const set of sets) if (set !== undefined) yield* set
+    },
+  }
+}
+
+/** Every indexed value but one (`field!=value`). Array fields put an id in several buckets: dedupe. */
+function excludingBucket(
+  index: string,
+  total: number,
+  buckets: ReadonlyMap<string, ReadonlySet<string>>,
+  value: string,
+): Plan {
+  const excluded = buckets.get(value)
+  return {
+    index,
+    estimate: total - (excluded?.size ?? 0),
+    ordered: false,
+    *candidates() {
+      const seen = new Set<string>()
+      for (const [bucketValue, ids] of buckets) {
+        if (bucketValue === value) continue
+        for (const id of ids) {
+          if (excluded?.has(id) === true || seen.has(id)) continue
+          seen.add(id)
+          yield id
+        }
+      }
+    },
+  }
+}
+
+export interface SelectOptions {
+  /** Only ids strictly greater than this (pagination). */
+  readonly after?: string | undefined
+  /** Stop once this many matches are found (in id order). */
+  readonly max?: number | undefined
+  /** Ids to leave out (their state at an older revision is supplied separately). */
+  readonly skip?: ReadonlyMap<string, unknown> | undefined
+}
+
+/** The records matching `selector`, in id order, served from the plan's index. */
+export function select(
+  store: KindStore,
+  selector: CompiledSelector,
+  chosen: Plan,
+  options: SelectOptions = {},
+): DataspaceRecord[] {
+  const { after, max = Infinity, skip } = options
+  const out: DataspaceRecord[] = []
+  for (const id of chosen.candidates(after)) {
+    if (after !== undefined && id <= after) continue
+    if (skip?.has(id) === true) continue
+    const record = store.records.get(id)
+    if (record === undefined || !selector.matches(record)) continue
+    out.push(record)
+    // Ordered candidates arrive in id order, so the first `max` matches are the answer.
+    if (chosen.ordered && out.length >= max) return out
+  }
+  if (!chosen.ordered) {
+    out.sort(byId)
+    if (out.length > max) out.length = max
+  }
+  return out
+}
+
+export function byId(a: { readonly id: string }, b: { readonly id: string }): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}

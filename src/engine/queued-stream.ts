@@ -1,0 +1,117 @@
+import type { CloseReason, Stream } from './types.js'
+
+interface Waiter<T> {
+  resolve(result: IteratorResult<T, undefined>): void
+}
+
+/**
+ * The one queue behind every stream (watches, mailboxes, facade monitors), after nats.js's
+ * QueuedIterator: producers `push` synchronously, one consumer pulls with `for await`.
+ *
+ * The queue itself does not enforce a bound: its producer decides what to do when `length`
+ * reaches its limit (a watch resets and resnapshots, a mailbox drops and counts), because
+ * the right overflow policy depends on what the items mean.
+ */
+export class QueuedStream<T> implements Stream<T> {
+  #items: T[] = []
+  #head = 0
+  #waiter: Waiter<T> | undefined
+  #done = false
+  #resolveClosed!: (reason: CloseReason) => void
+  readonly closed: Promise<CloseReason>
+  readonly #onClose: ((reason: CloseReason) => void) | undefined
+
+  /** @param onClose runs once, synchronously, when the stream ends (unsubscribe hooks go here). */
+  constructor(onClose?: (reason: CloseReason) => void) {
+    this.#onClose = onClose
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve
+    })
+  }
+
+  /** Items waiting for the consumer. */
+  get length(): number {
+    return this.#items.length - this.#head
+  }
+
+  get done(): boolean {
+    return this.#done
+  }
+
+  /** Queues one item; returns false (and drops it) if the stream has ended. */
+  push(item: T): boolean {
+    if (this.#done) return false
+    const waiter = this.#waiter
+    if (waiter !== undefined) {
+      this.#waiter = undefined
+      waiter.resolve({ value: item, done: false })
+      return true
+    }
+    this.#items.push(item)
+    return true
+  }
+
+  /** Drops every queued item, returning them (the caller counts what was lost). */
+  clear(): T[] {
+    const dropped = this.#items.slice(this.#head)
+    this.#items = []
+    this.#head = 0
+    return dropped
+  }
+
+  /** Ends the stream: queued items are discarded and the consumer's pending `next()` returns done. */
+  end(reason: CloseReason = 'closed'): void {
+    if (this.#done) return
+    this.#done = true
+    this.#items = []
+    this.#head = 0
+    const waiter = this.#waiter
+    this.#waiter = undefined
+    waiter?.resolve({ value: undefined, done: true })
+    this.#onClose?.(reason)
+    this.#resolveClosed(reason)
+  }
+
+  close(): void {
+    this.end('closed')
+  }
+
+  next(): Promise<IteratorResult<T, undefined>> {
+    if (this.#head < this.#items.length) {
+      const value = this.#items[this.#head] as T
+      this.#items[this.#head] = undefined as T // release for GC before compaction
+      this.#head++
+      if (this.#head === this.#items.length) {
+        this.#items = []
+        this.#head = 0
+      } else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+        this.#items = this.#items.slice(this.#head)
+        this.#head = 0
+      }
+      return Promise.resolve({ value, done: false })
+    }
+    if (this.#done) return Promise.resolve({ value: undefined, done: true })
+    if (this.#waiter !== undefined) {
+      return Promise.reject(
+        new Error('a stream has one consumer: next() called while another next() is pending'),
+      )
+    }
+    return new Promise((resolve) => {
+      this.#waiter = { resolve }
+    })
+  }
+
+  return(): Promise<IteratorResult<T, undefined>> {
+    this.end('closed')
+    return Promise.resolve({ value: undefined, done: true })
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T, undefined> {
+    return this
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.end('closed')
+    await this.closed
+  }
+}

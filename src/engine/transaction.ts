@@ -1,0 +1,363 @@
+import { Conflict, InvalidArgument, NotFound, NotOwner } from '../errors/index.js'
+import { fieldValues, validateLabels } from '../query/index.js'
+import type { CompiledSelector } from './compiled-selector.js'
+import type { Change } from './history.js'
+import type { KindStore } from './kind-store.js'
+import { plan, select } from './query-planner.js'
+import { validateSync } from './schema.js'
+import type { Condition, DataspaceRecord, Labels, OrderBy, RetractReason } from './types.js'
+import { checkDuration, checkRevision, freezeJson } from './validate.js'
+
+type Rec = DataspaceRecord
+
+/** What a transaction needs from the engine: the stores, and the revision it will commit as. */
+export interface TransactionContext {
+  store(kind: string): KindStore | undefined
+  readonly revision: number
+  now(): number
+}
+
+export interface AssertInput {
+  readonly kind: string
+  readonly id: string
+  /** Already validated and frozen. */
+  readonly data: unknown
+  readonly labels?: Labels | undefined
+  readonly ttl?: number | undefined
+  readonly ifRevision?: number | undefined
+  /** Only for the system actor (facades): the owner to give the record, bypassing ownership checks. */
+  readonly owner?: string | null | undefined
+}
+
+const EMPTY_LABELS: Labels = Object.freeze({})
+
+/**
+ * Stages the operations of one commit against the current state plus what earlier operations
+ * of the same commit did. Nothing touches the stores until the engine applies `changes`, so a
+ * failing operation leaves nothing half-applied. `actor` is the pid acting (`null` = the system).
+ */
+export class Transaction {
+  readonly #context: TransactionContext
+  readonly #actor: string | null
+  readonly #revision: number
+  /** kind → id → staged record (undefined = staged removal) */
+  readonly #staged = new Map<string, Map<string, Rec | undefined>>()
+  readonly changes: Change[] = []
+
+  constructor(context: TransactionContext, actor: string | null) {
+    this.#context = context
+    this.#actor = actor
+    this.#revision = context.revision + 1
+  }
+
+  /** The record as this transaction sees it. */
+  read(kind: string, id: string): Rec | undefined {
+    const staged = this.#staged.get(kind)
+    if (staged?.has(id) === true) return staged.get(id)
+    return this.#context.store(kind)?.records.get(id)
+  }
+
+  check(condition: Condition, index: number): void {
+    const current = this.read(condition.kind, String(condition.id))
+    const where = `condition ${index} (${condition.kind}/${condition.id})`
+    const revision = current?.revision ?? 0
+    if (
+      condition.revision !== undefined &&
+      revision !== checkRevision('condition revision', condition.revision)
+    ) {
+      throw new Conflict(
+        `${where}: revision is ${revision}, expected ${condition.revision}`,
+        revision,
+      )
+    }
+    if (condition.exists !== undefined && condition.exists !== (current !== undefined)) {
+      throw new Conflict(
+        `${where}: record ${current === undefined ? 'does not exist' : 'exists'}`,
+        revision,
+      )
+    }
+    if (condition.field !== undefined) {
+      const actual = current === undefined ? undefined : valueAt(current.data, condition.field)
+      if ('equals' in condition && !jsonEqual(actual, condition.equals)) {
+        throw new Conflict(
+          `${where}: ${condition.field} is ${JSON.stringify(actual)}, expected ${JSON.stringify(condition.equals)}`,
+          revision,
+        )
+      }
+      if ('notEquals' in condition && jsonEqual(actual, condition.notEquals)) {
+        throw new Conflict(`${where}: ${condition.field} is ${JSON.stringify(actual)}`, revision)
+      }
+    } else if ('equals' in condition || 'notEquals' in condition) {
+      throw new InvalidArgument(`${where}: equals/notEquals need a field`)
+    }
+  }
+
+  assert(input: AssertInput): Rec {
+    const { kind, id } = input
+    const current = this.read(kind, id)
+    this.#checkRevision(kind, id, current, input.ifRevision)
+    const system = this.#actor === null
+    if (
+      !system &&
+      current !== undefined &&
+      current.owner !== null &&
+      current.owner !== this.#actor
+    ) {
+      throw new NotOwner(
+        `${kind}/${id} is owned by ${current.owner}; only its owner may overwrite it`,
+        current.owner,
+      )
+    }
+    let labels = EMPTY_LABELS
+    if (input.labels !== undefined) {
+      const problem = validateLabels(input.labels)
+      if (problem !== undefined) throw new InvalidArgument(`labels: ${problem}`)
+      labels = Object.freeze({ ...input.labels })
+    }
+    const expiresAt =
+      input.ttl === undefined ? undefined : this.#context.now() + checkDuration('ttl', input.ttl)
+    // An ownerless record stays ownerless: writing it does not hand it to the writer.
+    const owner =
+      system && input.owner !== undefined
+        ? input.owner
+        : current !== undefined
+          ? current.owner
+          : this.#actor
+    const record = this.#record(
+      kind,
+      id,
+      input.data,
+      labels,
+      owner,
+      current?.createdRevision,
+      expiresAt,
+    )
+    this.#stage(record, current, undefined)
+    return record
+  }
+
+  retract(
+    kind: string,
+    id: string,
+    ifRevision: number | undefined,
+    reason: RetractReason = 'retract',
+  ): Rec {
+    const current = this.read(kind, id)
+    if (current === undefined) {
+      if (ifRevision !== undefined && ifRevision !== 0)
+        this.#checkRevision(kind, id, current, ifRevision)
+      throw new NotFound(`${kind}/${id} does not exist`)
+    }
+    this.#checkRevision(kind, id, current, ifRevision)
+    if (this.#actor !== null && current.owner !== null && current.owner !== this.#actor) {
+      throw new NotOwner(
+        `${kind}/${id} is owned by ${current.owner}; only its owner may retract it`,
+        current.owner,
+      )
+    }
+    this.#stageRemoval(current, reason)
+    return current
+  }
+
+  /** Removes a record regardless of owner (owner exit, expiry). */
+  remove(record: Rec, reason: RetractReason): void {
+    this.#stageRemoval(record, reason)
+  }
+
+  /**
+   * Atomically picks the first record matching `selector` (by `orderBy`) and patches it. The
+   * selector is evaluated against this transaction's view, so two claims can never pick the same
+   * record: the second sees the first's patch.
+   */
+  claim(
+    kind: string,
+    selector: CompiledSelector,
+    patch: unknown,
+    ownerSelf: boolean,
+    orderBy: OrderBy | undefined,
+  ): Rec | undefined {
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
+      throw new InvalidArgument('claim patch must be an object (it is shallow-merged into data)')
+    }
+    const chosen = this.#pickForClaim(kind, selector, orderBy)
+    if (chosen === undefined) return undefined
+    if (chosen.data === null || typeof chosen.data !== 'object' || Array.isArray(chosen.data)) {
+      throw new InvalidArgument(`cannot patch ${kind}/${chosen.id}: its data is not an object`)
+    }
+    const store = this.#context.store(kind)
+    let data: unknown = {
+      ...(chosen.data as Record<string, unknown>),
+      ...(patch as Record<string, unknown>),
+    }
+    if (store?.schema !== undefined) data = validateSync(kind, store.schema, data)
+    freezeJson(data)
+    const owner = ownerSelf ? this.#actor : chosen.owner
+    const record = this.#record(
+      kind,
+      chosen.id,
+      data,
+      chosen.labels,
+      owner,
+      chosen.createdRevision,
+      chosen.expiresAt,
+    )
+    this.#stage(record, chosen, undefined)
+    return record
+  }
+
+  #pickForClaim(
+    kind: string,
+    selector: CompiledSelector,
+    orderBy: OrderBy | undefined,
+  ): Rec | undefined {
+    const store = this.#context.store(kind)
+    const staged = this.#staged.get(kind)
+    let matches: Rec[] = []
+    if (store !== undefined) {
+      const byOrder = orderBy === undefined || orderBy === 'id'
+      // In id order the first match wins, so the scan can stop there.
+      matches = select(store, selector, plan(store, selector), {
+        skip: staged,
+        max: byOrder && staged === undefined ? 1 : undefined,
+      })
+    }
+    if (staged !== undefined) {
+      for (const record of staged.values())
+        if (record !== undefined && selector.matches(record)) matches.push(record)
+    }
+    if (matches.length === 0) return undefined
+    const compare = comparator(orderBy)
+    let best = matches[0] as Rec
+    for (const record of matches) if (compare(record, best) < 0) best = record
+    return best
+  }
+
+  #checkRevision(
+    kind: string,
+    id: string,
+    current: Rec | undefined,
+    ifRevision: number | undefined,
+  ): void {
+    if (ifRevision === undefined) return
+    const actual = current?.revision ?? 0
+    if (actual !== checkRevision('ifRevision', ifRevision)) {
+      const state = current === undefined ? 'does not exist' : `is at revision ${actual}`
+      throw new Conflict(
+        `${kind}/${id} ${state}, expected ${ifRevision === 0 ? 'it not to exist' : `revision ${ifRevision}`}`,
+        actual,
+      )
+    }
+  }
+
+  #record(
+    kind: string,
+    id: string,
+    data: unknown,
+    labels: Labels,
+    owner: string | null,
+    created: number | undefined,
+    expiresAt: number | undefined,
+  ): Rec {
+    const revision = this.#revision
+    const record: Rec =
+      expiresAt === undefined
+        ? { kind, id, data, labels, owner, revision, createdRevision: created ?? revision }
+        : {
+            kind,
+            id,
+            data,
+            labels,
+            owner,
+            revision,
+            createdRevision: created ?? revision,
+            expiresAt,
+          }
+    return Object.freeze(record)
+  }
+
+  #stage(after: Rec, current: Rec | undefined, reason: RetractReason | undefined): void {
+    let staged = this.#staged.get(after.kind)
+    if (staged === undefined) this.#staged.set(after.kind, (staged = new Map<string, Rec | undefined>()))
+    staged.set(after.id, after)
+    this.#pushChange(after.kind, after.id, current, after, reason)
+  }
+
+  #stageRemoval(current: Rec, reason: RetractReason): void {
+    let staged = this.#staged.get(current.kind)
+    if (staged === undefined) this.#staged.set(current.kind, (staged = new Map<string, Rec | undefined>()))
+    staged.set(current.id, undefined)
+    this.#pushChange(current.kind, current.id, current, undefined, reason)
+  }
+
+  /** Several ops on one id in one commit collapse into one change: watchers see the net effect. */
+  #pushChange(
+    kind: string,
+    id: string,
+    current: Rec | undefined,
+    after: Rec | undefined,
+    reason: RetractReason | undefined,
+  ): void {
+    const previous = this.#lastChange.get(`${kind}\u0000${id}`)
+    if (previous !== undefined) {
+      const merged = { kind, id, before: previous.change.before, after, reason }
+      this.changes[previous.index] = merged
+      this.#lastChange.set(`${kind}\u0000${id}`, { index: previous.index, change: merged })
+      return
+    }
+    const change: Change = { kind, id, before: current, after, reason }
+    this.#lastChange.set(`${kind}\u0000${id}`, { index: this.changes.length, change })
+    this.changes.push(change)
+  }
+
+  readonly #lastChange = new Map<string, { index: number; change: Change }>()
+}
+
+/** Reads a dotted data path (for conditions); arrays are not traversed. */
+function valueAt(data: unknown, path: string): unknown {
+  let value = data
+  for (const segment of path.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined
+    value = (value as Record<string, unknown>)[segment]
+  }
+  return value
+}
+
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  const aKeys = Object.keys(a)
+  const bKeys = Object.keys(b)
+  if (aKeys.length !== bKeys.length) return false
+  return aKeys.every((key) =>
+    jsonEqual((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]),
+  )
+}
+
+/** Orders claim candidates: `id`, `revision`, `createdRevision` or a data path; `-` prefix descends. */
+function comparator(orderBy: OrderBy | undefined): (a: Rec, b: Rec) => number {
+  const spec = orderBy ?? 'id'
+  const descending = spec.startsWith('-')
+  const key = descending ? spec.slice(1) : spec
+  const sign = descending ? -1 : 1
+  const read: (record: Rec) => string | number =
+    key === 'id'
+      ? (record) => record.id
+      : key === 'revision'
+        ? (record) => record.revision
+        : key === 'createdRevision'
+          ? (record) => record.createdRevision
+          : (record) => {
+              const value = valueAt(record.data, key)
+              return typeof value === 'number'
+                ? value
+                : (fieldValues(record.data, key.split('.'))[0] ?? '')
+            }
+  return (a, b) => {
+    const x = read(a)
+    const y = read(b)
+    if (x < y) return -sign
+    if (x > y) return sign
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0 // ties go to the lower id, always ascending
+  }
+}
