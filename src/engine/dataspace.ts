@@ -9,9 +9,8 @@ import { listPage } from './list-page.js'
 import { LocalProcess } from './process.js'
 import type { ProcessHost } from './process.js'
 import { ProcessOps } from './process-ops.js'
-import { plan, select } from './query-planner.js'
+import { plan } from './query-planner.js'
 import { Transaction } from './transaction.js'
-import type { TransactionContext } from './transaction.js'
 import type {
   CloseReason,
   DataspaceApi,
@@ -29,10 +28,8 @@ import type {
   WatchOptions,
 } from './types.js'
 import { checkId, checkKind, checkLimit } from './validate.js'
-import type { WatchCounters } from './watch-stream.js'
-import { WatchStream } from './watch-stream.js'
-import { eventFor, WatchHub } from './watch-hub.js'
-import type { Subscriber } from './watch-hub.js'
+import { WatchRegistry } from './watch-registry.js'
+import type { Observation, WatchContext } from './watch-registry.js'
 
 /** Options of {@link createDataspace}. Every bound has a default; all are per dataspace. */
 export interface DataspaceOptions {
@@ -46,19 +43,6 @@ export interface DataspaceOptions {
   readonly watchBufferSize?: number
   /** Per-process mailbox bound in messages (default 10 000). */
   readonly mailboxSize?: number
-}
-
-/** The kind under which every open watch is visible as a record (Syndicate's `Observe`). */
-export const WATCH_KIND = '$watch'
-
-/** A synchronous observation of a kind (see {@link Dataspace.observe}). */
-export interface Observation<T = unknown> {
-  /** The matching records when the observation began. */
-  readonly records: readonly DataspaceRecord<T>[]
-  /** The revision of that snapshot. */
-  readonly revision: number
-  /** Stops the observation; `onCommit` is not called after it returns. */
-  close(reason?: CloseReason): void
 }
 
 /** Counters for observability; metrics (and tests) read them. */
@@ -79,21 +63,17 @@ export interface DataspaceStats {
  * the process table, and does no I/O. Every write is staged in a {@link Transaction}, then applied
  * as ONE commit with the next revision, then dispatched to watchers once.
  */
-export class Dataspace implements DataspaceApi, TransactionContext {
+export class Dataspace implements DataspaceApi, WatchContext {
   readonly node: string
   readonly #stores = new Map<string, KindStore>()
-  readonly #hub = new WatchHub()
   readonly #history: History
   readonly #expiries = new ExpiryQueue()
   readonly #processes = new Map<string, LocalProcess>()
-  readonly #watches = new Set<WatchStream>()
-  readonly #observations = new Set<Observation>()
-  readonly #counters: WatchCounters = { resets: 0, droppedMessages: 0 }
+  readonly #watches: WatchRegistry
   readonly #options: Required<Omit<DataspaceOptions, 'node' | 'backend'>>
   readonly #ops: ProcessHost
   #revision = 0
   #pidCounter = 0
-  #watchCounter = 0
   #droppedMailbox = 0
   #closed = false
   #timer: NodeJS.Timeout | undefined
@@ -117,10 +97,19 @@ export class Dataspace implements DataspaceApi, TransactionContext {
     })
     this.#history = new History(this.#options.historySize)
     this.#ops = new ProcessOps(this)
+    this.#watches = new WatchRegistry(this)
   }
 
   get revision(): number {
     return this.#revision
+  }
+
+  get history(): History {
+    return this.#history
+  }
+
+  get closed(): boolean {
+    return this.#closed
   }
 
   now(): number {
@@ -148,9 +137,9 @@ export class Dataspace implements DataspaceApi, TransactionContext {
       records,
       kinds: this.#stores.size,
       processes: this.#processes.size,
-      watchers: this.#hub.size,
-      watchResets: this.#counters.resets,
-      droppedWatchMessages: this.#counters.droppedMessages,
+      watchers: this.#watches.hub.size,
+      watchResets: this.#watches.counters.resets,
+      droppedWatchMessages: this.#watches.counters.droppedMessages,
       droppedMailboxMessages: dropped,
       historyFloor: this.#history.floor,
     }
@@ -281,46 +270,7 @@ export class Dataspace implements DataspaceApi, TransactionContext {
       options.bufferSize === undefined
         ? this.#options.watchBufferSize
         : positive('bufferSize', options.bufferSize)
-    if (
-      options.fromRevision !== undefined &&
-      (!Number.isSafeInteger(options.fromRevision) || options.fromRevision < 0)
-    ) {
-      throw new InvalidArgument(
-        `fromRevision must be a non-negative integer, got ${String(options.fromRevision)}`,
-      )
-    }
-    if (options.signal?.aborted === true) {
-      const stream = new WatchStream<T>({
-        kind,
-        selector,
-        bufferSize,
-        snapshot: () => this.#snapshot(kind, selector),
-        counters: this.#counters,
-        onClose: () => undefined,
-      })
-      stream.end('aborted')
-      return stream
-    }
-    const watchId = `w${++this.#watchCounter}`
-    this.#publishInterest(watchId, kind, options)
-    const stream: WatchStream<T> = new WatchStream<T>({
-      kind,
-      selector,
-      bufferSize,
-      snapshot: () => this.#snapshot(kind, selector),
-      counters: this.#counters,
-      onClose: () => {
-        this.#hub.remove(stream)
-        this.#watches.delete(stream)
-        options.signal?.removeEventListener('abort', onAbort)
-        if (!this.#closed) this.#withdrawInterest(watchId)
-      },
-    })
-    const onAbort = (): void => stream.end('aborted')
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    this.#watches.add(stream)
-    this.#startWatch(stream, kind, selector, options)
-    return stream
+    return this.#watches.watch<T>(kind, selector, options, bufferSize)
   }
 
   /**
@@ -337,84 +287,7 @@ export class Dataspace implements DataspaceApi, TransactionContext {
   ): Observation<T> {
     this.beginRead()
     checkKind(kind, true)
-    const selector = this.compile(kind, options)
-    const watchId = `w${++this.#watchCounter}`
-    this.#publishInterest(watchId, kind, options)
-    const subscriber: Subscriber = {
-      kind,
-      selector,
-      onEvents: onCommit,
-    }
-    const snapshot = this.#snapshot(kind, selector)
-    this.#hub.add(subscriber)
-    let open = true
-    const observation: Observation<T> = {
-      records: snapshot.records as DataspaceRecord<T>[],
-      revision: snapshot.revision,
-      close: (reason: CloseReason = 'closed') => {
-        if (!open) return
-        open = false
-        this.#hub.remove(subscriber)
-        this.#observations.delete(observation)
-        if (this.#closed) onClose?.(reason)
-        else this.#withdrawInterest(watchId)
-      },
-    }
-    this.#observations.add(observation)
-    return observation
-  }
-
-  #startWatch(
-    stream: WatchStream<never> | WatchStream,
-    kind: string,
-    selector: CompiledSelector,
-    options: WatchOptions,
-  ): void {
-    const from = options.fromRevision
-    if (from === undefined) {
-      if (options.snapshot !== false) stream.onEvents([this.#snapshot(kind, selector)])
-    } else if (from > this.#revision || !this.#history.covers(from)) {
-      stream.resync('history-gone')
-    } else {
-      for (const commit of this.#history.since(from)) {
-        const events = []
-        for (const change of commit.changes) {
-          if (change.kind !== kind) continue
-          const event = eventFor(stream, change, commit.revision)
-          if (event !== undefined) events.push(event)
-        }
-        if (events.length > 0) stream.onEvents(events)
-      }
-    }
-    this.#hub.add(stream)
-  }
-
-  #snapshot(
-    kind: string,
-    selector: CompiledSelector,
-  ): { type: 'snapshot'; records: DataspaceRecord[]; revision: number } {
-    const store = this.#stores.get(kind)
-    const records = store === undefined ? [] : select(store, selector, plan(store, selector))
-    return { type: 'snapshot', records, revision: this.#revision }
-  }
-
-  #publishInterest(watchId: string, kind: string, options: Selector): void {
-    const data: Record<string, unknown> = { kind }
-    if (options.id !== undefined) data['id'] = String(options.id)
-    if (options.fields !== undefined) data['fields'] = options.fields
-    if (options.labels !== undefined) data['labels'] = options.labels
-    if (options.owner !== undefined) data['owner'] = options.owner
-    const tx = new Transaction(this, null)
-    tx.assert({ kind: WATCH_KIND, id: watchId, data: Object.freeze(data) })
-    this.apply(tx)
-  }
-
-  #withdrawInterest(watchId: string): void {
-    const record = this.#stores.get(WATCH_KIND)?.records.get(watchId)
-    if (record === undefined) return
-    const tx = new Transaction(this, null)
-    tx.remove(record, 'retract')
-    this.applyWhenSafe(tx)
+    return this.#watches.observe(kind, this.compile(kind, options), onCommit, onClose)
   }
 
   /** Compiles a selector against the kind's declared fields. */
@@ -463,7 +336,7 @@ export class Dataspace implements DataspaceApi, TransactionContext {
     if (nextExpiry < this.#timerAt) this.#armTimer(nextExpiry)
     this.#dispatching = true
     try {
-      this.#hub.dispatch(commit)
+      this.#watches.dispatch(commit)
     } finally {
       this.#dispatching = false
     }
@@ -538,7 +411,7 @@ export class Dataspace implements DataspaceApi, TransactionContext {
 
   messageRecordWatchers(from: string, kind: string, id: string, message: unknown): number {
     const record = this.#stores.get(kind)?.records.get(id)
-    return this.#hub.message(kind, id, record, { type: 'message', from, kind, id, message })
+    return this.#watches.hub.message(kind, id, record, { type: 'message', from, kind, id, message })
   }
 
   /** Registers how `send` resolves `{ group }` or `{ name }` targets (the facades call this). */
@@ -569,8 +442,7 @@ export class Dataspace implements DataspaceApi, TransactionContext {
     this.#closed = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     const reason: CloseReason = 'dataspace-closed'
-    for (const stream of [...this.#watches]) stream.end(reason)
-    for (const observation of [...this.#observations]) observation.close(reason)
+    this.#watches.closeAll(reason)
   }
 }
 

@@ -277,14 +277,16 @@ export class Transaction {
 
   #stage(after: Rec, current: Rec | undefined, reason: RetractReason | undefined): void {
     let staged = this.#staged.get(after.kind)
-    if (staged === undefined) this.#staged.set(after.kind, (staged = new Map<string, Rec | undefined>()))
+    if (staged === undefined)
+      this.#staged.set(after.kind, (staged = new Map<string, Rec | undefined>()))
     staged.set(after.id, after)
     this.#pushChange(after.kind, after.id, current, after, reason)
   }
 
   #stageRemoval(current: Rec, reason: RetractReason): void {
     let staged = this.#staged.get(current.kind)
-    if (staged === undefined) this.#staged.set(current.kind, (staged = new Map<string, Rec | undefined>()))
+    if (staged === undefined)
+      this.#staged.set(current.kind, (staged = new Map<string, Rec | undefined>()))
     staged.set(current.id, undefined)
     this.#pushChange(current.kind, current.id, current, undefined, reason)
   }

@@ -38,7 +38,7 @@ describe('assert options and validation', () => {
     assert.ok(Object.isFrozen(record))
     assert.ok(Object.isFrozen(record.data.nested.list))
     assert.throws(() => {
-      ;(data.nested.list).push(3)
+      data.nested.list.push(3)
     }, TypeError)
     await ds.close()
   })

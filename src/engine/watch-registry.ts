@@ -1,0 +1,188 @@
+import { InvalidArgument } from '../errors/index.js'
+import type { CompiledSelector } from './compiled-selector.js'
+import type { Commit, History } from './history.js'
+import type { KindStore } from './kind-store.js'
+import { plan, select } from './query-planner.js'
+import { Transaction } from './transaction.js'
+import type { TransactionContext } from './transaction.js'
+import type { CloseReason, DataspaceRecord, Watch, WatchEvent, WatchOptions } from './types.js'
+import { eventFor, WatchHub } from './watch-hub.js'
+import type { Subscriber } from './watch-hub.js'
+import { WatchStream } from './watch-stream.js'
+import type { WatchCounters } from './watch-stream.js'
+
+/** The kind under which every open watch is visible as a record (Syndicate's `Observe`). */
+export const WATCH_KIND = '$watch'
+
+/** A synchronous observation of a kind (see `Dataspace.observe`). */
+export interface Observation<T = unknown> {
+  /** The matching records when the observation began. */
+  readonly records: readonly DataspaceRecord<T>[]
+  /** The revision of that snapshot. */
+  readonly revision: number
+  /** Stops the observation; `onCommit` is not called after it returns. */
+  close(reason?: CloseReason): void
+}
+
+/** What the registry needs from the engine. */
+export interface WatchContext extends TransactionContext {
+  readonly history: History
+  readonly closed: boolean
+  apply(tx: Transaction): number
+  applyWhenSafe(tx: Transaction): void
+}
+
+type Snapshot = { type: 'snapshot'; records: DataspaceRecord[]; revision: number }
+
+/**
+ * Opens and closes watches and observations: registers them with the hub, gives each its
+ * snapshot (or its replay from history) in the same synchronous turn, and publishes each as a
+ * `$watch` record while it is open.
+ */
+export class WatchRegistry {
+  readonly hub = new WatchHub()
+  readonly counters: WatchCounters = { resets: 0, droppedMessages: 0 }
+  readonly #context: WatchContext
+  readonly #streams = new Set<WatchStream>()
+  readonly #observations = new Set<Observation>()
+  #counter = 0
+
+  constructor(context: WatchContext) {
+    this.#context = context
+  }
+
+  watch<T>(
+    kind: string,
+    selector: CompiledSelector,
+    options: WatchOptions,
+    bufferSize: number,
+  ): Watch<T> {
+    const from = options.fromRevision
+    if (from !== undefined && (!Number.isSafeInteger(from) || from < 0)) {
+      throw new InvalidArgument(`fromRevision must be a non-negative integer, got ${String(from)}`)
+    }
+    const snapshot = (): Snapshot => this.snapshot(kind, selector)
+    if (options.signal?.aborted === true) {
+      const stream = new WatchStream<T>({
+        kind,
+        selector,
+        bufferSize,
+        snapshot,
+        counters: this.counters,
+        onClose: () => undefined,
+      })
+      stream.end('aborted')
+      return stream
+    }
+    const watchId = this.#publish(kind, selector)
+    const onAbort = (): void => stream.end('aborted')
+    const stream: WatchStream<T> = new WatchStream<T>({
+      kind,
+      selector,
+      bufferSize,
+      snapshot,
+      counters: this.counters,
+      onClose: () => {
+        this.hub.remove(stream)
+        this.#streams.delete(stream)
+        options.signal?.removeEventListener('abort', onAbort)
+        this.#withdraw(watchId)
+      },
+    })
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    this.#streams.add(stream)
+    if (from === undefined) {
+      if (options.snapshot !== false) stream.onEvents([snapshot()])
+    } else if (from > this.#context.revision || !this.#context.history.covers(from)) {
+      stream.resync('history-gone')
+    } else {
+      this.#replay(stream, from)
+    }
+    this.hub.add(stream)
+    return stream
+  }
+
+  observe<T>(
+    kind: string,
+    selector: CompiledSelector,
+    onCommit: (events: WatchEvent<T>[]) => void,
+    onClose?: (reason: CloseReason) => void,
+  ): Observation<T> {
+    const watchId = this.#publish(kind, selector)
+    const subscriber: Subscriber = {
+      kind,
+      selector,
+      onEvents: onCommit,
+    }
+    const { records, revision } = this.snapshot(kind, selector)
+    this.hub.add(subscriber)
+    let open = true
+    const observation: Observation<T> = {
+      records: records as DataspaceRecord<T>[],
+      revision,
+      close: (reason: CloseReason = 'closed') => {
+        if (!open) return
+        open = false
+        this.hub.remove(subscriber)
+        this.#observations.delete(observation)
+        this.#withdraw(watchId)
+        if (reason !== 'closed') onClose?.(reason)
+      },
+    }
+    this.#observations.add(observation)
+    return observation
+  }
+
+  /** The records matching `selector` now, as a snapshot event. */
+  snapshot(kind: string, selector: CompiledSelector): Snapshot {
+    const store: KindStore | undefined = this.#context.store(kind)
+    const records = store === undefined ? [] : select(store, selector, plan(store, selector))
+    return { type: 'snapshot', records, revision: this.#context.revision }
+  }
+
+  dispatch(commit: Commit): void {
+    this.hub.dispatch(commit)
+  }
+
+  /** Ends every watch and observation (the dataspace is closing). */
+  closeAll(reason: CloseReason): void {
+    for (const stream of [...this.#streams]) stream.end(reason)
+    for (const observation of [...this.#observations]) observation.close(reason)
+  }
+
+  /** Replays the history after `from` into a new stream, one batch per commit. */
+  #replay(stream: WatchStream<never> | WatchStream, from: number): void {
+    for (const commit of this.#context.history.since(from)) {
+      const events: WatchEvent[] = []
+      for (const change of commit.changes) {
+        if (change.kind !== stream.kind) continue
+        const event = eventFor(stream, change, commit.revision)
+        if (event !== undefined) events.push(event)
+      }
+      if (events.length > 0) stream.onEvents(events)
+    }
+  }
+
+  /** Commits a `$watch` record describing the interest; returns its id. */
+  #publish(kind: string, selector: CompiledSelector): string {
+    const id = `w${++this.#counter}`
+    const data: Record<string, string> = { kind }
+    if (selector.id !== undefined) data['id'] = selector.id.source
+    if (selector.fields !== undefined) data['fields'] = selector.fields.toString()
+    if (selector.labels !== undefined) data['labels'] = selector.labels.toString()
+    if (selector.owner !== undefined) data['owner'] = selector.owner
+    const tx = new Transaction(this.#context, null)
+    tx.assert({ kind: WATCH_KIND, id, data: Object.freeze(data) })
+    this.#context.apply(tx)
+    return id
+  }
+
+  #withdraw(id: string): void {
+    if (this.#context.closed) return
+    const record = this.#context.store(WATCH_KIND)?.records.get(id)
+    if (record === undefined) return
+    const tx = new Transaction(this.#context, null)
+    tx.remove(record, 'retract')
+    this.#context.applyWhenSafe(tx)
+  }
+}
