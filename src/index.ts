@@ -10,5 +10,8 @@
  */
 export * from './engine/index.js'
 export * from './errors/index.js'
-export { compileGlob, parseFieldSelector, parseLabelSelector } from './query/index.js'
+export * from './groups/index.js'
+export * from './kv/index.js'
+export * from './names/index.js'
+export { compileGlob, escapeGlob, parseFieldSelector, parseLabelSelector } from './query/index.js'
 export type { CompiledGlob, FieldSelector, LabelSelector } from './query/index.js'

@@ -1,4 +1,7 @@
 import { Closed, InvalidArgument, ProcessExited } from '../errors/index.js'
+import { GROUP_MEMBER_KIND, ProcessGroups } from '../groups/process-groups.js'
+import { KvBucket } from '../kv/kv-bucket.js'
+import { NameRegistry } from '../names/name-registry.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import { compileSelector } from './compiled-selector.js'
 import { ExpiryQueue } from './expiry-queue.js'
@@ -9,7 +12,7 @@ import { listPage } from './list-page.js'
 import { LocalProcess } from './process.js'
 import type { ProcessHost } from './process.js'
 import { ProcessOps } from './process-ops.js'
-import { plan } from './query-planner.js'
+import { plan, select } from './query-planner.js'
 import { Transaction } from './transaction.js'
 import type {
   CloseReason,
@@ -79,7 +82,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
   #timer: NodeJS.Timeout | undefined
   #timerAt = Infinity
   #dispatching = false
-  readonly #targetResolvers: ((target: SendTarget) => readonly string[] | undefined)[] = []
+  readonly #groups = new Map<string, ProcessGroups>()
+  #names: NameRegistry | undefined
 
   constructor(options: DataspaceOptions = {}) {
     if (options.backend !== undefined && options.backend !== 'memory') {
@@ -98,6 +102,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
     this.#history = new History(this.#options.historySize)
     this.#ops = new ProcessOps(this)
     this.#watches = new WatchRegistry(this)
+    // Memberships are looked up by scope and group: index both.
+    this.storeFor(GROUP_MEMBER_KIND).setIndexes(['scope', 'group'])
   }
 
   get revision(): number {
@@ -414,19 +420,45 @@ export class Dataspace implements DataspaceApi, WatchContext {
     return this.#watches.hub.message(kind, id, record, { type: 'message', from, kind, id, message })
   }
 
-  /** Registers how `send` resolves `{ group }` or `{ name }` targets (the facades call this). */
-  setTargetResolver(resolver: (target: SendTarget) => readonly string[] | undefined): void {
-    this.#targetResolvers.push(resolver)
-  }
-
+  /** The pids a `{ group }` or `{ name }` target stands for (a stale name fence is `Conflict`). */
   resolveTarget(target: SendTarget): readonly string[] {
-    for (const resolver of this.#targetResolvers) {
-      const pids = resolver(target)
-      if (pids !== undefined) return pids
+    if (target !== null && typeof target === 'object') {
+      if ('group' in target)
+        return this.groups(target.scope ?? 'default').distinctMembers(target.group)
+      if ('name' in target) return this.names.resolve(target.name, target.fence)
     }
     throw new InvalidArgument(
       `cannot send to ${JSON.stringify(target)}: expected a pid, { kind, id }, { group } or { name }`,
     )
+  }
+
+  /** Process groups of one scope, with Erlang `pg` semantics. */
+  groups(scope = 'default'): ProcessGroups {
+    this.checkOpen()
+    let groups = this.#groups.get(scope)
+    if (groups === undefined) this.#groups.set(scope, (groups = new ProcessGroups(this, scope)))
+    return groups
+  }
+
+  /** The name registry. */
+  get names(): NameRegistry {
+    this.checkOpen()
+    return (this.#names ??= new NameRegistry(this))
+  }
+
+  /** A KV bucket (`maxValueSize` defaults to 1 MiB). */
+  kv(bucket: string, options: { maxValueSize?: number } = {}): KvBucket {
+    this.checkOpen()
+    return new KvBucket(this, bucket, options)
+  }
+
+  /** The records matching a selector, in id order, synchronously (the facades read with this). */
+  query(kind: string, selector: Selector = {}): DataspaceRecord[] {
+    this.beginRead()
+    const store = this.#stores.get(checkKind(kind, true))
+    if (store === undefined) return []
+    const compiled = this.compile(kind, selector)
+    return select(store, compiled, plan(store, compiled))
   }
 
   /** Removes an exited process from the table (its records are already retracted). */

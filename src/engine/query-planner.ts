@@ -79,7 +79,7 @@ function fullScan(store: KindStore): Plan {
     index: null,
     estimate: store.size,
     ordered: true,
-    candidates: (after) => keysAfter(store, after, undefined),
+    candidates: (after) => keysAfter(store, after, undefined, after),
   }
 }
 
@@ -99,15 +99,16 @@ function idPrefix(store: KindStore, prefix: string, bound: number): Plan {
   }
 }
 
+/** Ids in order from `from` (inclusive) up to `end` (exclusive), leaving out `after` itself. */
 function* keysAfter(
   store: KindStore,
   from: string | undefined,
   end: string | undefined,
-  exclusive = from,
+  after: string | undefined,
 ): Iterable<string> {
   for (const id of store.ids.keys(from)) {
     if (end !== undefined && id >= end) return
-    if (id === exclusive) continue
+    if (id === after) continue
     yield id
   }
 }

@@ -1,8 +1,14 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec'
+import type { ProcessGroupsApi } from '../groups/types.js'
+import type { KvApi } from '../kv/types.js'
+import type { NameRegistryApi } from '../names/name-registry.js'
 
 /** A JSON-compatible value: what record data, KV values and messages are made of. */
 export type Json =
   null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json }
+
+/** Something that identifies a process: its pid, or the process itself. */
+export type PidLike = string | { readonly id: string }
 
 /** Labels are a flat map of Kubernetes-syntax keys to values. */
 export type Labels = Readonly<Record<string, string>>
@@ -294,5 +300,11 @@ export interface DataspaceApi {
   list<T = unknown>(kind: string, options?: ListOptions): Promise<ListResult<T>>
   watch<T = unknown>(kind: string, options?: WatchOptions): Watch<T>
   explain(kind: string, options?: Selector): Promise<ExplainResult>
+  /** Process groups of a scope (default `default`), with Erlang/OTP `pg` semantics. */
+  groups(scope?: string): ProcessGroupsApi
+  /** The name registry, with fence tokens. */
+  readonly names: NameRegistryApi
+  /** A KV bucket with CAS, TTL and watch. */
+  kv(bucket: string): KvApi
   close(): Promise<void>
 }

@@ -139,3 +139,12 @@ export function describe(value: unknown): string {
   }
   return typeof value
 }
+
+/** The pid of a pid or process object. */
+export function toPid(value: unknown): string {
+  const pid = typeof value === 'string' ? value : (value as { id?: unknown } | null)?.id
+  if (typeof pid !== 'string' || pid.length === 0) {
+    throw new InvalidArgument(`expected a pid or a process, got ${describe(value)}`)
+  }
+  return pid
+}

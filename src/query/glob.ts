@@ -148,3 +148,8 @@ function find(segment: Segment, id: string, from: number, end: number): number {
   for (let at = from; at <= last; at++) if (matchAt(segment, id, at)) return at
   return -1
 }
+
+/** Escapes `*`, `?` and `\` so that `text` matches itself literally as a glob. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[\\*?]/g, (char) => `\\${char}`)
+}

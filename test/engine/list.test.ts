@@ -36,6 +36,8 @@ describe('list', () => {
       'w-0009',
     ])
     assert.deepEqual(await ids({ id: 'w-0012' }), ['w-0012'])
+    // A record whose id equals the glob's literal prefix is part of the range.
+    assert.deepEqual(await ids({ id: 'w-0012*' }), ['w-0012'])
     assert.deepEqual(await ids({ id: '*9' }), ['w-0009', 'w-0019', 'w-0029', 'w-0039'])
     assert.deepEqual(await ids({ fields: 'pool=p1,free=false' }), [
       'w-0001',

@@ -151,7 +151,9 @@ describe('processes', () => {
   it('rejects unknown send targets with InvalidArgument', async () => {
     const ds = createDataspace()
     const p = ds.process('p')
-    await assert.rejects(p.send({ group: 'g' }, 'x'), InvalidArgument)
+    assert.equal(await p.send({ group: 'empty' }, 'x'), 0)
+    await assert.rejects(p.send({ queue: 'q' } as never, 'x'), InvalidArgument)
+    await assert.rejects(p.send(42 as never, 'x'), InvalidArgument)
     await ds.close()
   })
 

@@ -1,0 +1,48 @@
+import type { CloseReason, Stream } from './types.js'
+
+/**
+ * A stream whose items are derived from another's, pulled lazily: it keeps no queue of its
+ * own beyond the items one source item maps to, so the source's bound is the bound.
+ */
+export class MappedStream<A, B> implements Stream<B> {
+  readonly #source: Stream<A>
+  readonly #map: (item: A) => readonly B[]
+  #ready: B[] = []
+  readonly closed: Promise<CloseReason>
+
+  /** @param map turns one source item into zero or more items of this stream. */
+  constructor(source: Stream<A>, map: (item: A) => readonly B[]) {
+    this.#source = source
+    this.#map = map
+    this.closed = source.closed
+  }
+
+  async next(): Promise<IteratorResult<B, undefined>> {
+    for (;;) {
+      const ready = this.#ready.shift()
+      if (ready !== undefined) return { value: ready, done: false }
+      const result = await this.#source.next()
+      if (result.done === true) return { value: undefined, done: true }
+      this.#ready = [...this.#map(result.value)]
+    }
+  }
+
+  close(): void {
+    this.#ready = []
+    this.#source.close()
+  }
+
+  async return(): Promise<IteratorResult<B, undefined>> {
+    this.close()
+    return { value: undefined, done: true }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<B, undefined> {
+    return this
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+    await this.closed
+  }
+}

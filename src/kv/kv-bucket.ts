@@ -1,0 +1,154 @@
+import type { Dataspace } from '../engine/dataspace.js'
+import { MappedStream } from '../engine/mapped-stream.js'
+import type { DataspaceRecord, Json, WatchEvent } from '../engine/types.js'
+import { checkDuration, checkId, freezeJson, toPid } from '../engine/validate.js'
+import { InvalidArgument, NotFound, TooLarge } from '../errors/index.js'
+import { escapeGlob } from '../query/index.js'
+import type {
+  KvApi,
+  KvEntry,
+  KvEvent,
+  KvPutOptions,
+  KvScanOptions,
+  KvScanResult,
+  KvWatch,
+  KvWatchOptions,
+} from './types.js'
+
+/** Values larger than this (as JSON, in bytes) are refused unless the bucket says otherwise. */
+export const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
+const BUCKET = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
+
+/**
+ * A KV bucket over records of kind `$kv.<bucket>`: a key is a record id, its value the record's
+ * data and its revision the record's. Keys without an owner are durable; a key put with
+ * `owner` is owned by that process and goes when it goes (etcd's lease keys). As in etcd, any
+ * writer may overwrite any key: guard concurrent writers with `ifRevision`.
+ */
+export class KvBucket implements KvApi {
+  readonly bucket: string
+  readonly #kind: string
+  readonly #ds: Dataspace
+  readonly #maxValueSize: number
+
+  constructor(ds: Dataspace, bucket: string, options: { maxValueSize?: number } = {}) {
+    if (typeof bucket !== 'string' || !BUCKET.test(bucket) || bucket.length > 200) {
+      throw new InvalidArgument(
+        `invalid bucket name ${JSON.stringify(bucket)}: use letters, digits, "_", "-" and dots`,
+      )
+    }
+    this.#ds = ds
+    this.bucket = bucket
+    this.#kind = `$kv.${bucket}`
+    this.#maxValueSize = options.maxValueSize ?? DEFAULT_MAX_VALUE_SIZE
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    const record = await this.#ds.get(this.#kind, checkId(key))
+    return record === undefined ? undefined : entry(record)
+  }
+
+  async put(key: string, value: Json, options: KvPutOptions = {}): Promise<KvEntry> {
+    const id = checkId(key)
+    this.#checkSize(id, value)
+    freezeJson(value, 'value')
+    const owner =
+      options.owner === undefined ? null : this.#ds.checkProcess(toPid(options.owner)).id
+    const ttl = options.ttl === undefined ? undefined : checkDuration('ttl', options.ttl)
+    const { result } = this.#ds.commitAs(null, (tx) =>
+      tx.assert({ kind: this.#kind, id, data: value, owner, ttl, ifRevision: options.ifRevision }),
+    )
+    return entry(result)
+  }
+
+  async delete(key: string, options: { ifRevision?: number } = {}): Promise<boolean> {
+    const id = checkId(key)
+    try {
+      this.#ds.commitAs(null, (tx) => tx.retract(this.#kind, id, options.ifRevision, 'deleted'))
+      return true
+    } catch (error) {
+      if (error instanceof NotFound) return false
+      throw error
+    }
+  }
+
+  async scan(options: KvScanOptions = {}): Promise<KvScanResult> {
+    const { limit, signal } = options
+    const page = await this.#ds.list(this.#kind, {
+      ...idSelector(options),
+      ...(limit === undefined ? {} : { limit }),
+      ...(options.continue === undefined ? {} : { continue: options.continue }),
+      ...(signal === undefined ? {} : { signal }),
+    })
+    return {
+      entries: page.items.map(entry),
+      revision: page.revision,
+      ...(page.continue === undefined ? {} : { continue: page.continue }),
+    }
+  }
+
+  watch(options: KvWatchOptions = {}): KvWatch {
+    const live = this.#ds.revision
+    const source = this.#ds.watch(this.#kind, {
+      ...idSelector(options),
+      ...(options.fromRevision === undefined ? {} : { fromRevision: options.fromRevision }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    })
+    // What happened up to the watch's opening is replay (isUpdate false); anything later is live.
+    return new MappedStream(source, (event) => toKvEvents(event, live))
+  }
+
+  #checkSize(key: string, value: Json): void {
+    const size = Buffer.byteLength(JSON.stringify(value) ?? '')
+    if (size > this.#maxValueSize) {
+      throw new TooLarge(
+        `value of ${this.bucket}/${key} is ${size} bytes; the limit is ${this.#maxValueSize}`,
+      )
+    }
+  }
+}
+
+function toKvEvents(event: WatchEvent, live: number): KvEvent[] {
+  switch (event.type) {
+    case 'snapshot':
+      return event.records.map((record) => ({ type: 'put', ...entry(record), isUpdate: false }))
+    case 'asserted':
+      return [{ type: 'put', ...entry(event.record), isUpdate: event.revision > live }]
+    case 'retracted':
+      return [
+        {
+          type: 'delete',
+          key: event.record.id,
+          revision: event.revision,
+          reason: event.reason,
+          isUpdate: event.revision > live,
+        },
+      ]
+    case 'reset':
+      return [{ type: 'reset' }]
+    case 'message':
+      return []
+    default:
+      return event satisfies never
+  }
+}
+
+function idSelector(options: { prefix?: string; glob?: string }): { id?: string } {
+  if (options.prefix !== undefined && options.glob !== undefined) {
+    throw new InvalidArgument('give prefix or glob, not both')
+  }
+  if (options.glob !== undefined) return { id: options.glob }
+  if (options.prefix !== undefined && options.prefix !== '')
+    return { id: `${escapeGlob(options.prefix)}*` }
+  return {}
+}
+
+function entry(record: DataspaceRecord): KvEntry {
+  const base = {
+    key: record.id,
+    value: record.data as Json,
+    revision: record.revision,
+    owner: record.owner,
+  }
+  return record.expiresAt === undefined ? base : { ...base, expiresAt: record.expiresAt }
+}

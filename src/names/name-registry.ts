@@ -1,0 +1,128 @@
+import type { Dataspace } from '../engine/dataspace.js'
+import type { DataspaceRecord, Json, PidLike, Watch } from '../engine/types.js'
+import { freezeJson, toPid } from '../engine/validate.js'
+import { Conflict, InvalidArgument, NameTaken, NotFound, NotOwner } from '../errors/index.js'
+
+/** The built-in kind of name bindings: id = the name, owner = the holder. */
+export const NAME_KIND = '$name'
+const MAX_NAME_LENGTH = 1024
+
+/** Where a name points: the holder, the fence token of the binding, and its metadata. */
+export interface NameBinding {
+  readonly name: string
+  readonly pid: string
+  /** The revision at which the binding was made; it changes only when the name changes hands. */
+  readonly fence: number
+  readonly meta: Json
+}
+
+interface NameData {
+  readonly meta: Json
+}
+
+/** The name registry's API (`ds.names`). */
+export interface NameRegistryApi {
+  register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }>
+  whereis(name: string): Promise<Omit<NameBinding, 'name'> | undefined>
+  unregister(proc: PidLike, name: string): Promise<void>
+  list(glob?: string): Promise<NameBinding[]>
+  /** Bindings as records (`id` = name, `owner` = holder): a snapshot, then changes. */
+  watch(glob?: string): Watch<NameData>
+}
+
+/**
+ * A global name registry with fence tokens, as records of kind `$name` owned by their holder: a
+ * name is released in the same commit as its holder's exit. The fence is the revision of the
+ * binding, so a holder that lost its name and got it back has a new fence, and work addressed to
+ * the old binding is refused (`send({ name, fence })` → `Conflict`).
+ */
+export class NameRegistry implements NameRegistryApi {
+  readonly #ds: Dataspace
+
+  constructor(ds: Dataspace) {
+    this.#ds = ds
+  }
+
+  async register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }> {
+    checkName(name)
+    const pid = this.#ds.checkProcess(toPid(proc)).id
+    const data: NameData = { meta: meta === undefined ? null : freezeJson(meta, 'meta') }
+    const { result } = this.#ds.commitAs(null, (tx) => {
+      const current = tx.read(NAME_KIND, name)
+      if (current !== undefined) {
+        // Registering a name you hold is idempotent: same binding, same fence.
+        if (current.owner === pid) return current.createdRevision
+        throw new NameTaken(
+          `name "${name}" is registered by ${current.owner ?? 'nobody'}`,
+          current.owner ?? '',
+        )
+      }
+      return tx.assert({ kind: NAME_KIND, id: name, data: Object.freeze(data), owner: pid })
+        .revision
+    })
+    return { fence: result }
+  }
+
+  async whereis(name: string): Promise<Omit<NameBinding, 'name'> | undefined> {
+    checkName(name)
+    const record = await this.#ds.get(NAME_KIND, name)
+    if (record === undefined) return undefined
+    const { pid, fence, meta } = binding(record)
+    return { pid, fence, meta }
+  }
+
+  async unregister(proc: PidLike, name: string): Promise<void> {
+    checkName(name)
+    const pid = toPid(proc)
+    this.#ds.commitAs(null, (tx) => {
+      const current = tx.read(NAME_KIND, name)
+      if (current === undefined) throw new NotFound(`name "${name}" is not registered`)
+      if (current.owner !== pid) {
+        throw new NotOwner(
+          `name "${name}" is registered by ${current.owner ?? 'nobody'}, not ${pid}`,
+          current.owner,
+        )
+      }
+      tx.remove(current, 'retract')
+    })
+  }
+
+  async list(glob?: string): Promise<NameBinding[]> {
+    return this.#ds.query(NAME_KIND, glob === undefined ? {} : { id: glob }).map(binding)
+  }
+
+  watch(glob?: string): Watch<NameData> {
+    return this.#ds.watch<NameData>(NAME_KIND, glob === undefined ? {} : { id: glob })
+  }
+
+  /** The holder of `name` for `send`; a fence that is not the current binding's is `Conflict`. */
+  resolve(name: string, fence: number | undefined): string[] {
+    checkName(name)
+    const record = this.#ds.store(NAME_KIND)?.records.get(name)
+    if (fence !== undefined && record?.createdRevision !== fence) {
+      throw new Conflict(
+        `name "${name}" ${record === undefined ? 'is not registered' : `has fence ${record.createdRevision}`}, not ${fence}: the binding you addressed is gone`,
+        record?.createdRevision ?? 0,
+      )
+    }
+    const holder = record?.owner
+    return holder === undefined || holder === null ? [] : [holder]
+  }
+}
+
+function binding(record: DataspaceRecord): NameBinding {
+  return {
+    name: record.id,
+    pid: record.owner ?? '',
+    fence: record.createdRevision,
+    meta: (record.data as NameData).meta,
+  }
+}
+
+function checkName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new InvalidArgument(
+      `a name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`,
+    )
+  }
+}
