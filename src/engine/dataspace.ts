@@ -325,10 +325,15 @@ export class Dataspace implements DataspaceApi, WatchContext {
     if (changes.length === 0) return this.#revision
     const revision = ++this.#revision
     let nextExpiry = Infinity
+    let removals: Map<KindStore, DataspaceRecord[]> | undefined
     for (const change of changes) {
       const store = this.storeFor(change.kind)
-      if (change.after === undefined) store.delete(change.before as DataspaceRecord)
-      else {
+      if (change.after === undefined) {
+        removals ??= new Map()
+        const list = removals.get(store)
+        if (list === undefined) removals.set(store, [change.before as DataspaceRecord])
+        else list.push(change.before as DataspaceRecord)
+      } else {
         store.put(change.after, change.before)
         const at = change.after.expiresAt
         if (at !== undefined && at !== change.before?.expiresAt) {
@@ -337,6 +342,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
         }
       }
     }
+    // Removals go last and in bulk: a change's id is unique within a commit, so order is free.
+    if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
     const commit: Commit = { revision, changes }
     this.#history.append(commit)
     if (nextExpiry < this.#timerAt) this.#armTimer(nextExpiry)

@@ -40,8 +40,8 @@ export class Transaction {
   readonly #context: TransactionContext
   readonly #actor: string | null
   readonly #revision: number
-  /** kind → id → staged record (undefined = staged removal) */
-  readonly #staged = new Map<string, Map<string, Rec | undefined>>()
+  /** kind → id → index in `changes` of that id's (net) change: the staged overlay. */
+  readonly #staged = new Map<string, Map<string, number>>()
   readonly changes: Change[] = []
 
   constructor(context: TransactionContext, actor: string | null) {
@@ -52,8 +52,8 @@ export class Transaction {
 
   /** The record as this transaction sees it. */
   read(kind: string, id: string): Rec | undefined {
-    const staged = this.#staged.get(kind)
-    if (staged?.has(id) === true) return staged.get(id)
+    const index = this.#staged.get(kind)?.get(id)
+    if (index !== undefined) return (this.changes[index] as Change).after
     return this.#context.store(kind)?.records.get(id)
   }
 
@@ -222,8 +222,10 @@ export class Transaction {
       })
     }
     if (staged !== undefined) {
-      for (const record of staged.values())
+      for (const index of staged.values()) {
+        const record = (this.changes[index] as Change).after
         if (record !== undefined && selector.matches(record)) matches.push(record)
+      }
     }
     if (matches.length === 0) return undefined
     const compare = comparator(orderBy)
@@ -276,18 +278,10 @@ export class Transaction {
   }
 
   #stage(after: Rec, current: Rec | undefined, reason: RetractReason | undefined): void {
-    let staged = this.#staged.get(after.kind)
-    if (staged === undefined)
-      this.#staged.set(after.kind, (staged = new Map<string, Rec | undefined>()))
-    staged.set(after.id, after)
     this.#pushChange(after.kind, after.id, current, after, reason)
   }
 
   #stageRemoval(current: Rec, reason: RetractReason): void {
-    let staged = this.#staged.get(current.kind)
-    if (staged === undefined)
-      this.#staged.set(current.kind, (staged = new Map<string, Rec | undefined>()))
-    staged.set(current.id, undefined)
     this.#pushChange(current.kind, current.id, current, undefined, reason)
   }
 
@@ -299,19 +293,17 @@ export class Transaction {
     after: Rec | undefined,
     reason: RetractReason | undefined,
   ): void {
-    const previous = this.#lastChange.get(`${kind}\u0000${id}`)
-    if (previous !== undefined) {
-      const merged = { kind, id, before: previous.change.before, after, reason }
-      this.changes[previous.index] = merged
-      this.#lastChange.set(`${kind}\u0000${id}`, { index: previous.index, change: merged })
+    let staged = this.#staged.get(kind)
+    if (staged === undefined) this.#staged.set(kind, (staged = new Map<string, number>()))
+    const index = staged.get(id)
+    if (index !== undefined) {
+      const first = this.changes[index] as Change
+      this.changes[index] = { kind, id, before: first.before, after, reason }
       return
     }
-    const change: Change = { kind, id, before: current, after, reason }
-    this.#lastChange.set(`${kind}\u0000${id}`, { index: this.changes.length, change })
-    this.changes.push(change)
+    staged.set(id, this.changes.length)
+    this.changes.push({ kind, id, before: current, after, reason })
   }
-
-  readonly #lastChange = new Map<string, { index: number; change: Change }>()
 }
 
 /** Reads a dotted data path (for conditions); arrays are not traversed. */

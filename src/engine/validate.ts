@@ -9,6 +9,14 @@ export const MAX_ID_LENGTH = 1024
  * are reserved for built-ins; `allowReserved` is how the facades get at them.
  */
 export function checkKind(kind: unknown, allowReserved = false): string {
+  // Every operation checks its kind: remember the names that passed (bounded, they are few).
+  if (
+    typeof kind === 'string' &&
+    checkedKinds.has(kind) &&
+    (allowReserved || !kind.startsWith('$'))
+  ) {
+    return kind
+  }
   if (typeof kind !== 'string' || kind.length === 0) {
     throw new InvalidArgument(`kind must be a non-empty string, got ${describe(kind)}`)
   }
@@ -23,8 +31,12 @@ export function checkKind(kind: unknown, allowReserved = false): string {
       `invalid kind "${kind}": use dot-separated segments of letters, digits, "_" and "-" (at most 253 characters)`,
     )
   }
+  if (checkedKinds.size >= 10_000) checkedKinds.clear()
+  checkedKinds.add(kind)
   return kind
 }
+
+const checkedKinds = new Set<string>()
 
 /** Canonicalises an id: numbers become their decimal string; empty or over-long ids are rejected. */
 export function checkId(id: unknown): string {
