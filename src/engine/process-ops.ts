@@ -61,7 +61,8 @@ export class ProcessOps implements ProcessHost {
     checkKind(kind)
     const key = checkId(id)
     const pending = this.#validate(kind, data)
-    const validated = pending instanceof Promise ? await pending : pending
+    const validated: unknown =
+      pending instanceof Promise ? await (pending as Promise<unknown>) : pending
     proc.checkAlive()
     const tx = new Transaction(this.#engine, proc.id)
     const record = tx.assert({
@@ -197,7 +198,7 @@ export class ProcessOps implements ProcessHost {
     const schema = this.#engine.store(kind)?.schema
     const value = schema === undefined ? data : validate(kind, schema, data)
     return value instanceof Promise
-      ? value.then((settled) => freezeJson(settled))
+      ? (value as Promise<unknown>).then((settled) => freezeJson(settled))
       : freezeJson(value)
   }
 
