@@ -8,11 +8,17 @@ type Rec = DataspaceRecord
 // sorted-btree is CommonJS with `exports.default`: under Node's ESM interop the class sits one level down.
 const BTree = sortedBtree.default
 
-/** An index over one declared data path: value (string form) → ids. Array fields index each element. */
+/**
+ * The records under one index key, by id. Buckets hold the records themselves, not ids, so a
+ * query served from an index never goes back to the records map.
+ */
+export type Bucket = Map<string, Rec>
+
+/** An index over one declared data path: value (string form) → bucket. Array fields index each element. */
 class FieldIndex {
   readonly path: string
   readonly segments: readonly string[]
-  readonly buckets = new Map<string, Set<string>>()
+  readonly buckets = new Map<string, Bucket>()
 
   constructor(path: string) {
     this.path = path
@@ -20,8 +26,7 @@ class FieldIndex {
   }
 
   add(record: Rec): void {
-    for (const value of fieldValues(record.data, this.segments))
-      addTo(this.buckets, value, record.id)
+    for (const value of fieldValues(record.data, this.segments)) addTo(this.buckets, value, record)
   }
 
   remove(record: Rec): void {
@@ -39,9 +44,9 @@ export class KindStore {
   readonly records = new Map<string, Rec>()
   /** Every id in order: serves literal-prefix globs and ordered pagination. */
   readonly ids = new BTree<string, undefined>()
-  readonly byOwner = new Map<string, Set<string>>()
-  /** label key → value → ids */
-  readonly byLabel = new Map<string, Map<string, Set<string>>>()
+  readonly byOwner = new Map<string, Bucket>()
+  /** label key → value → bucket */
+  readonly byLabel = new Map<string, Map<string, Bucket>>()
   fieldIndexes = new Map<string, FieldIndex>()
   schema: StandardSchemaV1 | undefined
   /** The closed list of selectable fields, when the kind declares one. */
@@ -78,12 +83,12 @@ export class KindStore {
     if (before !== undefined) this.#unindex(before)
     else this.ids.set(record.id, undefined)
     this.records.set(record.id, record)
-    if (record.owner !== null) addTo(this.byOwner, record.owner, record.id)
+    if (record.owner !== null) addTo(this.byOwner, record.owner, record)
     for (const index of this.fieldIndexes.values()) index.add(record)
     for (const key in record.labels) {
       let values = this.byLabel.get(key)
-      if (values === undefined) this.byLabel.set(key, (values = new Map<string, Set<string>>()))
-      addTo(values, record.labels[key] as string, record.id)
+      if (values === undefined) this.byLabel.set(key, (values = new Map<string, Bucket>()))
+      addTo(values, record.labels[key] as string, record)
     }
   }
 
@@ -129,17 +134,17 @@ export class KindStore {
   }
 }
 
-function addTo<K>(map: Map<K, Set<string>>, key: K, id: string): void {
-  let set = map.get(key)
-  if (set === undefined) map.set(key, (set = new Set()))
-  set.add(id)
+function addTo<K>(map: Map<K, Bucket>, key: K, record: Rec): void {
+  let bucket = map.get(key)
+  if (bucket === undefined) map.set(key, (bucket = new Map<string, Rec>()))
+  bucket.set(record.id, record)
 }
 
-function removeFrom<K>(map: Map<K, Set<string>>, key: K, id: string): void {
-  const set = map.get(key)
-  if (set === undefined) return
-  set.delete(id)
-  if (set.size === 0) map.delete(key)
+function removeFrom<K>(map: Map<K, Bucket>, key: K, id: string): void {
+  const bucket = map.get(key)
+  if (bucket === undefined) return
+  bucket.delete(id)
+  if (bucket.size === 0) map.delete(key)
 }
 
 /** The smallest string greater than every string starting with `prefix` (for range scans). */

@@ -230,7 +230,7 @@ export class ProcessOps implements ProcessHost {
     for (const store of this.#engine.storesOf) {
       const owned = store.byOwner.get(proc.id)
       if (owned === undefined) continue
-      for (const id of owned) tx.remove(store.records.get(id) as DataspaceRecord, 'owner-exit')
+      for (const record of owned.values()) tx.remove(record, 'owner-exit')
     }
     this.#engine.apply(tx)
     this.#engine.forgetProcess(proc)

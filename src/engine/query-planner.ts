@@ -1,6 +1,6 @@
 import type { CompiledSelector } from './compiled-selector.js'
 import { prefixEnd } from './kind-store.js'
-import type { KindStore } from './kind-store.js'
+import type { Bucket, KindStore } from './kind-store.js'
 import type { DataspaceRecord } from './types.js'
 
 /** How a selector is served: which index, how many candidates, and whether they come in id order. */
@@ -9,9 +9,10 @@ export interface Plan {
   readonly index: string | null
   /** Candidates visited before the full selector is applied (exact for every index but `!=`). */
   readonly estimate: number
-  /** Candidate ids; in id order when `ordered`, otherwise in no particular order. */
+  /** Whether candidates come in id order (otherwise in no particular order). */
   readonly ordered: boolean
-  candidates(after?: string): Iterable<string>
+  /** The candidate records (ordered plans start after `after`; others leave that to the caller). */
+  candidates(after?: string): Iterable<DataspaceRecord>
 }
 
 /**
@@ -22,13 +23,13 @@ export interface Plan {
 export function plan(store: KindStore, selector: CompiledSelector): Plan {
   const glob = selector.id
   if (glob?.exact === true) {
-    const id = glob.prefix
-    const present = store.records.has(id)
+    const record = store.records.get(glob.prefix)
     return {
       index: 'id',
-      estimate: present ? 1 : 0,
+      estimate: record === undefined ? 0 : 1,
       ordered: true,
-      candidates: (after) => (present && (after === undefined || id > after) ? [id] : []),
+      candidates: (after) =>
+        record !== undefined && (after === undefined || record.id > after) ? [record] : [],
     }
   }
   let best: Plan = fullScan(store)
@@ -99,31 +100,37 @@ function idPrefix(store: KindStore, prefix: string, bound: number): Plan {
   }
 }
 
-/** Ids in order from `from` (inclusive) up to `end` (exclusive), leaving out `after` itself. */
+/** Records in id order from `from` (inclusive) up to `end` (exclusive), leaving out `after` itself. */
 function* keysAfter(
   store: KindStore,
   from: string | undefined,
   end: string | undefined,
   after: string | undefined,
-): Iterable<string> {
+): Iterable<DataspaceRecord> {
   for (const id of store.ids.keys(from)) {
     if (end !== undefined && id >= end) return
     if (id === after) continue
-    yield id
+    yield store.records.get(id) as DataspaceRecord
   }
 }
 
-/** The union of some id sets (disjoint for one label key or one field value). */
-function fromSets(index: string, sets: readonly (ReadonlySet<string> | undefined)[]): Plan {
+/** The union of some buckets (disjoint for one label key or one field value). */
+function fromSets(index: string, buckets: readonly (Bucket | undefined)[]): Plan {
   let estimate = 0
-  for (const set of sets) estimate += set?.size ?? 0
+  for (const bucket of buckets) estimate += bucket?.size ?? 0
+  const present = buckets.filter((bucket) => bucket !== undefined)
+  const only = present.length === 1 ? present[0] : undefined
   return {
     index,
     estimate,
     ordered: false,
-    *candidates() {
-      for (const set of sets) if (set !== undefined) yield* set
-    },
+    // One bucket (the common case) is served by the map's own iterator: no generator per query.
+    candidates:
+      only !== undefined
+        ? () => only.values()
+        : function* () {
+            for (const bucket of present) yield* bucket.values()
+          },
   }
 }
 
@@ -131,7 +138,7 @@ function fromSets(index: string, sets: readonly (ReadonlySet<string> | undefined
 function excludingBucket(
   index: string,
   total: number,
-  buckets: ReadonlyMap<string, ReadonlySet<string>>,
+  buckets: ReadonlyMap<string, Bucket>,
   value: string,
 ): Plan {
   const excluded = buckets.get(value)
@@ -141,12 +148,12 @@ function excludingBucket(
     ordered: false,
     *candidates() {
       const seen = new Set<string>()
-      for (const [bucketValue, ids] of buckets) {
+      for (const [bucketValue, bucket] of buckets) {
         if (bucketValue === value) continue
-        for (const id of ids) {
-          if (excluded?.has(id) === true || seen.has(id)) continue
-          seen.add(id)
-          yield id
+        for (const record of bucket.values()) {
+          if (excluded?.has(record.id) === true || seen.has(record.id)) continue
+          seen.add(record.id)
+          yield record
         }
       }
     },
@@ -171,20 +178,23 @@ export function select(
 ): DataspaceRecord[] {
   const { after, max = Infinity, skip } = options
   const out: DataspaceRecord[] = []
-  for (const id of chosen.candidates(after)) {
-    if (after !== undefined && id <= after) continue
-    if (skip?.has(id) === true) continue
-    const record = store.records.get(id)
-    if (record === undefined || !selector.matches(record)) continue
+  for (const record of chosen.candidates(after)) {
+    if (after !== undefined && record.id <= after) continue
+    if (skip?.has(record.id) === true || !selector.matches(record)) continue
     out.push(record)
     // Ordered candidates arrive in id order, so the first `max` matches are the answer.
     if (chosen.ordered && out.length >= max) return out
   }
   if (!chosen.ordered) {
-    out.sort(byId)
+    out.sort(byUniqueId)
     if (out.length > max) out.length = max
   }
   return out
+}
+
+/** Ids are unique within a kind, so the comparison never needs to answer "equal". */
+function byUniqueId(a: DataspaceRecord, b: DataspaceRecord): number {
+  return a.id < b.id ? -1 : 1
 }
 
 export function byId(a: { readonly id: string }, b: { readonly id: string }): number {

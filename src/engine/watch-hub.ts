@@ -8,6 +8,12 @@ export interface Subscriber {
   readonly selector: CompiledSelector
   /** Called once per commit (a Yjs-style turn) with every event of that commit for this subscriber. */
   onEvents(events: WatchEvent[]): void
+  /**
+   * The most events this subscriber can take in one batch. A batch that would exceed it is cut
+   * short (the subscriber resynchronises instead of reading it), so a huge commit does not
+   * build events nobody will read.
+   */
+  readonly capacity?: number
 }
 
 /**
@@ -109,9 +115,10 @@ export class WatchHub {
     const batches = new Map<Subscriber, WatchEvent[]>()
     for (const change of changes) {
       this.#byKind.get(change.kind)?.forCandidates(change.id, (subscriber) => {
+        const batch = batches.get(subscriber)
+        if (batch !== undefined && batch.length > (subscriber.capacity ?? Infinity)) return
         const event = eventFor(subscriber, change, revision)
         if (event === undefined) return
-        const batch = batches.get(subscriber)
         if (batch === undefined) batches.set(subscriber, [event])
         else batch.push(event)
       })

@@ -42,6 +42,10 @@ export class WatchStream<T = unknown>
     this.#counters = options.counters
   }
 
+  get capacity(): number {
+    return this.#bufferSize
+  }
+
   onEvents(events: WatchEvent[]): void {
     if (this.done) return
     if (this.length + events.length <= this.#bufferSize) {
