@@ -72,6 +72,7 @@ export class ProcessOps implements ProcessHost {
       labels: options.labels,
       ttl: options.ttl,
       ifRevision: options.ifRevision,
+      owner: ownerOption(options.owner),
     })
     this.#engine.apply(tx)
     return record
@@ -145,6 +146,7 @@ export class ProcessOps implements ProcessHost {
             labels: op.labels,
             ttl: op.ttl,
             ifRevision: op.ifRevision,
+            owner: ownerOption(op.owner),
           })
         case 'retract':
           return tx.retract(op.kind, id as string, op.ifRevision)
@@ -243,6 +245,14 @@ export class ProcessOps implements ProcessHost {
     signal?.throwIfAborted()
     proc.checkAlive()
   }
+}
+
+/** A process may only ask for no owner (`null`); naming another owner is not its to do. */
+function ownerOption(owner: unknown): null | undefined {
+  if (owner === undefined || owner === null) return owner
+  throw new InvalidArgument(
+    `assert owner may only be null (an ownerless record), got ${JSON.stringify(owner)}`,
+  )
 }
 
 /** The selector part of claim options (`owner` there means the new owner, not a filter). */

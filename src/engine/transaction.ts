@@ -3,7 +3,7 @@ import { fieldValues, validateLabels } from '../query/index.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { Change } from './history.js'
 import type { KindStore } from './kind-store.js'
-import { plan, select } from './query-planner.js'
+import { plan } from './query-planner.js'
 import { validateSync } from './schema.js'
 import type { Condition, DataspaceRecord, Labels, OrderBy, RetractReason } from './types.js'
 import { checkDuration, checkRevision, freezeJson } from './validate.js'
@@ -25,7 +25,7 @@ export interface AssertInput {
   readonly labels?: Labels | undefined
   readonly ttl?: number | undefined
   readonly ifRevision?: number | undefined
-  /** Only for the system actor (facades): the owner to give the record, bypassing ownership checks. */
+  /** `null` makes the record ownerless; any other owner only for the system actor (facades). */
   readonly owner?: string | null | undefined
 }
 
@@ -118,7 +118,7 @@ export class Transaction {
       input.ttl === undefined ? undefined : this.#context.now() + checkDuration('ttl', input.ttl)
     // An ownerless record stays ownerless: writing it does not hand it to the writer.
     const owner =
-      system && input.owner !== undefined
+      input.owner !== undefined && (system || input.owner === null)
         ? input.owner
         : current !== undefined
           ? current.owner
@@ -205,6 +205,11 @@ export class Transaction {
     return record
   }
 
+  /**
+   * The winning match: one pass over the chosen index's candidates keeping the best by
+   * `orderBy` — no sort and no list of matches, so a claim costs one walk of its bucket. In id
+   * order over an ordered index, the first match wins and the walk stops there.
+   */
   #pickForClaim(
     kind: string,
     selector: CompiledSelector,
@@ -212,25 +217,27 @@ export class Transaction {
   ): Rec | undefined {
     const store = this.#context.store(kind)
     const staged = this.#staged.get(kind)
-    let matches: Rec[] = []
+    const compare = comparator(orderBy)
+    let best: Rec | undefined
+    const consider = (record: Rec): void => {
+      if (selector.matches(record) && (best === undefined || compare(record, best) < 0))
+        best = record
+    }
     if (store !== undefined) {
-      const byOrder = orderBy === undefined || orderBy === 'id'
-      // In id order the first match wins, so the scan can stop there.
-      matches = select(store, selector, plan(store, selector), {
-        skip: staged,
-        max: byOrder && staged === undefined ? 1 : undefined,
-      })
+      const chosen = plan(store, selector)
+      const firstWins = chosen.ordered && (orderBy === undefined || orderBy === 'id')
+      for (const record of chosen.candidates()) {
+        if (staged?.has(record.id) === true) continue // its staged version is considered below
+        consider(record)
+        if (firstWins && best !== undefined) break
+      }
     }
     if (staged !== undefined) {
       for (const index of staged.values()) {
         const record = (this.changes[index] as Change).after
-        if (record !== undefined && selector.matches(record)) matches.push(record)
+        if (record !== undefined) consider(record)
       }
     }
-    if (matches.length === 0) return undefined
-    const compare = comparator(orderBy)
-    let best = matches[0] as Rec
-    for (const record of matches) if (compare(record, best) < 0) best = record
     return best
   }
 

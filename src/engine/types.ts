@@ -171,6 +171,12 @@ export interface AssertOptions {
   readonly ttl?: number
   /** CAS: the record's current revision must be this (`0` = must not exist). */
   readonly ifRevision?: number
+  /**
+   * `null` writes the record without an owner: it outlives every process and any process may
+   * write or retract it (guard with `ifRevision`). Writing your own record with `owner: null`
+   * releases it.
+   */
+  readonly owner?: null
   readonly signal?: AbortSignal
 }
 

@@ -303,3 +303,26 @@ describe('claim', () => {
     await ds.close()
   })
 })
+
+describe('ownerless records', () => {
+  it('owner: null creates a record that outlives its writer and any process may write', async () => {
+    const ds = createDataspace()
+    const a = ds.process('a')
+    const b = ds.process('b')
+    const record = await a.assert('config', 'x', { v: 1 }, { owner: null })
+    assert.equal(record.owner, null)
+    await a.exit()
+    assert.deepEqual((await ds.get('config', 'x'))?.data, { v: 1 })
+    const updated = await b.assert('config', 'x', { v: 2 }, { ifRevision: record.revision })
+    assert.equal(updated.owner, null, 'writing an ownerless record does not take it')
+    await b.retract('config', 'x')
+    await b.assert('mine', 'y', {})
+    assert.equal(
+      (await b.assert('mine', 'y', {}, { owner: null })).owner,
+      null,
+      'owner: null releases',
+    )
+    await assert.rejects(b.assert('mine', 'z', {}, { owner: 'someone' as never }), InvalidArgument)
+    await ds.close()
+  })
+})
