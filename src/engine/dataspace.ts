@@ -1,5 +1,5 @@
 import { Closed, InvalidArgument, ProcessExited } from '../errors/index.js'
-import { GROUP_MEMBER_KIND, ProcessGroups } from '../groups/process-groups.js'
+import { ProcessGroups } from '../groups/process-groups.js'
 import { KvBucket } from '../kv/kv-bucket.js'
 import { NameRegistry } from '../names/name-registry.js'
 import type { CompiledSelector } from './compiled-selector.js'
@@ -102,8 +102,6 @@ export class Dataspace implements DataspaceApi, WatchContext {
     this.#history = new History(this.#options.historySize)
     this.#ops = new ProcessOps(this)
     this.#watches = new WatchRegistry(this)
-    // Memberships are looked up by scope and group: index both.
-    this.storeFor(GROUP_MEMBER_KIND).setIndexes(['scope', 'group'])
   }
 
   get revision(): number {

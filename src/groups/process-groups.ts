@@ -3,6 +3,7 @@ import { QueuedStream } from '../engine/queued-stream.js'
 import type { DataspaceRecord } from '../engine/types.js'
 import { freezeJson, toPid } from '../engine/validate.js'
 import { InvalidArgument, NotJoined } from '../errors/index.js'
+import { escapeGlob } from '../query/index.js'
 import { groupsOf, toGroupEvents } from './group-events.js'
 import type { Membership } from './group-events.js'
 import type {
@@ -143,7 +144,7 @@ export class ProcessGroups implements ProcessGroupsApi {
 
   monitor(group?: string): GroupMonitor {
     if (group !== undefined) checkGroup(group)
-    const fields = this.#fields(group)
+    const selector = this.#selector(group)
     const stream: QueuedStream<GroupEvent> = new QueuedStream<GroupEvent>(() => observation.close())
     const snapshot = (records: readonly DataspaceRecord[], revision: number): GroupEvent => ({
       type: 'snapshot',
@@ -152,7 +153,7 @@ export class ProcessGroups implements ProcessGroupsApi {
     })
     const observation = this.#ds.observe(
       GROUP_MEMBER_KIND,
-      { fields },
+      selector,
       (events) => {
         const translated = toGroupEvents(events)
         if (stream.length + translated.length <= MONITOR_BUFFER) {
@@ -162,7 +163,7 @@ export class ProcessGroups implements ProcessGroupsApi {
         // Too slow a consumer: start it over from a snapshot rather than skip changes.
         stream.clear()
         stream.push({ type: 'reset', reason: 'overflow' })
-        stream.push(snapshot(this.#ds.query(GROUP_MEMBER_KIND, { fields }), this.#ds.revision))
+        stream.push(snapshot(this.#ds.query(GROUP_MEMBER_KIND, selector), this.#ds.revision))
       },
       (reason) => stream.end(reason),
     )
@@ -198,11 +199,18 @@ export class ProcessGroups implements ProcessGroupsApi {
   }
 
   #memberships(group?: string): readonly DataspaceRecord[] {
-    return this.#ds.query(GROUP_MEMBER_KIND, { fields: this.#fields(group) })
+    return this.#ds.query(GROUP_MEMBER_KIND, this.#selector(group))
   }
 
-  #fields(group: string | undefined): Record<string, string> {
-    return group === undefined ? { scope: this.scope } : { scope: this.scope, group }
+  /**
+   * Memberships of a scope (or of one group) by id prefix: ids are `["scope","group","pid"]` in
+   * JSON, whose escaping keeps any quote inside a name from ending the prefix early. A prefix is
+   * served by the id index, comes back in order, and lets the watch hub find a monitor without
+   * testing it against every membership change.
+   */
+  #selector(group: string | undefined): { id: string } {
+    const head = JSON.stringify(group === undefined ? [this.scope] : [this.scope, group])
+    return { id: `${escapeGlob(head.slice(0, -1))},*` }
   }
 
   #id(group: string, pid: string): string {

@@ -1,5 +1,5 @@
 import { InvalidSelector } from '../errors/index.js'
-import { fieldValues } from './field-values.js'
+import { fieldHasValue } from './field-values.js'
 import { selectorError } from './selector-error.js'
 
 /** `=` (also written `==`) or `!=`. */
@@ -100,7 +100,7 @@ class ParsedFieldSelector implements FieldSelector {
 
   matches(data: unknown): boolean {
     for (const { segments, op, value } of this.requirements) {
-      if (fieldValues(data, segments).includes(value) !== (op === '=')) return false
+      if (fieldHasValue(data, segments, value) !== (op === '=')) return false
     }
     return true
   }

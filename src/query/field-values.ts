@@ -35,6 +35,26 @@ export function fieldValues(data: unknown, segments: readonly string[]): readonl
   return form === '' ? MISSING : [form]
 }
 
+/**
+ * Whether one of the path's {@link fieldValues} equals `value` — the same answer, computed
+ * without building the array (selectors test this once per candidate record).
+ */
+export function fieldHasValue(data: unknown, segments: readonly string[], value: string): boolean {
+  let current = data
+  for (const segment of segments) {
+    if (typeof current !== 'object' || current === null || Array.isArray(current))
+      return value === ''
+    if (!Object.hasOwn(current, segment)) return value === ''
+    current = (current as Record<string, unknown>)[segment]
+  }
+  if (Array.isArray(current)) {
+    if (current.length === 0) return value === ''
+    for (const element of current) if (scalarForm(element) === value) return true
+    return false
+  }
+  return scalarForm(current) === value
+}
+
 function arrayValues(array: readonly unknown[]): readonly string[] {
   if (array.length === 0) return MISSING
   if (array.length === 1) {
