@@ -42,8 +42,8 @@ class FieldIndex {
 export class KindStore {
   readonly kind: string
   readonly records = new Map<string, Rec>()
-  /** Every id in order: serves literal-prefix globs and ordered pagination. */
-  readonly ids = new BTree<string, undefined>()
+  /** Every record in id order: serves literal-prefix globs, ordered scans and pagination. */
+  readonly ids = new BTree<string, Rec>()
   readonly byOwner = new Map<string, Bucket>()
   /** label key → value → bucket */
   readonly byLabel = new Map<string, Map<string, Bucket>>()
@@ -81,7 +81,7 @@ export class KindStore {
   /** Stores `record`, replacing `before` (the current record of that id, if any). */
   put(record: Rec, before: Rec | undefined): void {
     if (before !== undefined) this.#unindex(before)
-    else this.ids.set(record.id, undefined)
+    this.ids.set(record.id, record)
     this.records.set(record.id, record)
     if (record.owner !== null) addTo(this.byOwner, record.owner, record)
     for (const index of this.fieldIndexes.values()) index.add(record)

@@ -107,10 +107,12 @@ function* keysAfter(
   end: string | undefined,
   after: string | undefined,
 ): Iterable<DataspaceRecord> {
-  for (const id of store.ids.keys(from)) {
+  // The tree holds the records, so an ordered scan never goes back to the records map.
+  const pair: [string, DataspaceRecord] = ['', undefined as unknown as DataspaceRecord]
+  for (const [id, record] of store.ids.entries(from, pair)) {
     if (end !== undefined && id >= end) return
     if (id === after) continue
-    yield store.records.get(id) as DataspaceRecord
+    yield record
   }
 }
 
