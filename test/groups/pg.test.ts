@@ -10,7 +10,10 @@ async function queued(monitor: GroupMonitor): Promise<GroupEvent[]> {
   for (;;) {
     let pending: Promise<IteratorResult<GroupEvent, undefined>> | undefined = pendings.get(monitor)
     if (pending === undefined) pendings.set(monitor, (pending = monitor.next()))
-    const next = await Promise.race([pending, new Promise<'idle'>((r) => setImmediate(() => r('idle')))])
+    const next = await Promise.race([
+      pending,
+      new Promise<'idle'>((r) => setImmediate(() => r('idle'))),
+    ])
     if (next === 'idle') return events
     pendings.delete(monitor)
     if (next.done === true) return events
@@ -20,7 +23,8 @@ async function queued(monitor: GroupMonitor): Promise<GroupEvent[]> {
 const pendings = new WeakMap<object, Promise<IteratorResult<GroupEvent, undefined>>>()
 
 const sorted = (pids: readonly string[]): string[] => [...pids].sort()
-const strip = (events: GroupEvent[]) => events.map((e) => ('revision' in e ? { ...e, revision: 0 } : e))
+const strip = (events: GroupEvent[]) =>
+  events.map((e) => ('revision' in e ? { ...e, revision: 0 } : e))
 
 describe('process groups (pg)', () => {
   it('single: join, multiplicity, leave, which_groups, empty groups vanish', async () => {
@@ -113,7 +117,11 @@ describe('process groups (pg)', () => {
     await pg.join('g3', p)
     await p.exit()
     const events = strip(await queued(monitor))
-    assert.deepEqual(events[0], { type: 'snapshot', groups: { g1: [p.id, p.id], g2: [p.id] }, revision: 0 })
+    assert.deepEqual(events[0], {
+      type: 'snapshot',
+      groups: { g1: [p.id, p.id], g2: [p.id] },
+      revision: 0,
+    })
     assert.deepEqual(events[1], { type: 'join', group: 'g3', pids: [p.id], revision: 0 })
     const leaves = events.slice(2)
     assert.deepEqual(
@@ -178,7 +186,13 @@ describe('process groups (pg)', () => {
     await pg.updateMeta('g', p, { zone: 'b' })
     assert.deepEqual(await pg.membersWithMeta('g'), [{ pid: p.id, count: 1, meta: { zone: 'b' } }])
     const events = strip(await queued(monitor))
-    assert.deepEqual(events[1], { type: 'update', group: 'g', pid: p.id, meta: { zone: 'b' }, revision: 0 })
+    assert.deepEqual(events[1], {
+      type: 'update',
+      group: 'g',
+      pid: p.id,
+      meta: { zone: 'b' },
+      revision: 0,
+    })
     await assert.rejects(pg.updateMeta('nope', p, {}), NotJoined)
     await ds.close()
   })
@@ -207,7 +221,8 @@ describe('process groups (pg)', () => {
     const ds = createDataspace()
     const pg = ds.groups()
     const procs = Array.from({ length: 100 }, (_, i) => ds.process(`p${i}`))
-    for (let g = 0; g < 10_000; g++) await pg.join(`group-${g}`, procs[g % 100] as (typeof procs)[number])
+    for (let g = 0; g < 10_000; g++)
+      await pg.join(`group-${g}`, procs[g % 100] as (typeof procs)[number])
     const monitors = Array.from({ length: 20 }, (_, i) => pg.monitor(`group-${i}`))
     const late = ds.process('late')
     await pg.join('group-5000', late)

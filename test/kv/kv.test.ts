@@ -20,7 +20,12 @@ describe('kv', () => {
     const kv = ds.kv('config')
     assert.equal(await kv.get('a'), undefined)
     const put = await kv.put('a', { nested: [1, 'two', null] })
-    assert.deepEqual(await kv.get('a'), { key: 'a', value: { nested: [1, 'two', null] }, revision: put.revision, owner: null })
+    assert.deepEqual(await kv.get('a'), {
+      key: 'a',
+      value: { nested: [1, 'two', null] },
+      revision: put.revision,
+      owner: null,
+    })
     for (const value of [0, 'text', true, null, [1, 2]]) {
       await kv.put('scalar', value)
       assert.deepEqual((await kv.get('scalar'))?.value, value)
@@ -98,7 +103,11 @@ describe('kv', () => {
     assert.equal((await kv.get('long'))?.value, 2)
     const events = await take(watch, 3)
     assert.deepEqual(
-      events.map((e) => (e.type === 'delete' ? `delete:${e.key}:${e.reason}` : `${e.type}:${'key' in e ? e.key : ''}`)),
+      events.map((e) =>
+        e.type === 'delete'
+          ? `delete:${e.key}:${e.reason}`
+          : `${e.type}:${'key' in e ? e.key : ''}`,
+      ),
       ['put:short', 'put:long', 'delete:short:expired'],
     )
     await ds.close()
@@ -155,7 +164,9 @@ describe('kv', () => {
     const resumed = kv.watch({ fromRevision: old.revision })
     const replay = await take(resumed, 3)
     assert.deepEqual(
-      replay.map((e) => `${e.type}:${'key' in e ? e.key : ''}:${'isUpdate' in e ? e.isUpdate : ''}`),
+      replay.map(
+        (e) => `${e.type}:${'key' in e ? e.key : ''}:${'isUpdate' in e ? e.isUpdate : ''}`,
+      ),
       ['put:b:false', 'put:a:false', 'delete:a:false'],
     )
     await kv.put('c', 4)

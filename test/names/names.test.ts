@@ -1,6 +1,13 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { Conflict, createDataspace, NameTaken, NotFound, NotOwner, ProcessExited } from '../../src/index.js'
+import {
+  Conflict,
+  createDataspace,
+  NameTaken,
+  NotFound,
+  NotOwner,
+  ProcessExited,
+} from '../../src/index.js'
 
 describe('name registry', () => {
   it('registers with a fence, whereis, idempotent re-register, NameTaken naming the holder', async () => {
