@@ -134,9 +134,26 @@ export class KindStore {
   }
 }
 
+/**
+ * Buckets sorted by id, made on first ordered read and dropped by the next write to the bucket:
+ * a read-mostly bucket is sorted once, not on every list.
+ */
+const sortedBuckets = new WeakMap<Bucket, readonly Rec[]>()
+
+/** The bucket's records in id order. */
+export function sortedBucket(bucket: Bucket): readonly Rec[] {
+  let sorted = sortedBuckets.get(bucket)
+  if (sorted === undefined) {
+    sorted = [...bucket.values()].sort((a, b) => (a.id < b.id ? -1 : 1))
+    sortedBuckets.set(bucket, sorted)
+  }
+  return sorted
+}
+
 function addTo<K>(map: Map<K, Bucket>, key: K, record: Rec): void {
   let bucket = map.get(key)
   if (bucket === undefined) map.set(key, (bucket = new Map<string, Rec>()))
+  else sortedBuckets.delete(bucket)
   bucket.set(record.id, record)
 }
 
@@ -144,6 +161,7 @@ function removeFrom<K>(map: Map<K, Bucket>, key: K, id: string): void {
   const bucket = map.get(key)
   if (bucket === undefined) return
   bucket.delete(id)
+  sortedBuckets.delete(bucket)
   if (bucket.size === 0) map.delete(key)
 }
 

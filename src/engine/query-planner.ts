@@ -1,5 +1,5 @@
 import type { CompiledSelector } from './compiled-selector.js'
-import { prefixEnd } from './kind-store.js'
+import { prefixEnd, sortedBucket } from './kind-store.js'
 import type { Bucket, KindStore } from './kind-store.js'
 import type { DataspaceRecord } from './types.js'
 
@@ -13,6 +13,8 @@ export interface Plan {
   readonly ordered: boolean
   /** The candidate records (ordered plans start after `after`; others leave that to the caller). */
   candidates(after?: string): Iterable<DataspaceRecord>
+  /** True when every candidate matches the whole selector, so matching can be skipped. */
+  readonly covers?: boolean
 }
 
 /**
@@ -36,13 +38,24 @@ export function plan(store: KindStore, selector: CompiledSelector): Plan {
   const consider = (candidate: Plan): void => {
     if (candidate.estimate < best.estimate) best = candidate
   }
-  if (selector.owner !== undefined) consider(fromSets('owner', [store.byOwner.get(selector.owner)]))
+  // An index "covers" a selector made of nothing but the one requirement it answers.
+  const fieldCount = selector.fields?.requirements.length ?? 0
+  const labelCount = selector.labels?.requirements.length ?? 0
+  const only = (fields: number, labels: number, owner: boolean): boolean =>
+    glob === undefined &&
+    fieldCount === fields &&
+    labelCount === labels &&
+    (selector.owner !== undefined) === owner
+  if (selector.owner !== undefined) {
+    consider(fromSets('owner', [store.byOwner.get(selector.owner)], only(0, 0, true)))
+  }
   for (const requirement of selector.fields?.requirements ?? []) {
     const index = store.fieldIndexes.get(requirement.path)
     if (index === undefined) continue
     const name = `field:${requirement.path}`
-    if (requirement.op === '=') consider(fromSets(name, [index.buckets.get(requirement.value)]))
-    else consider(excludingBucket(name, store.size, index.buckets, requirement.value))
+    if (requirement.op === '=') {
+      consider(fromSets(name, [index.buckets.get(requirement.value)], only(1, 0, false)))
+    } else consider(excludingBucket(name, store.size, index.buckets, requirement.value))
   }
   for (const requirement of selector.labels?.requirements ?? []) {
     const values = store.byLabel.get(requirement.key)
@@ -54,11 +67,14 @@ export function plan(store: KindStore, selector: CompiledSelector): Plan {
           fromSets(
             name,
             requirement.values.map((value) => values?.get(value)),
+            only(0, 1, false),
           ),
         )
         break
       case 'exists':
-        consider(fromSets(name, values === undefined ? [] : [...values.values()]))
+        consider(
+          fromSets(name, values === undefined ? [] : [...values.values()], only(0, 1, false)),
+        )
         break
       case '!=':
       case 'notin':
@@ -116,24 +132,49 @@ function* keysAfter(
   }
 }
 
-/** The union of some buckets (disjoint for one label key or one field value). */
-function fromSets(index: string, buckets: readonly (Bucket | undefined)[]): Plan {
+/**
+ * The union of some buckets (disjoint for one label key or one field value). One bucket — the
+ * common case — is served in id order from its sorted form, so a page stops at its limit and
+ * nothing is sorted per query.
+ */
+function fromSets(index: string, buckets: readonly (Bucket | undefined)[], covers: boolean): Plan {
   let estimate = 0
   for (const bucket of buckets) estimate += bucket?.size ?? 0
   const present = buckets.filter((bucket) => bucket !== undefined)
   const only = present.length === 1 ? present[0] : undefined
+  if (only !== undefined) {
+    return {
+      index,
+      estimate,
+      ordered: true,
+      covers,
+      candidates: (after) => {
+        const sorted = sortedBucket(only)
+        return after === undefined ? sorted : sorted.slice(firstAfter(sorted, after))
+      },
+    }
+  }
   return {
     index,
     estimate,
     ordered: false,
-    // One bucket (the common case) is served by the map's own iterator: no generator per query.
-    candidates:
-      only !== undefined
-        ? () => only.values()
-        : function* () {
-            for (const bucket of present) yield* bucket.values()
-          },
+    covers,
+    *candidates() {
+      for (const bucket of present) yield* bucket.values()
+    },
   }
+}
+
+/** The position of the first record with an id greater than `after` (binary search). */
+function firstAfter(sorted: readonly DataspaceRecord[], after: string): number {
+  let low = 0
+  let high = sorted.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if ((sorted[mid] as DataspaceRecord).id <= after) low = mid + 1
+    else high = mid
+  }
+  return low
 }
 
 /** Every indexed value but one (`field!=value`). Array fields put an id in several buckets: dedupe. */
@@ -182,7 +223,8 @@ export function select(
   const out: DataspaceRecord[] = []
   for (const record of chosen.candidates(after)) {
     if (after !== undefined && record.id <= after) continue
-    if (skip?.has(record.id) === true || !selector.matches(record)) continue
+    if (skip?.has(record.id) === true) continue
+    if (chosen.covers !== true && !selector.matches(record)) continue
     out.push(record)
     // Ordered candidates arrive in id order, so the first `max` matches are the answer.
     if (chosen.ordered && out.length >= max) return out
