@@ -1,4 +1,4 @@
-import type { Watch, WatchEvent } from '../../src/index.js'
+import type { Stream, Watch, WatchEvent } from '../../src/index.js'
 
 /**
  * Takes the events already queued on a watch. The engine pushes events synchronously at commit
@@ -6,7 +6,12 @@ import type { Watch, WatchEvent } from '../../src/index.js'
  * is enough to collect it without racing.
  */
 export async function drain<T>(watch: Watch<T>): Promise<WatchEvent<T>[]> {
-  const events: WatchEvent<T>[] = []
+  return queued(watch)
+}
+
+/** The items already queued on any stream (group monitors, KV watches, mailboxes). */
+export async function queued<T>(watch: Stream<T>): Promise<T[]> {
+  const events: T[] = []
   for (;;) {
     const next = await Promise.race([
       pull(watch),
@@ -22,8 +27,8 @@ export async function drain<T>(watch: Watch<T>): Promise<WatchEvent<T>[]> {
 /** A `next()` that lost a race stays pending; the next read must take its result, not call again. */
 const pending = new WeakMap<object, Promise<IteratorResult<unknown, undefined>>>()
 
-function pull<T>(watch: Watch<T>): Promise<IteratorResult<WatchEvent<T>, undefined>> {
-  let next = pending.get(watch) as Promise<IteratorResult<WatchEvent<T>, undefined>> | undefined
+function pull<T>(watch: Stream<T>): Promise<IteratorResult<T, undefined>> {
+  let next = pending.get(watch) as Promise<IteratorResult<T, undefined>> | undefined
   if (next === undefined) {
     next = watch.next()
     pending.set(watch, next)

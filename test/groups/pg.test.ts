@@ -2,25 +2,8 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createDataspace, InvalidArgument, NotJoined } from '../../src/index.js'
-import type { GroupEvent, GroupMonitor } from '../../src/index.js'
-
-/** Events already queued on a monitor (the engine delivers them synchronously at commit). */
-async function queued(monitor: GroupMonitor): Promise<GroupEvent[]> {
-  const events: GroupEvent[] = []
-  for (;;) {
-    let pending: Promise<IteratorResult<GroupEvent, undefined>> | undefined = pendings.get(monitor)
-    if (pending === undefined) pendings.set(monitor, (pending = monitor.next()))
-    const next = await Promise.race([
-      pending,
-      new Promise<'idle'>((r) => setImmediate(() => r('idle'))),
-    ])
-    if (next === 'idle') return events
-    pendings.delete(monitor)
-    if (next.done === true) return events
-    events.push(next.value)
-  }
-}
-const pendings = new WeakMap<object, Promise<IteratorResult<GroupEvent, undefined>>>()
+import type { GroupEvent } from '../../src/index.js'
+import { queued } from '../engine/helpers.js'
 
 const sorted = (pids: readonly string[]): string[] => [...pids].sort()
 const strip = (events: GroupEvent[]) =>
