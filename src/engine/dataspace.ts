@@ -174,7 +174,6 @@ export class Dataspace implements DataspaceApi, WatchContext {
     store.schema = options.schema
     store.closedFields = fields === undefined ? undefined : new Set(fields)
     store.setIndexes(indexes)
-    store.defined = true
   }
 
   process(name: string): LocalProcess {

@@ -51,8 +51,6 @@ export class KindStore {
   schema: StandardSchemaV1 | undefined
   /** The closed list of selectable fields, when the kind declares one. */
   closedFields: ReadonlySet<string> | undefined
-  /** True once `defineKind` has been called (a kind is created implicitly by its first write). */
-  defined = false
 
   constructor(kind: string) {
     this.kind = kind

@@ -149,15 +149,6 @@ export class WatchHub {
     })
     return delivered
   }
-
-  /** Every subscriber of every kind (for observability). */
-  *subscribers(): Iterable<Subscriber> {
-    for (const kind of this.#byKind.values()) {
-      for (const set of kind.exact.values()) yield* set
-      for (const set of kind.byPrefix.values()) yield* set
-      yield* kind.unindexed
-    }
-  }
 }
 
 /** What one change looks like to one subscriber: entering, updating, leaving its selection, or nothing. */
