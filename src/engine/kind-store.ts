@@ -91,27 +91,35 @@ export class KindStore {
   }
 
   /**
-   * Removes many records at once. Removing most of a kind — typically a process exit — is
-   * cheaper as a rebuild from the survivors than as one index update per record.
+   * Removes many records at once (a commit's removals of this kind, typically a process exit).
+   * The whole kind going is a reset; otherwise an owner whose every record goes loses its
+   * bucket at once rather than id by id.
    */
   deleteMany(removed: readonly Rec[]): void {
-    if (removed.length * 2 < this.records.size) {
-      for (const record of removed) this.delete(record)
+    if (removed.length === this.records.size) {
+      this.records.clear()
+      this.ids.clear()
+      this.byOwner.clear()
+      this.byLabel.clear()
+      for (const index of this.fieldIndexes.values()) index.buckets.clear()
       return
     }
-    const gone =
-      removed.length === this.records.size ? undefined : new Set(removed.map((r) => r.id))
-    const survivors: Rec[] = []
-    if (gone !== undefined) {
-      for (const id of this.ids.keys())
-        if (!gone.has(id)) survivors.push(this.records.get(id) as Rec)
+    const perOwner = new Map<string, number>()
+    for (const { owner } of removed) {
+      if (owner !== null) perOwner.set(owner, (perOwner.get(owner) ?? 0) + 1)
     }
-    this.records.clear()
-    this.ids.clear()
-    this.byOwner.clear()
-    this.byLabel.clear()
-    for (const index of this.fieldIndexes.values()) index.buckets.clear()
-    for (const record of survivors) this.put(record, undefined)
+    const whole = new Set<string>()
+    for (const [owner, count] of perOwner) {
+      if (this.byOwner.get(owner)?.size === count) {
+        whole.add(owner)
+        this.byOwner.delete(owner)
+      }
+    }
+    for (const record of removed) {
+      this.records.delete(record.id)
+      this.ids.delete(record.id)
+      this.#unindex(record, record.owner !== null && whole.has(record.owner))
+    }
   }
 
   delete(record: Rec): void {
@@ -120,8 +128,8 @@ export class KindStore {
     this.#unindex(record)
   }
 
-  #unindex(record: Rec): void {
-    if (record.owner !== null) removeFrom(this.byOwner, record.owner, record.id)
+  #unindex(record: Rec, ownerGone = false): void {
+    if (record.owner !== null && !ownerGone) removeFrom(this.byOwner, record.owner, record.id)
     for (const index of this.fieldIndexes.values()) index.remove(record)
     for (const key in record.labels) {
       const values = this.byLabel.get(key)
