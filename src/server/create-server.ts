@@ -1,0 +1,162 @@
+import { createServer as createHttpServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Unavailable } from '../errors/index.js'
+import { ConnectionTracker } from './connections.js'
+import { sendError, sendJson } from './http-body.js'
+import { resolveOptions } from './options.js'
+import type { ServerOptions } from './options.js'
+import { RequestContext, SESSION_HEADER, STREAMED } from './request-context.js'
+import type { Handler, ServerState } from './request-context.js'
+import { Router } from './router.js'
+import { kvRoutes } from './routes/kv.js'
+import { recordRoutes } from './routes/records.js'
+import { registryRoutes } from './routes/registry.js'
+import { sessionRoutes } from './routes/sessions.js'
+import { watchRoutes } from './routes/watches.js'
+import { writeRoutes } from './routes/writes.js'
+import { SessionTable } from './session-table.js'
+import type { Session } from './session-table.js'
+import { SseRegistry } from './sse-stream.js'
+import { toWireError } from './wire-error.js'
+
+/** A running server. */
+export interface DataspaceServer {
+  /** `http://host:port`, with the port actually bound. */
+  readonly url: string
+  /** Live sessions and open SSE streams (for tests and, later, metrics). */
+  readonly stats: { readonly sessions: number; readonly sseStreams: number }
+  /**
+   * Graceful shutdown: stops accepting, ends every SSE stream, exits every session (their
+   * records are retracted), waits for in-flight requests, and resolves. Idempotent.
+   */
+  close(): Promise<void>
+}
+
+// In-flight requests get this long after close() before their connections are cut.
+const CLOSE_GRACE_MS = 2000
+
+/**
+ * Serves a dataspace over HTTP JSON and SSE (`docs/protocol.md`), on 127.0.0.1 unless told.
+ *
+ * @example
+ * const ds = createDataspace()
+ * const server = await createServer({ ds, port: 0 })
+ * const res = await fetch(`${server.url}/v1/records/api.route`)
+ * await server.close()
+ */
+export async function createServer(options: ServerOptions): Promise<DataspaceServer> {
+  const resolved = resolveOptions(options)
+  const { limits } = resolved
+  const router = new Router<Handler>()
+  for (const routes of [
+    sessionRoutes,
+    recordRoutes,
+    writeRoutes,
+    watchRoutes,
+    kvRoutes,
+    registryRoutes,
+  ]) {
+    routes(router)
+  }
+  let accepting = true
+  const state: ServerState = {
+    ds: resolved.ds,
+    options: resolved,
+    sessions: new SessionTable(resolved.ds, resolved.sessionTtl, {
+      min: limits.minSessionTtl,
+      max: limits.maxSessionTtl,
+    }),
+    sse: new SseRegistry(),
+    get accepting() {
+      return accepting
+    },
+  }
+  const http = createHttpServer((req, res) => {
+    connections.track(req, res)
+    handle(router, state, req, res).catch((error: unknown) => {
+      resolved.onInternalError(error)
+      res.destroy()
+    })
+  })
+  const connections = new ConnectionTracker(http)
+  await listen(http, resolved.host, resolved.port)
+  const address = http.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${host}:${address.port}`,
+    get stats() {
+      return { sessions: state.sessions.size, sseStreams: state.sse.size }
+    },
+    close() {
+      closing ??= (async () => {
+        accepting = false
+        const closed = new Promise<void>((resolve) => http.close(() => resolve()))
+        state.sse.closeAll()
+        await state.sessions.closeAll()
+        connections.drain()
+        const cut = setTimeout(() => connections.destroyAll(), CLOSE_GRACE_MS)
+        cut.unref()
+        await closed
+        clearTimeout(cut)
+      })()
+      return closing
+    },
+  }
+}
+
+async function handle(
+  router: Router<Handler>,
+  state: ServerState,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  try {
+    if (!state.accepting) throw new Unavailable('server is shutting down')
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const match = router.match(req.method ?? 'GET', url.pathname)
+    if (match.type === 'not-found') {
+      sendJson(res, 404, { error: { code: 'NotFound', message: `no route ${url.pathname}` } })
+      return
+    }
+    if (match.type === 'method-not-allowed') {
+      const allow = match.allow.join(', ')
+      const message = `${req.method ?? ''} is not allowed on ${url.pathname}; use ${allow}`
+      sendJson(res, 405, { error: { code: 'InvalidArgument', message } }, { allow })
+      return
+    }
+    const ctx = new RequestContext(
+      req,
+      res,
+      match.params,
+      url.searchParams,
+      state,
+      session(state, req),
+    )
+    const reply = await match.handler(ctx)
+    if (reply !== STREAMED) sendJson(res, reply.status, reply.body)
+  } catch (error) {
+    const { status, body } = toWireError(error)
+    if (status === 500) state.options.onInternalError(error)
+    // An unread upload (413) is dropped with the connection rather than read to its end.
+    sendError(res, status, body, status === 413 ? { connection: 'close' } : {})
+  }
+}
+
+/** The session named by the request's header, its lease renewed; none without the header. */
+function session(state: ServerState, req: IncomingMessage): Session | undefined {
+  const header = req.headers[SESSION_HEADER]
+  if (header === undefined) return undefined
+  return state.sessions.touch(Array.isArray(header) ? (header[0] ?? '') : header)
+}
+
+function listen(http: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(port, host, () => {
+      http.off('error', reject)
+      resolve()
+    })
+  })
+}

@@ -1,0 +1,12 @@
+/**
+ * The network server: HTTP JSON for requests, SSE for watches, sessions as processes with a
+ * lease. The wire protocol is documented in `docs/protocol.md`.
+ * @module
+ */
+export { createServer } from './create-server.js'
+export type { DataspaceServer } from './create-server.js'
+export { DEFAULT_LIMITS, DEFAULT_PORT, isLoopback } from './options.js'
+export type { ServerLimits, ServerOptions } from './options.js'
+export { SESSION_HEADER } from './request-context.js'
+export { STATUS_BY_CODE, toWireError } from './wire-error.js'
+export type { WireError, WireErrorCode } from './wire-error.js'

@@ -1,0 +1,98 @@
+import { isIP } from 'node:net'
+import type { Dataspace } from '../engine/index.js'
+import { InvalidArgument } from '../errors/index.js'
+
+/** Limits the server enforces, each with a clear error when exceeded. */
+export interface ServerLimits {
+  /** Largest request body, in bytes (default 1 MiB); larger is `TooLarge` / 413. */
+  readonly maxBodyBytes: number
+  /**
+   * How many bytes an SSE response may have waiting in its socket before the watch is closed with
+   * a final `reset` (default 1 MiB): a slow client costs at most this plus one event.
+   */
+  readonly sseBufferBytes: number
+  /** Interval of SSE heartbeat comments, in ms (default 15 s): keeps proxies from timing out. */
+  readonly sseHeartbeatMs: number
+  /** Bounds of a session's lease TTL, in ms. */
+  readonly minSessionTtl: number
+  readonly maxSessionTtl: number
+}
+
+/** Options of {@link createServer}. */
+export interface ServerOptions {
+  /** The dataspace to serve; the server never closes it. */
+  readonly ds: Dataspace
+  /** Default `127.0.0.1`. Any non-loopback address needs `insecure: true` until auth exists. */
+  readonly host?: string
+  /** Default 7411; `0` picks a free port (tests). */
+  readonly port?: number
+  /** Allows a non-loopback `host` without authentication. */
+  readonly insecure?: boolean
+  /** Default lease of a session, in ms (10 s). */
+  readonly sessionTtl?: number
+  readonly limits?: Partial<ServerLimits>
+  /** Called with every error that became a 500 (default: `console.error`). */
+  readonly onInternalError?: (error: unknown) => void
+}
+
+/** Options with every default filled in, frozen. */
+export interface ResolvedOptions {
+  readonly ds: Dataspace
+  readonly host: string
+  readonly port: number
+  readonly sessionTtl: number
+  readonly limits: ServerLimits
+  readonly onInternalError: (error: unknown) => void
+}
+
+export const DEFAULT_PORT = 7411
+export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
+  maxBodyBytes: 1024 * 1024,
+  sseBufferBytes: 1024 * 1024,
+  sseHeartbeatMs: 15_000,
+  minSessionTtl: 100,
+  maxSessionTtl: 3_600_000,
+})
+
+/** Fills defaults and checks the options; refuses a non-loopback host without `insecure`. */
+export function resolveOptions(options: ServerOptions): ResolvedOptions {
+  const host = options.host ?? '127.0.0.1'
+  if (!isLoopback(host) && options.insecure !== true) {
+    throw new InvalidArgument(
+      `refusing to listen on ${host}: the server has no authentication yet, so anyone who can ` +
+        `reach this address could read and write everything. Listen on 127.0.0.1, or pass ` +
+        `insecure: true to accept that risk`,
+    )
+  }
+  const limits: ServerLimits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits })
+  for (const [name, value] of Object.entries(limits)) positive(`limits.${name}`, value)
+  const sessionTtl = positive('sessionTtl', options.sessionTtl ?? 10_000)
+  const port = options.port ?? DEFAULT_PORT
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgument(`port must be an integer from 0 to 65535, got ${port}`)
+  }
+  return Object.freeze({
+    ds: options.ds,
+    host,
+    port,
+    sessionTtl,
+    limits,
+    onInternalError: options.onInternalError ?? ((error) => console.error(error)),
+  })
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+  if (isIP(bare) === 4) return bare.startsWith('127.')
+  if (isIP(bare) === 6) return bare === '::1' || bare.startsWith('::ffff:127.')
+  return false
+}
+
+function positive(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new InvalidArgument(`${name} must be a positive integer, got ${String(value)}`)
+  }
+  return value
+}

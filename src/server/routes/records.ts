@@ -1,0 +1,65 @@
+import type { AssertOptions, RetractOptions } from '../../engine/index.js'
+import { InvalidArgument, NotFound } from '../../errors/index.js'
+import { listOptionsFrom, QueryReader, selectorFrom } from '../query-params.js'
+import { defined, json } from '../request-context.js'
+import type { Handler, Reply, RequestContext } from '../request-context.js'
+import type { Router } from '../router.js'
+
+/** Records: get, list, explain, assert (PUT) and retract (DELETE). */
+export function recordRoutes(router: Router<Handler>): void {
+  router
+    .add('GET', '/v1/records/:kind', list)
+    .add('GET', '/v1/records/:kind/*id', get)
+    .add('PUT', '/v1/records/:kind/*id', put)
+    .add('DELETE', '/v1/records/:kind/*id', retract)
+    .add('GET', '/v1/explain/:kind', explain)
+}
+
+async function get(ctx: RequestContext): Promise<Reply> {
+  new QueryReader(ctx.query, [])
+  const kind = ctx.param('kind')
+  const id = ctx.param('id')
+  const record = await ctx.ds.get(kind, id)
+  if (record === undefined) throw new NotFound(`no record ${kind}/${id}`)
+  return json(record)
+}
+
+async function list(ctx: RequestContext): Promise<Reply> {
+  return json(await ctx.ds.list(ctx.param('kind'), listOptionsFrom(ctx.query)))
+}
+
+async function explain(ctx: RequestContext): Promise<Reply> {
+  return json(await ctx.ds.explain(ctx.param('kind'), selectorFrom(ctx.query)))
+}
+
+/** Body `{ data, labels?, ttl?, ifRevision?, owner?: null }`: the session's process asserts. */
+async function put(ctx: RequestContext): Promise<Reply> {
+  new QueryReader(ctx.query, [])
+  const session = ctx.requireSession('asserting a record')
+  const body = await ctx.body()
+  if (!('data' in body)) throw new InvalidArgument('request body needs "data"')
+  if ('owner' in body && body.owner !== null) {
+    throw new InvalidArgument('"owner" may only be null (an ownerless record)')
+  }
+  const options = defined({
+    labels: body.labels,
+    ttl: body.ttl,
+    ifRevision: body.ifRevision,
+    owner: body.owner,
+  }) as AssertOptions
+  const record = await session.process.assert(
+    ctx.param('kind'),
+    ctx.param('id'),
+    body.data,
+    options,
+  )
+  return json(record)
+}
+
+/** `?ifRevision=`: the session's process retracts; answers the retracted record. */
+async function retract(ctx: RequestContext): Promise<Reply> {
+  const ifRevision = new QueryReader(ctx.query, ['ifRevision']).integer('ifRevision')
+  const session = ctx.requireSession('retracting a record')
+  const options: RetractOptions = ifRevision === undefined ? {} : { ifRevision }
+  return json(await session.process.retract(ctx.param('kind'), ctx.param('id'), options))
+}

@@ -1,0 +1,54 @@
+import { QueryReader } from '../query-params.js'
+import { json, NO_CONTENT } from '../request-context.js'
+import type { Handler, Reply, RequestContext } from '../request-context.js'
+import type { Router } from '../router.js'
+
+/** Sessions (processes with a lease) and the liveness / readiness probes. */
+export function sessionRoutes(router: Router<Handler>): void {
+  router
+    .add('POST', '/v1/sessions', open)
+    .add('POST', '/v1/sessions/:session/heartbeat', heartbeat)
+    .add('DELETE', '/v1/sessions/:session', end)
+    .add('GET', '/livez', livez)
+    .add('GET', '/readyz', readyz)
+}
+
+/** Body `{ name, ttl? }` → 201 `{ session, pid, ttl, resumeToken }`. */
+async function open(ctx: RequestContext): Promise<Reply> {
+  new QueryReader(ctx.query, [])
+  const body = await ctx.body()
+  const session = ctx.server.sessions.open(body.name, body.ttl)
+  return json(
+    {
+      session: session.id,
+      pid: session.process.id,
+      ttl: session.ttl,
+      resumeToken: session.resumeToken,
+    },
+    201,
+  )
+}
+
+/** Renews the lease → `{ ttl, expiresAt }`. */
+async function heartbeat(ctx: RequestContext): Promise<Reply> {
+  new QueryReader(ctx.query, [])
+  const session = ctx.server.sessions.touch(ctx.param('session'))
+  return json({ ttl: session.ttl, expiresAt: session.expiresAt })
+}
+
+/** Ends the session now: its process exits and all it owned is retracted before the 204. */
+async function end(ctx: RequestContext): Promise<Reply> {
+  new QueryReader(ctx.query, [])
+  await ctx.server.sessions.end(ctx.param('session'))
+  return NO_CONTENT
+}
+
+async function livez(): Promise<Reply> {
+  return json({ live: true })
+}
+
+/** Ready while the server accepts requests and the dataspace is open. */
+async function readyz(ctx: RequestContext): Promise<Reply> {
+  const ready = ctx.server.accepting && !ctx.ds.closed
+  return json({ ready }, ready ? 200 : 503)
+}

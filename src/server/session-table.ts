@@ -1,0 +1,142 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto'
+import type { Dataspace, LocalProcess } from '../engine/index.js'
+import { DataspaceError, InvalidArgument } from '../errors/index.js'
+
+/** A network client's process, kept alive by a lease. */
+export interface Session {
+  /** The session id: unguessable, a capability — whoever holds it acts as the process. */
+  readonly id: string
+  /** Presented with the session id to re-attach after a reconnect (WebSocket clients). */
+  readonly resumeToken: string
+  readonly process: LocalProcess
+  /** Lease length, in ms. */
+  readonly ttl: number
+  /** Epoch ms at which the lease runs out unless renewed. */
+  readonly expiresAt: number
+}
+
+interface Entry {
+  readonly session: Session
+  expiresAt: number
+  timer: NodeJS.Timeout | undefined
+}
+
+/**
+ * The server's sessions: each is `ds.process(name)` with a lease. Every request that carries the
+ * session renews it; when it runs out the process exits with reason `lease-expired`, and the
+ * engine retracts everything it owned in one commit.
+ *
+ * A renewal only moves the deadline: the timer is re-armed when it fires early, so the hot path
+ * (one renewal per request) never touches the timer heap.
+ */
+export class SessionTable {
+  readonly #ds: Dataspace
+  readonly #sessions = new Map<string, Entry>()
+  readonly #defaultTtl: number
+  readonly #bounds: { readonly min: number; readonly max: number }
+
+  constructor(ds: Dataspace, defaultTtl: number, bounds: { min: number; max: number }) {
+    this.#ds = ds
+    this.#defaultTtl = defaultTtl
+    this.#bounds = bounds
+  }
+
+  get size(): number {
+    return this.#sessions.size
+  }
+
+  /** Opens a session: a new process named `name` with a lease of `ttl` ms (default from options). */
+  open(name: unknown, ttl: unknown): Session {
+    if (typeof name !== 'string') throw new InvalidArgument('session name must be a string')
+    const lease = ttl === undefined ? this.#defaultTtl : this.#checkTtl(ttl)
+    const process = this.#ds.process(name)
+    const id = randomUUID()
+    const entry: Entry = {
+      session: {
+        id,
+        resumeToken: randomUUID(),
+        process,
+        ttl: lease,
+        get expiresAt() {
+          return entry.expiresAt
+        },
+      },
+      expiresAt: Date.now() + lease,
+      timer: undefined,
+    }
+    this.#sessions.set(id, entry)
+    this.#arm(entry)
+    // However the process ends (lease, DELETE, ds.close()), the session goes with it.
+    void process.exited.then(() => this.#forget(entry))
+    return entry.session
+  }
+
+  /** The live session `id`, its lease renewed; a missing or ended one is `ProcessExited` (410). */
+  touch(id: string): Session {
+    const entry = this.#sessions.get(id)
+    if (entry === undefined || !entry.session.process.alive) {
+      throw new DataspaceError(
+        'ProcessExited',
+        'session does not exist or has ended (lease expired or deleted); open a new session',
+      )
+    }
+    entry.expiresAt = Date.now() + entry.session.ttl
+    return entry.session
+  }
+
+  /** Re-attaches a session after a reconnect: the token must match (compared in constant time). */
+  resume(id: string, resumeToken: string): Session {
+    const session = this.touch(id)
+    const expected = Buffer.from(session.resumeToken)
+    const given = Buffer.from(resumeToken)
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+      throw new InvalidArgument('resume token does not match the session')
+    }
+    return session
+  }
+
+  /** Ends a session now: its process exits (`normal`) and everything it owned is retracted. */
+  async end(id: string): Promise<void> {
+    const session = this.touch(id)
+    await session.process.exit('normal')
+  }
+
+  /** Ends every session (server shutdown); clears every lease timer. */
+  async closeAll(): Promise<void> {
+    const entries = [...this.#sessions.values()]
+    for (const entry of entries) clearTimeout(entry.timer)
+    await Promise.all(entries.map((entry) => entry.session.process.exit('shutdown')))
+  }
+
+  #arm(entry: Entry): void {
+    const delay = Math.max(0, entry.expiresAt - Date.now())
+    entry.timer = setTimeout(() => this.#check(entry), delay)
+    // A lease must never keep the Node process alive on its own.
+    entry.timer.unref()
+  }
+
+  #check(entry: Entry): void {
+    entry.timer = undefined
+    if (!this.#sessions.has(entry.session.id)) return
+    if (Date.now() < entry.expiresAt) {
+      this.#arm(entry)
+      return
+    }
+    this.#sessions.delete(entry.session.id)
+    void entry.session.process.exit('lease-expired')
+  }
+
+  #forget(entry: Entry): void {
+    clearTimeout(entry.timer)
+    entry.timer = undefined
+    this.#sessions.delete(entry.session.id)
+  }
+
+  #checkTtl(ttl: unknown): number {
+    const { min, max } = this.#bounds
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < min || ttl > max) {
+      throw new InvalidArgument(`session ttl must be an integer from ${min} to ${max} ms`)
+    }
+    return ttl
+  }
+}
