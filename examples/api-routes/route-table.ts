@@ -4,6 +4,7 @@ import type {
   DataspaceRecord,
   RetractReason,
   Watch,
+  WatchResetReason,
 } from '../../src/index.js'
 import { API_ROUTE_KIND, parseApiRoute } from './route-kind.js'
 import type { ApiRoute, HttpMethod } from './route-kind.js'
@@ -31,7 +32,7 @@ export type RouteChange =
       readonly owner: string | null
       readonly message: string
     }
-  | { readonly type: 'reset'; readonly reason: 'overflow' | 'history-gone' }
+  | { readonly type: 'reset'; readonly reason: WatchResetReason }
 
 /** Options of {@link RouteTable.open}. */
 export interface RouteTableOptions {

@@ -94,6 +94,13 @@ export interface ExplainResult {
   readonly candidates: number
 }
 
+/**
+ * Why a watch starts over: `overflow` (the watcher fell behind its queue), `history-gone` (a
+ * resume point is no longer in history) or `slow-consumer` (a network stream was closed because
+ * its client could not keep up; reconnect and resume).
+ */
+export type WatchResetReason = 'overflow' | 'history-gone' | 'slow-consumer'
+
 /** Events of a watch, keyed on `type`. */
 export type WatchEvent<T = unknown> =
   | {
@@ -126,7 +133,7 @@ export type WatchEvent<T = unknown> =
     }
   | {
       readonly type: 'reset'
-      readonly reason: 'overflow' | 'history-gone'
+      readonly reason: WatchResetReason
       readonly dropped?: number
     }
 
