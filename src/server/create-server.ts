@@ -3,13 +3,16 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Unavailable } from '../errors/index.js'
 import { ConnectionTracker } from './connections.js'
+import type { Principal } from './auth.js'
 import { sendError, sendJson } from './http-body.js'
+import { ServerMetrics } from './metrics.js'
 import { resolveOptions } from './options.js'
 import type { ServerOptions } from './options.js'
-import { RequestContext, SESSION_HEADER, STREAMED } from './request-context.js'
+import { checkSessionOwner, RequestContext, SESSION_HEADER, STREAMED } from './request-context.js'
 import type { Handler, ServerState } from './request-context.js'
 import { Router } from './router.js'
 import { kvRoutes } from './routes/kv.js'
+import { metricsRoutes } from './routes/metrics.js'
 import { recordRoutes } from './routes/records.js'
 import { registryRoutes } from './routes/registry.js'
 import { sessionRoutes } from './routes/sessions.js'
@@ -56,18 +59,28 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     watchRoutes,
     kvRoutes,
     registryRoutes,
+    metricsRoutes,
   ]) {
     routes(router)
   }
   let accepting = true
+  const sessions = new SessionTable(resolved.ds, resolved.sessionTtl, {
+    min: limits.minSessionTtl,
+    max: limits.maxSessionTtl,
+  })
+  const sse = new SseRegistry()
   const state: ServerState = {
     ds: resolved.ds,
     options: resolved,
-    sessions: new SessionTable(resolved.ds, resolved.sessionTtl, {
-      min: limits.minSessionTtl,
-      max: limits.maxSessionTtl,
+    sessions,
+    sse,
+    metrics: new ServerMetrics({
+      ds: resolved.ds,
+      sessions: () => sessions.size,
+      sseStreams: () => sse.size,
+      slowConsumerCloses: () => sse.slowConsumerResets,
     }),
-    sse: new SseRegistry(),
+    sessionOwners: new WeakMap(),
     get accepting() {
       return accepting
     },
@@ -106,12 +119,18 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   }
 }
 
+// Probes answer without a token: orchestrators cannot hold one.
+const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/livez', '/readyz'])
+
 async function handle(
   router: Router<Handler>,
   state: ServerState,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
+  const started = process.hrtime.bigint()
+  let ctx: RequestContext | undefined
+  let outcome = 'ok'
   try {
     if (!state.accepting) throw new Unavailable('server is shutting down')
     const url = new URL(req.url ?? '/', 'http://localhost')
@@ -126,29 +145,73 @@ async function handle(
       sendJson(res, 405, { error: { code: 'InvalidArgument', message } }, { allow })
       return
     }
-    const ctx = new RequestContext(
+    const auth = state.options.auth
+    const principal =
+      auth === undefined || PUBLIC_PATHS.has(url.pathname)
+        ? undefined
+        : auth.authenticate(req.headers.authorization)
+    ctx = new RequestContext(
       req,
       res,
       match.params,
       url.searchParams,
       state,
-      session(state, req),
+      session(state, req, principal),
+      principal,
     )
     const reply = await match.handler(ctx)
     if (reply !== STREAMED) sendJson(res, reply.status, reply.body)
   } catch (error) {
     const { status, body } = toWireError(error)
+    outcome = body.error.code
     if (status === 500) state.options.onInternalError(error)
-    // An unread upload (413) is dropped with the connection rather than read to its end.
-    sendError(res, status, body, status === 413 ? { connection: 'close' } : {})
+    sendError(res, status, body, extraHeaders(status))
+  } finally {
+    record(state, ctx, outcome, started)
   }
 }
 
-/** The session named by the request's header, its lease renewed; none without the header. */
-function session(state: ServerState, req: IncomingMessage): Session | undefined {
+function extraHeaders(status: number): Record<string, string> {
+  // An unread upload (413) is dropped with the connection rather than read to its end.
+  if (status === 413) return { connection: 'close' }
+  // RFC 9110: a 401 names the scheme to use.
+  if (status === 401) return { 'www-authenticate': 'Bearer realm="dataspace"' }
+  return {}
+}
+
+/** Counts the operation a handler named (requests refused before that count as `request`). */
+function record(
+  state: ServerState,
+  ctx: RequestContext | undefined,
+  outcome: string,
+  started: bigint,
+): void {
+  const operation = ctx?.operation
+  if (operation === undefined) {
+    if (outcome !== 'ok') state.metrics.operation('', 'request', outcome)
+    return
+  }
+  state.metrics.operation(operation.kind, operation.op, outcome)
+  if (operation.right === 'write') {
+    state.metrics.commitLatency(Number(process.hrtime.bigint() - started) / 1e9)
+  }
+}
+
+/**
+ * The session named by the request's header, its lease renewed; none without the header. With
+ * auth on, only the token that opened the session may use it.
+ */
+function session(
+  state: ServerState,
+  req: IncomingMessage,
+  principal: Principal | undefined,
+): Session | undefined {
   const header = req.headers[SESSION_HEADER]
   if (header === undefined) return undefined
-  return state.sessions.touch(Array.isArray(header) ? (header[0] ?? '') : header)
+  const id = Array.isArray(header) ? (header[0] ?? '') : header
+  // Checked before renewing: another token must not keep someone else's session alive.
+  checkSessionOwner(state, state.sessions.find(id), principal)
+  return state.sessions.touch(id)
 }
 
 function listen(http: Server, host: string, port: number): Promise<void> {

@@ -3,10 +3,14 @@
  * lease. The wire protocol is documented in `docs/protocol.md`.
  * @module
  */
+export { loadTokenFile, TokenTable, validateAuth } from './auth.js'
+export type { AuthOptions, Grant, Principal, Right, TokenSpec } from './auth.js'
 export { createServer } from './create-server.js'
 export type { DataspaceServer } from './create-server.js'
 export { DEFAULT_LIMITS, DEFAULT_PORT, isLoopback } from './options.js'
 export type { ServerLimits, ServerOptions } from './options.js'
+export { ServerMetrics } from './metrics.js'
+export { METRICS_KIND } from './routes/metrics.js'
 export { SESSION_HEADER } from './request-context.js'
 export { STATUS_BY_CODE, toWireError } from './wire-error.js'
 export type { WireError, WireErrorCode } from './wire-error.js'

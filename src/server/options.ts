@@ -1,6 +1,8 @@
 import { isIP } from 'node:net'
 import type { Dataspace } from '../engine/index.js'
 import { InvalidArgument } from '../errors/index.js'
+import { TokenTable } from './auth.js'
+import type { AuthOptions } from './auth.js'
 
 /** Limits the server enforces, each with a clear error when exceeded. */
 export interface ServerLimits {
@@ -22,12 +24,17 @@ export interface ServerLimits {
 export interface ServerOptions {
   /** The dataspace to serve; the server never closes it. */
   readonly ds: Dataspace
-  /** Default `127.0.0.1`. Any non-loopback address needs `insecure: true` until auth exists. */
+  /** Default `127.0.0.1`. Without `auth`, a non-loopback address needs `insecure: true`. */
   readonly host?: string
   /** Default 7411; `0` picks a free port (tests). */
   readonly port?: number
   /** Allows a non-loopback `host` without authentication. */
   readonly insecure?: boolean
+  /**
+   * Bearer tokens with rights per kind glob (see `loadTokenFile`). Without it every request is
+   * allowed, which is why the server then only listens on loopback unless `insecure`.
+   */
+  readonly auth?: AuthOptions
   /** Default lease of a session, in ms (10 s). */
   readonly sessionTtl?: number
   readonly limits?: Partial<ServerLimits>
@@ -40,6 +47,8 @@ export interface ResolvedOptions {
   readonly ds: Dataspace
   readonly host: string
   readonly port: number
+  /** The tokens, or `undefined` when auth is off. */
+  readonly auth: TokenTable | undefined
   readonly sessionTtl: number
   readonly limits: ServerLimits
   readonly onInternalError: (error: unknown) => void
@@ -54,14 +63,15 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   maxSessionTtl: 3_600_000,
 })
 
-/** Fills defaults and checks the options; refuses a non-loopback host without `insecure`. */
+/** Fills defaults and checks the options; refuses a non-loopback host without auth or `insecure`. */
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
   const host = options.host ?? '127.0.0.1'
-  if (!isLoopback(host) && options.insecure !== true) {
+  const auth = options.auth === undefined ? undefined : new TokenTable(options.auth)
+  if (auth === undefined && !isLoopback(host) && options.insecure !== true) {
     throw new InvalidArgument(
-      `refusing to listen on ${host}: the server has no authentication yet, so anyone who can ` +
-        `reach this address could read and write everything. Listen on 127.0.0.1, or pass ` +
-        `insecure: true to accept that risk`,
+      `refusing to listen on ${host} without auth: no authentication (token file) is ` +
+        `configured, so anyone who can reach this address could read and write everything. ` +
+        `Configure auth, listen on 127.0.0.1, or pass insecure: true to accept that risk`,
     )
   }
   const limits: ServerLimits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits })
@@ -75,6 +85,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     ds: options.ds,
     host,
     port,
+    auth,
     sessionTtl,
     limits,
     onInternalError: options.onInternalError ?? ((error) => console.error(error)),

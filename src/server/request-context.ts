@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dataspace } from '../engine/index.js'
-import { InvalidArgument } from '../errors/index.js'
+import { Forbidden, InvalidArgument } from '../errors/index.js'
+import { authorize } from './auth.js'
+import type { Principal, Right } from './auth.js'
 import { readJsonObject } from './http-body.js'
+import type { ServerMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session, SessionTable } from './session-table.js'
 import type { SseRegistry } from './sse-stream.js'
@@ -29,6 +32,9 @@ export interface ServerState {
   readonly options: ResolvedOptions
   readonly sessions: SessionTable
   readonly sse: SseRegistry
+  readonly metrics: ServerMetrics
+  /** Who opened each session (auth on): a session may only be used with that token. */
+  readonly sessionOwners: WeakMap<Session, Principal>
   /** False once `close()` has begun: `/readyz` fails and new work is refused. */
   readonly accepting: boolean
 }
@@ -42,6 +48,11 @@ export class RequestContext {
   readonly server: ServerState
   /** The session named by the `Dataspace-Session` header, already renewed; resolved on entry. */
   readonly session: Session | undefined
+  /** The authenticated caller; `undefined` when auth is off. */
+  readonly principal: Principal | undefined
+  #op: string | undefined
+  #kind = ''
+  #right: Right | undefined
 
   constructor(
     req: IncomingMessage,
@@ -50,6 +61,7 @@ export class RequestContext {
     query: URLSearchParams,
     server: ServerState,
     session: Session | undefined,
+    principal: Principal | undefined,
   ) {
     this.req = req
     this.res = res
@@ -57,6 +69,43 @@ export class RequestContext {
     this.query = query
     this.server = server
     this.session = session
+    this.principal = principal
+  }
+
+  /** The operation's metric labels and the right it needed, once a handler has named them. */
+  get operation():
+    { readonly op: string; readonly kind: string; readonly right: Right | undefined } | undefined {
+    const op = this.#op
+    return op === undefined ? undefined : { op, kind: this.#kind, right: this.#right }
+  }
+
+  /** Names an operation that needs no right beyond a valid token (sessions). */
+  named(op: string, kind = ''): void {
+    this.#op = op
+    this.#kind = kind
+  }
+
+  /**
+   * Names the operation (for metrics) and checks the caller's `right` on `kind`: every handler
+   * calls this before it touches the dataspace. `Forbidden` (403) when the token lacks it.
+   */
+  authorize(op: string, kind: string, right: Right): void {
+    this.#op = op
+    this.#kind = kind
+    this.#right = right
+    this.require(kind, right)
+  }
+
+  /** Checks one more right (a transaction touching several kinds). */
+  require(kind: string, right: Right): void {
+    if (this.principal !== undefined) authorize(this.principal, kind, right)
+  }
+
+  /** The session `id` (from the path), renewed, and only for the token that opened it. */
+  sessionById(id: string): Session {
+    // Checked before renewing: another token must not keep someone else's session alive.
+    checkSessionOwner(this.server, this.server.sessions.find(id), this.principal)
+    return this.server.sessions.touch(id)
   }
 
   get ds(): Dataspace {
@@ -87,6 +136,18 @@ export class RequestContext {
   /** True when the client asked for `text/event-stream`. */
   get wantsEventStream(): boolean {
     return (this.req.headers.accept ?? '').includes('text/event-stream')
+  }
+}
+
+/** `Forbidden` when auth is on and `session` was opened with another token. */
+export function checkSessionOwner(
+  server: ServerState,
+  session: Session,
+  principal: Principal | undefined,
+): void {
+  if (principal === undefined) return
+  if (server.sessionOwners.get(session) !== principal) {
+    throw new Forbidden('this session was opened with another token; use that token')
   }
 }
 

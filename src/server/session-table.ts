@@ -73,6 +73,17 @@ export class SessionTable {
 
   /** The live session `id`, its lease renewed; a missing or ended one is `ProcessExited` (410). */
   touch(id: string): Session {
+    const entry = this.#entry(id)
+    entry.expiresAt = Date.now() + entry.session.ttl
+    return entry.session
+  }
+
+  /** The live session `id` without renewing it (to check who may use it first). */
+  find(id: string): Session {
+    return this.#entry(id).session
+  }
+
+  #entry(id: string): Entry {
     const entry = this.#sessions.get(id)
     if (entry === undefined || !entry.session.process.alive) {
       throw new DataspaceError(
@@ -80,8 +91,7 @@ export class SessionTable {
         'session does not exist or has ended (lease expired or deleted); open a new session',
       )
     }
-    entry.expiresAt = Date.now() + entry.session.ttl
-    return entry.session
+    return entry
   }
 
   /** Re-attaches a session after a reconnect: the token must match (compared in constant time). */

@@ -19,8 +19,14 @@ export function kvRoutes(router: Router<Handler>): void {
     .add('DELETE', '/v1/kv/:bucket/*key', remove)
 }
 
+/** The record kind behind a bucket: rights on KV are rights on `$kv.<bucket>`. */
+function kvKind(bucket: string): string {
+  return `$kv.${bucket}`
+}
+
 /** `?prefix=&glob=&limit=&continue=` → `{ entries, revision, continue? }`. */
 async function scan(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('kv.scan', kvKind(ctx.param('bucket')), 'read')
   return json(await ctx.ds.kv(ctx.param('bucket')).scan(kvScanOptionsFrom(ctx.query)))
 }
 
@@ -28,6 +34,7 @@ async function scan(ctx: RequestContext): Promise<Reply> {
 async function get(ctx: RequestContext): Promise<Reply> {
   const bucket = ctx.param('bucket')
   const key = ctx.param('key')
+  ctx.authorize('kv.get', kvKind(bucket), 'read')
   if (key === 'watch' && ctx.wantsEventStream) return watchKv(ctx, bucket)
   new QueryReader(ctx.query, [])
   const entry = await ctx.ds.kv(bucket).get(key)
@@ -40,6 +47,7 @@ async function get(ctx: RequestContext): Promise<Reply> {
  * the caller's session (it goes when the session goes); any other string is a pid.
  */
 async function put(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('kv.put', kvKind(ctx.param('bucket')), 'write')
   new QueryReader(ctx.query, [])
   const body = await ctx.body()
   if (!('value' in body)) throw new InvalidArgument('request body needs "value"')
@@ -55,6 +63,7 @@ async function put(ctx: RequestContext): Promise<Reply> {
 
 /** `?ifRevision=` → `{ deleted }`, false when the key did not exist. */
 async function remove(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('kv.delete', kvKind(ctx.param('bucket')), 'write')
   const ifRevision = new QueryReader(ctx.query, ['ifRevision']).integer('ifRevision')
   const bucket = ctx.ds.kv(ctx.param('bucket'))
   const deleted = await bucket.delete(

@@ -16,8 +16,9 @@ export function recordRoutes(router: Router<Handler>): void {
 }
 
 async function get(ctx: RequestContext): Promise<Reply> {
-  new QueryReader(ctx.query, [])
   const kind = ctx.param('kind')
+  ctx.authorize('get', kind, 'read')
+  new QueryReader(ctx.query, [])
   const id = ctx.param('id')
   const record = await ctx.ds.get(kind, id)
   if (record === undefined) throw new NotFound(`no record ${kind}/${id}`)
@@ -25,15 +26,18 @@ async function get(ctx: RequestContext): Promise<Reply> {
 }
 
 async function list(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('list', ctx.param('kind'), 'read')
   return json(await ctx.ds.list(ctx.param('kind'), listOptionsFrom(ctx.query)))
 }
 
 async function explain(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('explain', ctx.param('kind'), 'read')
   return json(await ctx.ds.explain(ctx.param('kind'), selectorFrom(ctx.query)))
 }
 
 /** Body `{ data, labels?, ttl?, ifRevision?, owner?: null }`: the session's process asserts. */
 async function put(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('assert', ctx.param('kind'), 'write')
   new QueryReader(ctx.query, [])
   const session = ctx.requireSession('asserting a record')
   const body = await ctx.body()
@@ -58,6 +62,7 @@ async function put(ctx: RequestContext): Promise<Reply> {
 
 /** `?ifRevision=`: the session's process retracts; answers the retracted record. */
 async function retract(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('retract', ctx.param('kind'), 'write')
   const ifRevision = new QueryReader(ctx.query, ['ifRevision']).integer('ifRevision')
   const session = ctx.requireSession('retracting a record')
   const options: RetractOptions = ifRevision === undefined ? {} : { ifRevision }

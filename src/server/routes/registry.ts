@@ -6,6 +6,10 @@ import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
 import { monitorGroups } from './watches.js'
 
+// Rights on groups and names are rights on the record kinds they are stored as.
+const GROUPS = '$group.member'
+const NAMES = '$name'
+
 /** Process groups and the name registry: membership and bindings of the session's process. */
 export function registryRoutes(router: Router<Handler>): void {
   router
@@ -22,6 +26,7 @@ export function registryRoutes(router: Router<Handler>): void {
 async function members(ctx: RequestContext): Promise<Reply> {
   const scope = ctx.param('scope')
   const group = ctx.param('group')
+  ctx.authorize('groups.members', GROUPS, 'read')
   if (group === 'monitor' && ctx.wantsEventStream) return monitorGroups(ctx, scope)
   new QueryReader(ctx.query, [])
   return json({ members: await ctx.ds.groups(scope).members(group) })
@@ -29,6 +34,7 @@ async function members(ctx: RequestContext): Promise<Reply> {
 
 /** Body `{ pids?, meta? }`; without `pids`, the session's process joins. → `{ result: 'ok' }`. */
 async function join(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('groups.join', GROUPS, 'write')
   const { pids, meta } = await membership(ctx, 'joining a group')
   const groups = ctx.ds.groups(ctx.param('scope'))
   const result = await groups.join(ctx.param('group'), pids, meta)
@@ -37,6 +43,7 @@ async function join(ctx: RequestContext): Promise<Reply> {
 
 /** Body `{ pids? }` → `{ result: 'ok' | 'not_joined' }`. */
 async function leave(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('groups.leave', GROUPS, 'write')
   const { pids } = await membership(ctx, 'leaving a group')
   const result = await ctx.ds.groups(ctx.param('scope')).leave(ctx.param('group'), pids)
   return json({ result })
@@ -58,12 +65,14 @@ async function membership(
 
 /** `?glob=` → `{ names: [{ name, pid, fence, meta }] }`. */
 async function listNames(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('names.list', NAMES, 'read')
   const glob = new QueryReader(ctx.query, ['glob']).string('glob')
   return json({ names: await ctx.ds.names.list(glob) })
 }
 
 /** `{ pid, fence, meta }`, or 404. */
 async function whereis(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('names.whereis', NAMES, 'read')
   new QueryReader(ctx.query, [])
   const name = ctx.param('name')
   const binding = await ctx.ds.names.whereis(name)
@@ -73,6 +82,7 @@ async function whereis(ctx: RequestContext): Promise<Reply> {
 
 /** Body `{ meta? }`: registers the session's process → `{ fence }`. */
 async function register(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('names.register', NAMES, 'write')
   new QueryReader(ctx.query, [])
   const session = ctx.requireSession('registering a name')
   const body = await ctx.body()
@@ -86,6 +96,7 @@ async function register(ctx: RequestContext): Promise<Reply> {
 
 /** Unregisters a name the session's process holds → 204. */
 async function unregister(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('names.unregister', NAMES, 'write')
   new QueryReader(ctx.query, [])
   const session = ctx.requireSession('unregistering a name')
   await ctx.ds.names.unregister(session.process, ctx.param('name'))

@@ -15,9 +15,11 @@ export function sessionRoutes(router: Router<Handler>): void {
 
 /** Body `{ name, ttl? }` → 201 `{ session, pid, ttl, resumeToken }`. */
 async function open(ctx: RequestContext): Promise<Reply> {
+  ctx.named('sessions.open')
   new QueryReader(ctx.query, [])
   const body = await ctx.body()
   const session = ctx.server.sessions.open(body.name, body.ttl)
+  if (ctx.principal !== undefined) ctx.server.sessionOwners.set(session, ctx.principal)
   return json(
     {
       session: session.id,
@@ -31,15 +33,17 @@ async function open(ctx: RequestContext): Promise<Reply> {
 
 /** Renews the lease → `{ ttl, expiresAt }`. */
 async function heartbeat(ctx: RequestContext): Promise<Reply> {
+  ctx.named('sessions.heartbeat')
   new QueryReader(ctx.query, [])
-  const session = ctx.server.sessions.touch(ctx.param('session'))
+  const session = ctx.sessionById(ctx.param('session'))
   return json({ ttl: session.ttl, expiresAt: session.expiresAt })
 }
 
 /** Ends the session now: its process exits and all it owned is retracted before the 204. */
 async function end(ctx: RequestContext): Promise<Reply> {
+  ctx.named('sessions.end')
   new QueryReader(ctx.query, [])
-  await ctx.server.sessions.end(ctx.param('session'))
+  await ctx.sessionById(ctx.param('session')).process.exit('normal')
   return NO_CONTENT
 }
 

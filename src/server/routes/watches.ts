@@ -18,6 +18,7 @@ export function watchRoutes(router: Router<Handler>): void {
 
 /** `GET /v1/watch/:kind?id=&fields=&labels=&owner=&fromRevision=&snapshot=`. */
 async function watchRecords(ctx: RequestContext): Promise<Reply> {
+  ctx.authorize('watch', ctx.param('kind'), 'read')
   const options = watchOptionsFrom(ctx.query, lastEventId(ctx))
   const watch = ctx.ds.watch(ctx.param('kind'), options)
   return serveSse(ctx, watch, (event: WatchEvent) =>
@@ -33,6 +34,7 @@ async function watchRecords(ctx: RequestContext): Promise<Reply> {
  * from one of its revisions could skip keys.
  */
 export async function watchKv(ctx: RequestContext, bucket: string): Promise<Reply> {
+  ctx.authorize('kv.watch', `$kv.${bucket}`, 'read')
   const watch = ctx.ds.kv(bucket).watch(kvWatchOptionsFrom(ctx.query, lastEventId(ctx)))
   return serveSse(ctx, watch, (event: KvEvent) =>
     event.type !== 'reset' && event.isUpdate ? event.revision : undefined,
@@ -44,6 +46,7 @@ export async function watchKv(ctx: RequestContext, bucket: string): Promise<Repl
  * snapshot), so their events carry no id.
  */
 export async function monitorGroups(ctx: RequestContext, scope: string): Promise<Reply> {
+  ctx.authorize('groups.monitor', '$group.member', 'read')
   // A Last-Event-ID is ignored: nothing here sets one, and a fresh snapshot is always correct.
   const group = new QueryReader(ctx.query, ['group']).string('group')
   const monitor = ctx.ds.groups(scope).monitor(group)

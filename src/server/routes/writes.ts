@@ -1,4 +1,6 @@
 import type { ClaimOptions, SendTarget, TransactRequest } from '../../engine/index.js'
+import { GROUP_MEMBER_KIND } from '../../groups/index.js'
+import { NAME_KIND } from '../../names/index.js'
 import { InvalidArgument } from '../../errors/index.js'
 import { QueryReader } from '../query-params.js'
 import { defined, json } from '../request-context.js'
@@ -16,6 +18,7 @@ export function writeRoutes(router: Router<Handler>): void {
 /** Body `{ if?, then }` → `{ revision, results }`; all or nothing. */
 async function transact(ctx: RequestContext): Promise<Reply> {
   new QueryReader(ctx.query, [])
+  ctx.named('transact')
   const session = ctx.requireSession('a transaction')
   const body = await ctx.body()
   if (!Array.isArray(body.then))
@@ -24,6 +27,7 @@ async function transact(ctx: RequestContext): Promise<Reply> {
     throw new InvalidArgument('"if" must be an array of conditions')
   }
   const request = defined({ if: body.if, then: body.then }) as TransactRequest
+  authorizeTransaction(ctx, request)
   return json(await session.process.transact(request))
 }
 
@@ -32,6 +36,9 @@ async function transact(ctx: RequestContext): Promise<Reply> {
  * when nothing matched (a JSON body cannot carry `undefined`, and `null` would look like a record).
  */
 async function claim(ctx: RequestContext): Promise<Reply> {
+  // A claim answers the record it took, so it reads as well as writes.
+  ctx.authorize('claim', ctx.param('kind'), 'write')
+  ctx.require(ctx.param('kind'), 'read')
   new QueryReader(ctx.query, [])
   const session = ctx.requireSession('a claim')
   const body = await ctx.body()
@@ -57,6 +64,49 @@ async function send(ctx: RequestContext): Promise<Reply> {
   const body = await ctx.body()
   if (body.target === undefined) throw new InvalidArgument('request body needs "target"')
   if (!('message' in body)) throw new InvalidArgument('request body needs "message"')
+  ctx.authorize('send', targetKind(body.target), 'write')
   const delivered = await session.process.send(body.target as SendTarget, body.message)
   return json({ delivered })
+}
+
+/**
+ * Checks every kind a transaction touches: `write` for each op (and `read` too for claims,
+ * which answer the record), `read` for each condition. The metric label is the one kind, or
+ * `*` when the transaction spans several.
+ */
+function authorizeTransaction(ctx: RequestContext, request: TransactRequest): void {
+  const kinds = new Set<string>()
+  for (const op of request.then) {
+    const kind = kindOf(op)
+    kinds.add(kind)
+    ctx.require(kind, 'write')
+    if (op.op === 'claim') ctx.require(kind, 'read')
+  }
+  for (const condition of request.if ?? []) {
+    const kind = kindOf(condition)
+    kinds.add(kind)
+    ctx.require(kind, 'read')
+  }
+  const [only] = kinds
+  ctx.authorize('transact', kinds.size === 1 && only !== undefined ? only : '*', 'write')
+}
+
+function kindOf(item: unknown): string {
+  const kind = (item as { kind?: unknown } | null)?.kind
+  if (typeof kind !== 'string') throw new InvalidArgument('every op and condition needs a "kind"')
+  return kind
+}
+
+/**
+ * The kind a send is authorized against: a record's kind, `$group.member` for a group,
+ * `$name` for a name, `$process` for a bare pid.
+ */
+function targetKind(target: unknown): string {
+  if (typeof target === 'string') return '$process'
+  if (typeof target === 'object' && target !== null) {
+    if ('kind' in target && typeof target.kind === 'string') return target.kind
+    if ('group' in target) return GROUP_MEMBER_KIND
+    if ('name' in target) return NAME_KIND
+  }
+  throw new InvalidArgument('"target" must be a pid, { kind, id }, { group } or { name }')
 }
