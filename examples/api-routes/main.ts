@@ -1,5 +1,5 @@
 /**
- * The runnable demo (`npm start`): three subsystems register HTTP routes in a dataspace, and an
+ * The runnable demo (`npx tsx examples/api-routes/main.ts`): three subsystems register HTTP routes in a dataspace, and an
  * API server that has never heard of them serves those routes live.
  *
  * Environment: `DATASPACE_HOST` (default 127.0.0.1), `DATASPACE_PORT` (default 7411; 0 picks a
