@@ -42,9 +42,7 @@ async function put(ctx: RequestContext): Promise<Reply> {
   const session = ctx.requireSession('asserting a record')
   const body = await ctx.body()
   if (!('data' in body)) throw new InvalidArgument('request body needs "data"')
-  if ('owner' in body && body.owner !== null) {
-    throw new InvalidArgument('"owner" may only be null (an ownerless record)')
-  }
+  // `owner` other than null is refused by the engine itself (InvalidArgument, 400).
   const options = defined({
     labels: body.labels,
     ttl: body.ttl,
