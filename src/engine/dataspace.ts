@@ -178,10 +178,27 @@ export class Dataspace implements DataspaceApi, WatchContext {
 
   process(name: string): LocalProcess {
     this.checkOpen()
-    if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
-      throw new InvalidArgument('process name must be a non-empty string of at most 200 characters')
+    checkProcessName(name)
+    return this.#register(`${this.node}/${name}#${++this.#pidCounter}`, name)
+  }
+
+  /**
+   * A process with a pid chosen by the caller: the network server lets a client name its
+   * session's child processes (`<session pid>.<n>`) so the client knows the pid without a round
+   * trip. The pid must be on this node and not belong to a live process; the caller must never
+   * hand out a pid twice (a session's child counter only grows).
+   */
+  processWithId(id: string, name: string): LocalProcess {
+    this.checkOpen()
+    checkProcessName(name)
+    if (typeof id !== 'string' || !id.startsWith(`${this.node}/`) || id.length > 400) {
+      throw new InvalidArgument(`pid must start with "${this.node}/"`)
     }
-    const id = `${this.node}/${name}#${++this.#pidCounter}`
+    if (this.#processes.has(id)) throw new InvalidArgument(`pid ${id} is already a live process`)
+    return this.#register(id, name)
+  }
+
+  #register(id: string, name: string): LocalProcess {
     const proc = new LocalProcess(this.#ops, id, name, this.#options.mailboxSize)
     this.#processes.set(id, proc)
     return proc
@@ -513,4 +530,10 @@ function checkPaths(name: string, paths: readonly string[]): string[] {
  */
 export function createDataspace(options: DataspaceOptions = {}): Dataspace {
   return new Dataspace(options)
+}
+
+function checkProcessName(name: unknown): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
+    throw new InvalidArgument('process name must be a non-empty string of at most 200 characters')
+  }
 }

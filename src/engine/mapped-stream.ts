@@ -1,3 +1,4 @@
+import { nextBatch } from './stream-batch.js'
 import type { CloseReason, Stream } from './types.js'
 
 /**
@@ -24,6 +25,21 @@ export class MappedStream<A, B> implements Stream<B> {
       const result = await this.#source.next()
       if (result.done === true) return { value: undefined, done: true }
       this.#ready = [...this.#map(result.value)]
+    }
+  }
+
+  /** The items of the source's next batch (see {@link nextBatch}), mapped. */
+  async nextBatch(): Promise<B[] | undefined> {
+    if (this.#ready.length > 0) {
+      const ready = this.#ready
+      this.#ready = []
+      return ready
+    }
+    for (;;) {
+      const batch = await nextBatch(this.#source)
+      if (batch === undefined) return undefined
+      const mapped = batch.flatMap(this.#map)
+      if (mapped.length > 0) return mapped
     }
   }
 

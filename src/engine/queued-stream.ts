@@ -101,6 +101,27 @@ export class QueuedStream<T> implements Stream<T> {
     })
   }
 
+  /**
+   * Everything queued, waiting for at least one item; `undefined` once the stream has ended.
+   * Producers push a commit's events synchronously, so a batch taken when the consumer wakes
+   * holds whole commits: the network server frames and resumes on these boundaries.
+   */
+  async nextBatch(): Promise<T[] | undefined> {
+    if (this.length === 0) {
+      const first = await this.next()
+      if (first.done === true) return undefined
+      return [first.value, ...this.#takeAll()]
+    }
+    return this.#takeAll()
+  }
+
+  #takeAll(): T[] {
+    const items = this.#items.slice(this.#head)
+    this.#items = []
+    this.#head = 0
+    return items
+  }
+
   return(): Promise<IteratorResult<T, undefined>> {
     this.end('closed')
     return Promise.resolve({ value: undefined, done: true })

@@ -40,7 +40,11 @@ export type GroupEvent =
       readonly meta: MemberMeta
       readonly revision: number
     }
-  | { readonly type: 'reset'; readonly reason: 'overflow' }
+  /**
+   * Start over from the `snapshot` that follows: the monitor fell behind (`overflow`), or a
+   * network client reconnected and cannot replay what it missed (`history-gone`).
+   */
+  | { readonly type: 'reset'; readonly reason: 'overflow' | 'history-gone' }
 
 export type GroupMonitor = Stream<GroupEvent>
 

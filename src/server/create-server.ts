@@ -22,13 +22,18 @@ import { SessionTable } from './session-table.js'
 import type { Session } from './session-table.js'
 import { SseRegistry } from './sse-stream.js'
 import { toWireError } from './wire-error.js'
+import { WsEndpoint } from './ws/ws-endpoint.js'
 
 /** A running server. */
 export interface DataspaceServer {
   /** `http://host:port`, with the port actually bound. */
   readonly url: string
   /** Live sessions and open SSE streams (for tests and, later, metrics). */
-  readonly stats: { readonly sessions: number; readonly sseStreams: number }
+  readonly stats: {
+    readonly sessions: number
+    readonly sseStreams: number
+    readonly wsConnections: number
+  }
   /**
    * Graceful shutdown: stops accepting, ends every SSE stream, exits every session (their
    * records are retracted), waits for in-flight requests, and resolves. Idempotent.
@@ -40,7 +45,7 @@ export interface DataspaceServer {
 const CLOSE_GRACE_MS = 2000
 
 /**
- * Serves a dataspace over HTTP JSON and SSE (`docs/protocol.md`), on 127.0.0.1 unless told.
+ * Serves a dataspace over WebSocket, HTTP JSON and SSE (`docs/protocol.md`), on 127.0.0.1 unless told.
  *
  * @example
  * const ds = createDataspace()
@@ -93,6 +98,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     })
   })
   const connections = new ConnectionTracker(http)
+  const ws = new WsEndpoint(http, state)
   await listen(http, resolved.host, resolved.port)
   const address = http.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
@@ -100,13 +106,14 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   return {
     url: `http://${host}:${address.port}`,
     get stats() {
-      return { sessions: state.sessions.size, sseStreams: state.sse.size }
+      return { sessions: state.sessions.size, sseStreams: state.sse.size, wsConnections: ws.size }
     },
     close() {
       closing ??= (async () => {
         accepting = false
         const closed = new Promise<void>((resolve) => http.close(() => resolve()))
         state.sse.closeAll()
+        ws.closeAll('server is shutting down')
         await state.sessions.closeAll()
         connections.drain()
         const cut = setTimeout(() => connections.destroyAll(), CLOSE_GRACE_MS)

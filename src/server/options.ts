@@ -15,6 +15,17 @@ export interface ServerLimits {
   readonly sseBufferBytes: number
   /** Interval of SSE heartbeat comments, in ms (default 15 s): keeps proxies from timing out. */
   readonly sseHeartbeatMs: number
+  /** Largest WebSocket frame, in bytes (default 1 MiB); larger closes the connection (1009). */
+  readonly maxFrameBytes: number
+  /** How often the server pings a WebSocket (default 5 s; at most a third of the session TTL). */
+  readonly wsPingIntervalMs: number
+  /**
+   * Unsent bytes a WebSocket may hold before its streams stop being pumped (default 1 MiB):
+   * events then wait in the engine's bounded watch queue, which resets a watch that stays behind.
+   */
+  readonly wsSendBufferBytes: number
+  /** Unsent bytes after which a WebSocket is closed (4008): it does not even read answers (8 MiB). */
+  readonly wsMaxBufferBytes: number
   /** Bounds of a session's lease TTL, in ms. */
   readonly minSessionTtl: number
   readonly maxSessionTtl: number
@@ -59,6 +70,10 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   maxBodyBytes: 1024 * 1024,
   sseBufferBytes: 1024 * 1024,
   sseHeartbeatMs: 15_000,
+  maxFrameBytes: 1024 * 1024,
+  wsPingIntervalMs: 5_000,
+  wsSendBufferBytes: 1024 * 1024,
+  wsMaxBufferBytes: 8 * 1024 * 1024,
   minSessionTtl: 100,
   maxSessionTtl: 3_600_000,
 })

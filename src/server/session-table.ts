@@ -13,10 +13,15 @@ export interface Session {
   readonly ttl: number
   /** Epoch ms at which the lease runs out unless renewed. */
   readonly expiresAt: number
+  /** The session's process and its live child processes, by pid: what its caller may act as. */
+  readonly processes: ReadonlyMap<string, LocalProcess>
 }
 
 interface Entry {
   readonly session: Session
+  readonly processes: Map<string, LocalProcess>
+  /** The highest child number handed out: child pids are never reused. */
+  lastChild: number
   expiresAt: number
   timer: NodeJS.Timeout | undefined
 }
@@ -51,6 +56,7 @@ export class SessionTable {
     const lease = ttl === undefined ? this.#defaultTtl : this.#checkTtl(ttl)
     const process = this.#ds.process(name)
     const id = randomUUID()
+    const processes = new Map([[process.id, process]])
     const entry: Entry = {
       session: {
         id,
@@ -60,7 +66,10 @@ export class SessionTable {
         get expiresAt() {
           return entry.expiresAt
         },
+        processes,
       },
+      processes,
+      lastChild: 0,
       expiresAt: Date.now() + lease,
       timer: undefined,
     }
@@ -76,6 +85,28 @@ export class SessionTable {
     const entry = this.#entry(id)
     entry.expiresAt = Date.now() + entry.session.ttl
     return entry.session
+  }
+
+  /**
+   * A child process of `session`, pid `<session pid>.<n>`: the client picks `n` (so it knows the
+   * pid at once), which must be above every `n` it used before. The child exits with the session.
+   */
+  openChild(session: Session, name: unknown, pid: unknown): LocalProcess {
+    const entry = this.#entry(session.id)
+    const prefix = `${session.process.id}.`
+    const n =
+      typeof pid === 'string' && pid.startsWith(prefix) ? Number(pid.slice(prefix.length)) : NaN
+    if (!Number.isSafeInteger(n) || n <= entry.lastChild || `${prefix}${n}` !== pid) {
+      throw new InvalidArgument(
+        `a child pid must be "${prefix}<n>" with n an integer above ${entry.lastChild}`,
+      )
+    }
+    if (typeof name !== 'string') throw new InvalidArgument('process name must be a string')
+    const child = this.#ds.processWithId(pid, name)
+    entry.lastChild = n
+    entry.processes.set(child.id, child)
+    void child.exited.then(() => entry.processes.delete(child.id))
+    return child
   }
 
   /** The live session `id` without renewing it (to check who may use it first). */
@@ -107,15 +138,14 @@ export class SessionTable {
 
   /** Ends a session now: its process exits (`normal`) and everything it owned is retracted. */
   async end(id: string): Promise<void> {
-    const session = this.touch(id)
-    await session.process.exit('normal')
+    await exitAll(this.#entry(id), 'normal')
   }
 
   /** Ends every session (server shutdown); clears every lease timer. */
   async closeAll(): Promise<void> {
     const entries = [...this.#sessions.values()]
     for (const entry of entries) clearTimeout(entry.timer)
-    await Promise.all(entries.map((entry) => entry.session.process.exit('shutdown')))
+    await Promise.all(entries.map((entry) => exitAll(entry, 'shutdown')))
   }
 
   #arm(entry: Entry): void {
@@ -133,13 +163,15 @@ export class SessionTable {
       return
     }
     this.#sessions.delete(entry.session.id)
-    void entry.session.process.exit('lease-expired')
+    void exitAll(entry, 'lease-expired')
   }
 
   #forget(entry: Entry): void {
     clearTimeout(entry.timer)
     entry.timer = undefined
     this.#sessions.delete(entry.session.id)
+    // Children die with their session, whatever ended it.
+    void exitAll(entry, 'session-ended')
   }
 
   #checkTtl(ttl: unknown): number {
@@ -149,4 +181,11 @@ export class SessionTable {
     }
     return ttl
   }
+}
+
+/** Exits the children first, then the session's own process (each exit is one commit). */
+async function exitAll(entry: Entry, reason: string): Promise<void> {
+  const children = [...entry.processes.values()].filter((p) => p !== entry.session.process)
+  await Promise.all(children.map((child) => child.exit(reason)))
+  await entry.session.process.exit(reason)
 }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { nextBatch } from '../engine/index.js'
 import type { Stream } from '../engine/index.js'
 
 /** Open SSE responses, so that `close()` can end them and stats can count them. */
@@ -103,46 +104,28 @@ export class SseStream {
   }
 }
 
-const IDLE = Symbol('idle')
-
 /**
  * Copies a stream's events to an SSE response until either ends. `idOf` gives an event's
  * revision, if resuming from it is safe. One commit may yield several events with the same
  * revision (an exit retracts many records at once), and resuming from that revision after only
- * the first would lose the rest. So an event's id is held back until the next event shows a
- * new revision, or the stream goes idle (a commit's events are queued together, so they arrive
- * within one turn): only the last event of each revision carries an `id`.
+ * the first would lose the rest. Batches never split a commit ({@link nextBatch}), so the last
+ * event of each revision within a batch carries the `id`, and only it.
  */
 export async function pipeToSse<T extends { readonly type: string }>(
   source: Stream<T>,
   sse: SseStream,
   idOf: (event: T) => number | undefined,
 ): Promise<void> {
-  let pending: Promise<IteratorResult<T, undefined>> | undefined
-  let held: T | undefined
   while (!sse.closed) {
-    pending ??= source.next()
-    const result =
-      held === undefined
-        ? await pending
-        : await Promise.race([pending, new Promise<typeof IDLE>((r) => setImmediate(r, IDLE))])
-    if (result === IDLE) {
-      if (held !== undefined) sse.send(held.type, held, idOf(held))
-      held = undefined
-      continue
+    const batch = await nextBatch(source)
+    if (batch === undefined) break
+    for (let i = 0; i < batch.length; i++) {
+      const event = batch[i] as T
+      const id = idOf(event)
+      const next = batch[i + 1]
+      const last = next === undefined || idOf(next) !== id
+      sse.send(event.type, event, last ? id : undefined)
     }
-    pending = undefined
-    if (result.done === true) break
-    const event = result.value
-    const id = idOf(event)
-    if (held !== undefined) {
-      const heldId = idOf(held)
-      sse.send(held.type, held, heldId === id ? undefined : heldId)
-      held = undefined
-    }
-    if (id === undefined) sse.send(event.type, event)
-    else held = event
   }
-  if (held !== undefined) sse.send(held.type, held, idOf(held))
   sse.end()
 }

@@ -1,0 +1,424 @@
+import { WebSocket } from 'ws'
+import type { RawData } from 'ws'
+import type { DataspaceError } from '../errors/index.js'
+import { Closed, InvalidArgument, Unauthorized, Unavailable } from '../errors/index.js'
+import { errorFromWire } from '../errors/from-wire.js'
+import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
+import type {
+  ClientMessage,
+  HelloMessage,
+  ServerMessage,
+  WelcomeMessage,
+} from '../protocol/index.js'
+import { backoffDelay } from './backoff.js'
+import type { BackoffOptions } from './backoff.js'
+
+type Args = Record<string, unknown>
+
+/** A stream the connection keeps open across reconnects. */
+export interface StreamSubscription {
+  readonly op: string
+  /** The arguments for (re)opening: a watch resumes from the last revision it saw. */
+  args(): Args
+  onEvents(events: readonly unknown[]): void
+  /** The server ended the stream, or refused to open it (`error`). */
+  onEnd(reason: string, error?: DataspaceError): void
+}
+
+interface PendingCall {
+  readonly id: number
+  readonly op: string
+  readonly args: () => Args
+  readonly write: boolean
+  /** Restore calls jump the queue that holds user calls while a session is being rebuilt. */
+  readonly urgent: boolean
+  /** The socket the call last went out on (it was lost with it when that socket closed). */
+  sentOn: WebSocket | undefined
+  resolve(value: unknown): void
+  reject(error: Error): void
+}
+
+export interface ConnectionOptions {
+  readonly token?: string | undefined
+  readonly name?: string | undefined
+  readonly ttl?: number | undefined
+  readonly backoff?: BackoffOptions | undefined
+  /** Gives up on the first connection after this long (default 10 s). */
+  readonly connectTimeoutMs?: number | undefined
+}
+
+/** What the connection tells its owner (the client). */
+export interface ConnectionEvents {
+  /**
+   * A session is attached: `resumed` is false after a loss (or the first time). The promise
+   * holds back user calls until the client has restored what the session owned.
+   */
+  onSession(welcome: WelcomeMessage, first: boolean): Promise<void>
+  onDisconnected(error: DataspaceError): void
+  /** The connection is over for good (closed, or refused in a way retrying cannot fix). */
+  onTerminated(error: DataspaceError): void
+}
+
+/**
+ * One logical connection to a server, kept up across drops: it reconnects with backoff and
+ * jitter, resumes its session, re-sends calls that got no answer (the server answers a re-sent
+ * write from its cache, so writes take effect once) and re-opens streams. Calls made in the same
+ * tick go out as one frame.
+ */
+export class Connection {
+  readonly #url: string
+  readonly #options: ConnectionOptions
+  readonly #events: ConnectionEvents
+  #socket: WebSocket | undefined
+  #session: WelcomeMessage['session'] | undefined
+  #nextId = 1
+  readonly #pending = new Map<number, PendingCall>()
+  readonly #streams = new Map<StreamSubscription, number | undefined>()
+  readonly #streamById = new Map<number, StreamSubscription>()
+  #outbox: ClientMessage[] = []
+  #flushQueued = false
+  /** True between a welcome and the end of the client's restore: user calls wait. */
+  #restoring = true
+  #ready = false
+  #closed = false
+  #attempt = 0
+  #watchdog: NodeJS.Timeout | undefined
+  #lastHeard = 0
+  #first = true
+
+  constructor(url: string, options: ConnectionOptions, events: ConnectionEvents) {
+    this.#url = wsUrl(url)
+    this.#options = options
+    this.#events = events
+  }
+
+  get session(): WelcomeMessage['session'] | undefined {
+    return this.#session
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Opens the first connection; rejects when it cannot be made or is refused. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timeout = setTimeout(() => {
+        this.terminate(new Unavailable(`cannot connect to ${this.#url}: timed out`))
+      }, this.#options.connectTimeoutMs ?? 10_000)
+      this.#firstOutcome = (error) => {
+        clearTimeout(timeout)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      this.#open()
+    })
+  }
+
+  #firstOutcome: ((error?: DataspaceError) => void) | undefined
+
+  /**
+   * Sends a call; resolves with its result. `write` marks calls that must not run twice:
+   * if the session is lost while one is unanswered it fails with `Unavailable`.
+   */
+  call(
+    op: string,
+    args: () => Args,
+    options: { write: boolean; urgent?: boolean; signal?: AbortSignal | undefined },
+  ): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new Closed('the client is closed'))
+    const signal = options.signal
+    if (signal?.aborted === true) return Promise.reject(abortError(signal))
+    return new Promise((resolve, reject) => {
+      const id = this.#nextId++
+      const onAbort = (): void => {
+        if (!this.#pending.delete(id)) return
+        reject(abortError(signal))
+      }
+      const call: PendingCall = {
+        id,
+        op,
+        args,
+        write: options.write,
+        urgent: options.urgent === true,
+        sentOn: undefined,
+        resolve: (value) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(value)
+        },
+        reject: (error: Error) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(error)
+        },
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#pending.set(id, call)
+      if (this.#canSend(call)) this.#transmit(call)
+    })
+  }
+
+  /** Opens a stream now (or at the next connection) and keeps it open until `unsubscribe`. */
+  subscribe(sub: StreamSubscription): void {
+    if (this.#closed) {
+      sub.onEnd('closed', new Closed('the client is closed'))
+      return
+    }
+    this.#streams.set(sub, undefined)
+    if (this.#ready) this.#openStream(sub)
+  }
+
+  unsubscribe(sub: StreamSubscription): void {
+    const id = this.#streams.get(sub)
+    this.#streams.delete(sub)
+    if (id === undefined) return
+    this.#streamById.delete(id)
+    this.#enqueue({ type: 'cancel', id })
+  }
+
+  /** Closes for good; pending calls fail with `error`. */
+  terminate(error: DataspaceError = new Closed('the client is closed')): void {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#watchdog)
+    this.#flush()
+    const socket = this.#socket
+    this.#socket = undefined
+    if (socket !== undefined) {
+      if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'client closed')
+      else socket.terminate()
+    }
+    for (const call of this.#pending.values()) call.reject(error)
+    this.#pending.clear()
+    for (const sub of this.#streams.keys()) sub.onEnd('closed', error)
+    this.#streams.clear()
+    this.#streamById.clear()
+    this.#firstOutcome?.(error)
+    this.#firstOutcome = undefined
+    this.#events.onTerminated(error)
+  }
+
+  // Restore calls go out while the client rebuilds a session; user calls wait for the end of it.
+  #canSend(call: PendingCall): boolean {
+    return this.#socket !== undefined && (this.#ready || (call.urgent && this.#restoring))
+  }
+
+  #open(): void {
+    const socket = new WebSocket(this.#url, { perMessageDeflate: false })
+    this.#socket = socket
+    let opened = false
+    socket.on('open', () => {
+      opened = true
+      const hello: HelloMessage = {
+        type: 'hello',
+        v: PROTOCOL_VERSION,
+        codec: 'json',
+        ...(this.#options.token === undefined ? {} : { token: this.#options.token }),
+        ...(this.#options.name === undefined ? {} : { name: this.#options.name }),
+        ...(this.#options.ttl === undefined ? {} : { ttl: this.#options.ttl }),
+        ...(this.#session === undefined
+          ? {}
+          : { resume: { session: this.#session.id, resumeToken: this.#session.resumeToken } }),
+      }
+      socket.send(jsonCodec.encode([hello]))
+    })
+    socket.on('message', (data: RawData) => {
+      this.#lastHeard = Date.now()
+      let messages: unknown[]
+      try {
+        messages = jsonCodec.decode(textOf(data))
+      } catch {
+        return // a server never sends bad JSON; nothing to answer
+      }
+      for (const message of messages) this.#onMessage(message as ServerMessage)
+    })
+    socket.on('ping', () => {
+      this.#lastHeard = Date.now()
+    })
+    socket.on('error', () => {
+      // 'close' follows; the error's text is in the close handling.
+    })
+    socket.on('close', (code: number, reason: Buffer) => {
+      if (this.#socket !== socket) return
+      this.#onClose(code, reason.toString(), opened)
+    })
+  }
+
+  #onMessage(message: ServerMessage): void {
+    switch (message.type) {
+      case 'welcome':
+        void this.#onWelcome(message)
+        return
+      case 'result': {
+        const call = this.#pending.get(message.id)
+        if (call !== undefined) {
+          this.#pending.delete(message.id)
+          call.resolve(message.value)
+        }
+        return
+      }
+      case 'error': {
+        if (message.id === undefined) return
+        const error = errorFromWire(message.error)
+        const call = this.#pending.get(message.id)
+        if (call !== undefined) {
+          this.#pending.delete(message.id)
+          call.reject(error)
+          return
+        }
+        const sub = this.#streamById.get(message.id)
+        if (sub !== undefined) {
+          this.#streamById.delete(message.id)
+          this.#streams.delete(sub)
+          sub.onEnd('error', error)
+        }
+        return
+      }
+      case 'events':
+        this.#streamById.get(message.id)?.onEvents(message.events)
+        return
+      case 'end': {
+        const sub = this.#streamById.get(message.id)
+        if (sub === undefined) return
+        this.#streamById.delete(message.id)
+        this.#streams.delete(sub)
+        sub.onEnd(message.reason)
+        return
+      }
+      case 'goodbye':
+        // The server is going away; the close that follows starts the reconnect loop.
+        return
+    }
+  }
+
+  async #onWelcome(welcome: WelcomeMessage): Promise<void> {
+    const resumed = welcome.resumed
+    this.#attempt = 0
+    this.#session = welcome.session
+    this.#startWatchdog(welcome.pingIntervalMs)
+    const first = this.#first
+    this.#first = false
+    if (!resumed) {
+      // Writes sent on the lost session have an unknown outcome: they may have happened and
+      // been retracted with the session, or never happened. Reads and unsent calls go again.
+      for (const call of [...this.#pending.values()]) {
+        if (call.sentOn !== undefined && call.write) {
+          this.#pending.delete(call.id)
+          call.reject(
+            new Unavailable(
+              `the session was lost before ${call.op} was answered; it may or may not have happened`,
+            ),
+          )
+        }
+      }
+    }
+    this.#restoring = true
+    this.#ready = false
+    try {
+      await this.#events.onSession(welcome, first)
+    } finally {
+      this.#restoring = false
+    }
+    if (this.#closed || this.#session !== welcome.session) return
+    this.#ready = true
+    for (const call of this.#pending.values()) {
+      if (call.sentOn !== this.#socket) this.#transmit(call)
+    }
+    for (const sub of this.#streams.keys()) this.#openStream(sub)
+    this.#firstOutcome?.()
+    this.#firstOutcome = undefined
+  }
+
+  #openStream(sub: StreamSubscription): void {
+    const id = this.#nextId++
+    this.#streams.set(sub, id)
+    this.#streamById.set(id, sub)
+    this.#enqueue({ type: 'call', id, op: sub.op, args: sub.args() })
+  }
+
+  #transmit(call: PendingCall): void {
+    call.sentOn = this.#socket
+    this.#enqueue({ type: 'call', id: call.id, op: call.op, args: call.args() })
+  }
+
+  #enqueue(message: ClientMessage): void {
+    this.#outbox.push(message)
+    if (this.#flushQueued) return
+    this.#flushQueued = true
+    queueMicrotask(() => this.#flush())
+  }
+
+  #flush(): void {
+    this.#flushQueued = false
+    const socket = this.#socket
+    const messages = this.#outbox
+    this.#outbox = []
+    if (messages.length === 0 || socket?.readyState !== WebSocket.OPEN) return
+    socket.send(jsonCodec.encode(messages))
+  }
+
+  #onClose(code: number, reason: string, opened: boolean): void {
+    clearInterval(this.#watchdog)
+    this.#socket = undefined
+    this.#ready = false
+    this.#outbox = []
+    for (const sub of this.#streams.keys()) this.#streams.set(sub, undefined)
+    this.#streamById.clear()
+    if (this.#closed) return
+    if (code === CLOSE_CODES.unauthorized) {
+      this.terminate(new Unauthorized(reason || 'unauthorized'))
+      return
+    }
+    if (code === CLOSE_CODES.badHello || code === CLOSE_CODES.sessionTakenOver) {
+      this.terminate(new InvalidArgument(reason || `connection refused (${code})`))
+      return
+    }
+    if (code === CLOSE_CODES.sessionEnded) this.#session = undefined
+    const error = new Unavailable(
+      opened
+        ? `connection lost (${code}${reason ? `: ${reason}` : ''})`
+        : `cannot connect to ${this.#url}`,
+    )
+    if (this.#first) {
+      this.terminate(error)
+      return
+    }
+    this.#events.onDisconnected(error)
+    const delay = backoffDelay(this.#attempt++, this.#options.backoff)
+    setTimeout(() => {
+      if (!this.#closed) this.#open()
+    }, delay)
+  }
+
+  /** Reconnects when the server has been silent for two ping intervals (a half-open TCP). */
+  #startWatchdog(pingIntervalMs: number): void {
+    clearInterval(this.#watchdog)
+    this.#lastHeard = Date.now()
+    const limit = 2 * pingIntervalMs + 500
+    this.#watchdog = setInterval(() => {
+      if (Date.now() - this.#lastHeard > limit) this.#socket?.terminate()
+    }, pingIntervalMs)
+    this.#watchdog.unref()
+  }
+}
+
+/** `http://h:p` → `ws://h:p/v1/ws`; a `ws(s)://` URL with a path is used as given. */
+export function wsUrl(url: string): string {
+  const parsed = new URL(url)
+  if (parsed.protocol === 'http:') parsed.protocol = 'ws:'
+  else if (parsed.protocol === 'https:') parsed.protocol = 'wss:'
+  else if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw new InvalidArgument(
+      `unsupported URL scheme ${parsed.protocol}; use http(s):// or ws(s)://`,
+    )
+  }
+  if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/v1/ws'
+  return parsed.toString()
+}
+
+/** The signal's reason as an Error (the reason `AbortSignal.abort()` gives is a DOMException). */
+function abortError(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason
+  return reason instanceof Error
+    ? reason
+    : new DOMException('This operation was aborted', 'AbortError')
+}

@@ -1,0 +1,333 @@
+import type {
+  ClaimOptions,
+  Dataspace,
+  ExitReason,
+  Json,
+  KindOptions,
+  SendTarget,
+  Stream,
+  TransactRequest,
+} from '../../engine/index.js'
+import { InvalidArgument } from '../../errors/index.js'
+import { GROUP_MEMBER_KIND } from '../../groups/index.js'
+import { NAME_KIND } from '../../names/index.js'
+import type { SessionTable } from '../session-table.js'
+import { mailboxOf } from './mailbox-relay.js'
+import type { OpArgs } from './op-args.js'
+
+/** What an operation runs with. */
+export interface OpEnv {
+  readonly ds: Dataspace
+  readonly sessions: SessionTable
+}
+
+/** A call answered by one result. */
+interface UnaryOp {
+  readonly stream?: false
+  /** True for operations whose retry after a lost connection is safe (reads). */
+  readonly write: boolean
+  run(env: OpEnv, args: OpArgs): Promise<unknown>
+}
+
+/** A call that opens a stream; its events follow the `null` result. */
+interface StreamOp {
+  readonly stream: true
+  open(env: OpEnv, args: OpArgs): Stream<unknown>
+}
+
+export type Operation = UnaryOp | StreamOp
+
+const SELECTOR = ['id', 'fields', 'labels', 'owner'] as const
+const kvKind = (args: OpArgs, right: 'read' | 'write'): string => {
+  const bucket = args.string('bucket')
+  args.require(`$kv.${bucket}`, right)
+  return bucket
+}
+const read = (run: UnaryOp['run']): UnaryOp => ({ write: false, run })
+const write = (run: UnaryOp['run']): UnaryOp => ({ write: true, run })
+
+/**
+ * Every operation of the WebSocket protocol, by name: the `DataspaceApi` method by method (see
+ * `docs/protocol.md`). Rights are checked per kind exactly as the HTTP routes check them;
+ * groups and names are the kinds `$group.member` and `$name`, KV buckets `$kv.<bucket>`.
+ */
+export const OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operation>([
+  // The dataspace
+  [
+    'defineKind',
+    write(async ({ ds }, a) => {
+      const options = a.pick('options', ['fields', 'indexes']) as KindOptions
+      await ds.defineKind(a.kind('admin'), options)
+      return null
+    }),
+  ],
+  ['get', read(async ({ ds }, a) => (await ds.get(a.kind('read'), a.id())) ?? null)],
+  [
+    'list',
+    read(({ ds }, a) =>
+      ds.list(a.kind('read'), a.pick('options', [...SELECTOR, 'limit', 'continue'])),
+    ),
+  ],
+  ['explain', read(({ ds }, a) => ds.explain(a.kind('read'), a.pick('options', SELECTOR)))],
+  [
+    'watch',
+    {
+      stream: true,
+      open: ({ ds }, a) =>
+        ds.watch(
+          a.kind('read'),
+          a.pick('options', [...SELECTOR, 'fromRevision', 'snapshot', 'bufferSize']),
+        ),
+    },
+  ],
+  // Processes of the session
+  [
+    'process.open',
+    write(async ({ sessions }, a) => {
+      sessions.openChild(a.session, a.string('name'), a.string('pid'))
+      return null
+    }),
+  ],
+  [
+    'process.exit',
+    write(async (_env, a) => {
+      await a.process().exit(exitReasonFromWire(a.raw('reason')))
+      return null
+    }),
+  ],
+  [
+    'assert',
+    write((_env, a) => {
+      const proc = a.process()
+      const options = a.pick('options', ['labels', 'ttl', 'ifRevision', 'owner'])
+      return proc.assert(a.kind('write'), a.id(), a.raw('data'), options)
+    }),
+  ],
+  [
+    'retract',
+    write((_env, a) => {
+      const proc = a.process()
+      return proc.retract(a.kind('write'), a.id(), a.pick('options', ['ifRevision']))
+    }),
+  ],
+  [
+    'transact',
+    write((_env, a) => {
+      const proc = a.process()
+      const request = a.pick('request', ['if', 'then']) as unknown as TransactRequest
+      authorizeTransaction(a, request)
+      return proc.transact(request)
+    }),
+  ],
+  [
+    'claim',
+    write(async (_env, a) => {
+      const proc = a.process()
+      const kind = a.kind('write')
+      a.require(kind, 'read')
+      const options = a.pick('options', ['id', 'fields', 'labels', 'orderBy', 'patch', 'owner'])
+      return (await proc.claim(kind, options as unknown as ClaimOptions)) ?? null
+    }),
+  ],
+  [
+    'send',
+    write((_env, a) => {
+      const proc = a.process()
+      const target = a.raw('target')
+      a.require(targetKind(target), 'write')
+      return proc.send(target as SendTarget, a.raw('message'))
+    }),
+  ],
+  [
+    'monitor',
+    read(async (_env, a) => exitReasonToWire(await a.process().monitor(a.string('target')))),
+  ],
+  ['messages', { stream: true, open: (_env, a) => mailboxOf(a.process()) }],
+  // Process groups
+  [
+    'groups.join',
+    write(({ ds }, a) => {
+      a.require(GROUP_MEMBER_KIND, 'write')
+      return ds.groups(a.string('scope')).join(a.string('group'), pids(a), a.raw('meta') as Json)
+    }),
+  ],
+  [
+    'groups.leave',
+    write(({ ds }, a) => {
+      a.require(GROUP_MEMBER_KIND, 'write')
+      return ds.groups(a.string('scope')).leave(a.string('group'), pids(a))
+    }),
+  ],
+  [
+    'groups.updateMeta',
+    write(async ({ ds }, a) => {
+      a.require(GROUP_MEMBER_KIND, 'write')
+      const groups = ds.groups(a.string('scope'))
+      await groups.updateMeta(a.string('group'), a.string('pid'), a.raw('meta') as Json)
+      return null
+    }),
+  ],
+  ...(['members', 'localMembers', 'membersWithMeta'] as const).map((name): [string, Operation] => [
+    `groups.${name}`,
+    read(({ ds }, a) => {
+      a.require(GROUP_MEMBER_KIND, 'read')
+      return ds.groups(a.string('scope'))[name](a.string('group'))
+    }),
+  ]),
+  ...(['whichGroups', 'whichLocalGroups'] as const).map((name): [string, Operation] => [
+    `groups.${name}`,
+    read(({ ds }, a) => {
+      a.require(GROUP_MEMBER_KIND, 'read')
+      return ds.groups(a.string('scope'))[name]()
+    }),
+  ]),
+  ...(['broadcast', 'broadcastLocal'] as const).map((name): [string, Operation] => [
+    `groups.${name}`,
+    write(({ ds }, a) => {
+      a.require(GROUP_MEMBER_KIND, 'write')
+      const from = a.process('from')
+      return ds.groups(a.string('scope'))[name](from, a.string('group'), a.raw('message'))
+    }),
+  ]),
+  [
+    'groups.monitor',
+    {
+      stream: true,
+      open: ({ ds }, a) => {
+        a.require(GROUP_MEMBER_KIND, 'read')
+        return ds.groups(a.string('scope')).monitor(a.optionalString('group'))
+      },
+    },
+  ],
+  // Names
+  [
+    'names.register',
+    write(({ ds }, a) => {
+      a.require(NAME_KIND, 'write')
+      return ds.names.register(a.string('pid'), a.string('name'), a.raw('meta') as Json)
+    }),
+  ],
+  [
+    'names.unregister',
+    write(async ({ ds }, a) => {
+      a.require(NAME_KIND, 'write')
+      await ds.names.unregister(a.string('pid'), a.string('name'))
+      return null
+    }),
+  ],
+  [
+    'names.whereis',
+    read(async ({ ds }, a) => {
+      a.require(NAME_KIND, 'read')
+      return (await ds.names.whereis(a.string('name'))) ?? null
+    }),
+  ],
+  [
+    'names.list',
+    read(({ ds }, a) => {
+      a.require(NAME_KIND, 'read')
+      return ds.names.list(a.optionalString('glob'))
+    }),
+  ],
+  [
+    'names.watch',
+    {
+      stream: true,
+      open: ({ ds }, a) => {
+        a.require(NAME_KIND, 'read')
+        return ds.names.watch(a.optionalString('glob'))
+      },
+    },
+  ],
+  // KV
+  [
+    'kv.get',
+    read(async ({ ds }, a) => (await ds.kv(kvKind(a, 'read')).get(a.string('key'))) ?? null),
+  ],
+  [
+    'kv.put',
+    write(({ ds }, a) => {
+      const bucket = kvKind(a, 'write')
+      const options = a.pick('options', ['ttl', 'ifRevision', 'owner'])
+      return ds.kv(bucket).put(a.string('key'), a.raw('value') as Json, options)
+    }),
+  ],
+  [
+    'kv.delete',
+    write(({ ds }, a) => {
+      const bucket = kvKind(a, 'write')
+      return ds.kv(bucket).delete(a.string('key'), a.pick('options', ['ifRevision']))
+    }),
+  ],
+  [
+    'kv.scan',
+    read(({ ds }, a) =>
+      ds.kv(kvKind(a, 'read')).scan(a.pick('options', ['prefix', 'glob', 'limit', 'continue'])),
+    ),
+  ],
+  [
+    'kv.watch',
+    {
+      stream: true,
+      open: ({ ds }, a) =>
+        ds.kv(kvKind(a, 'read')).watch(a.pick('options', ['prefix', 'glob', 'fromRevision'])),
+    },
+  ],
+])
+
+function pids(a: OpArgs): string | string[] {
+  const value = a.raw('pids')
+  if (typeof value === 'string') return value
+  if (Array.isArray(value) && value.every((pid) => typeof pid === 'string')) return value
+  throw new InvalidArgument('"pids" must be a pid or an array of pids')
+}
+
+/** `write` on every kind a transaction's ops touch (and `read` for claims and conditions). */
+function authorizeTransaction(a: OpArgs, request: TransactRequest): void {
+  if (!Array.isArray(request.then)) throw new InvalidArgument('transact needs "then": an array')
+  for (const op of request.then) {
+    const kind = kindOf(op)
+    a.require(kind, 'write')
+    if ((op as { op?: unknown }).op === 'claim') a.require(kind, 'read')
+  }
+  if (request.if !== undefined && !Array.isArray(request.if)) {
+    throw new InvalidArgument('"if" must be an array of conditions')
+  }
+  for (const condition of request.if ?? []) a.require(kindOf(condition), 'read')
+}
+
+function kindOf(item: unknown): string {
+  const kind = (item as { kind?: unknown } | null)?.kind
+  if (typeof kind !== 'string') throw new InvalidArgument('every op and condition needs a "kind"')
+  return kind
+}
+
+/** The kind a send is authorized against (as the HTTP `send` route does). */
+export function targetKind(target: unknown): string {
+  if (typeof target === 'string') return '$process'
+  if (typeof target === 'object' && target !== null) {
+    if ('kind' in target && typeof target.kind === 'string') return target.kind
+    if ('group' in target) return GROUP_MEMBER_KIND
+    if ('name' in target) return NAME_KIND
+  }
+  throw new InvalidArgument('"target" must be a pid, { kind, id }, { group } or { name }')
+}
+
+/** An exit reason as JSON: an `{ error }` carries the error's name and message, not the object. */
+export function exitReasonToWire(reason: ExitReason): Json {
+  if (typeof reason === 'string') return reason
+  const error = reason.error
+  if (error instanceof Error) return { error: { name: error.name, message: error.message } }
+  try {
+    return { error: JSON.parse(JSON.stringify(error ?? null)) as Json }
+  } catch {
+    return { error: String(error) }
+  }
+}
+
+function exitReasonFromWire(reason: unknown): ExitReason {
+  if (reason === undefined) return 'normal'
+  if (typeof reason === 'string') return reason
+  if (typeof reason === 'object' && reason !== null && 'error' in reason) return reason
+  throw new InvalidArgument('"reason" must be a string or { error }')
+}

@@ -1,0 +1,356 @@
+import type { WebSocket } from 'ws'
+import { nextBatch } from '../../engine/index.js'
+import type { Stream } from '../../engine/index.js'
+import { DataspaceError, InvalidArgument, Unauthorized } from '../../errors/index.js'
+import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../../protocol/index.js'
+import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'
+import type { Principal } from '../auth.js'
+import { checkSessionOwner } from '../request-context.js'
+import type { ServerState } from '../request-context.js'
+import type { Session } from '../session-table.js'
+import { toWireError } from '../wire-error.js'
+import { callCacheOf } from './call-cache.js'
+import { OpArgs } from './op-args.js'
+import { OPERATIONS } from './operations.js'
+import type { OpEnv } from './operations.js'
+
+/** Sessions attached to a connection now: a resume elsewhere takes the session over. */
+const attached = new WeakMap<Session, WsConnection>()
+
+/** How often a paused watch re-checks the send buffer, in ms. */
+const DRAIN_POLL_MS = 10
+
+/**
+ * One WebSocket connection: a `hello` that opens or resumes a session, then calls answered by
+ * id, and streams pumped as `events` frames (`docs/protocol.md`). Every inbound frame and every
+ * pong renews the session's lease; when the connection drops, the lease runs on, so a client
+ * that reconnects in time resumes the session with all it owned.
+ */
+export class WsConnection {
+  readonly #socket: WebSocket
+  readonly #state: ServerState
+  readonly #env: OpEnv
+  #principal: Principal | undefined
+  #session: Session | undefined
+  readonly #streams = new Map<number, Stream<unknown>>()
+  #closed = false
+  #awaitingPong = false
+  #pinger: NodeJS.Timeout | undefined
+  /** Whether a token is required: auth is on and no Authorization header was accepted. */
+  readonly #needsToken: boolean
+  readonly #onClose: (conn: WsConnection) => void
+
+  constructor(
+    socket: WebSocket,
+    state: ServerState,
+    principal: Principal | undefined,
+    onClose: (conn: WsConnection) => void,
+  ) {
+    this.#socket = socket
+    this.#state = state
+    this.#env = { ds: state.ds, sessions: state.sessions }
+    this.#principal = principal
+    this.#needsToken = state.options.auth !== undefined && principal === undefined
+    this.#onClose = onClose
+    socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
+    socket.on('pong', () => {
+      this.#awaitingPong = false
+      this.#renew()
+    })
+    socket.on('close', () => this.#teardown())
+    socket.on('error', () => this.#teardown())
+  }
+
+  /** Tells the client the server is going away, then closes (graceful shutdown). */
+  goodbye(reason: string): void {
+    this.#send([{ type: 'goodbye', reason }])
+    this.close(CLOSE_CODES.goingAway, reason)
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.close(code, reason)
+    this.#teardown()
+  }
+
+  #onFrame(data: unknown, isBinary: boolean): void {
+    if (this.#closed) return
+    if (isBinary) {
+      this.#sendError(
+        undefined,
+        new InvalidArgument('binary frames need a binary codec; hello.codec is "json"'),
+      )
+      return
+    }
+    let messages: unknown[]
+    try {
+      messages = jsonCodec.decode(textOf(data))
+    } catch {
+      this.#sendError(undefined, new InvalidArgument('frame is not valid JSON'))
+      return
+    }
+    this.#renew()
+    for (const message of messages) {
+      if (this.#closed) return
+      this.#onMessage(message)
+    }
+  }
+
+  #onMessage(message: unknown): void {
+    const type = (message as { type?: unknown } | null)?.type
+    if (this.#session === undefined) {
+      if (type !== 'hello') {
+        this.close(CLOSE_CODES.badHello, 'the first message must be { type: "hello", v: 1 }')
+        return
+      }
+      this.#hello(message as HelloMessage)
+      return
+    }
+    const id = (message as { id?: unknown }).id
+    if (type === 'call' || type === 'cancel') {
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+        this.#sendError(
+          undefined,
+          new InvalidArgument(`a ${type} needs "id": a non-negative integer`),
+        )
+        return
+      }
+      if (type === 'call') this.#call(id, message as Record<string, unknown>)
+      else this.#cancel(id)
+      return
+    }
+    const what = type === 'hello' ? 'a second hello' : `message type ${JSON.stringify(type)}`
+    this.#sendError(
+      typeof id === 'number' ? id : undefined,
+      new InvalidArgument(`unexpected ${what}`),
+    )
+  }
+
+  #hello(hello: HelloMessage): void {
+    try {
+      if (hello.v !== PROTOCOL_VERSION) {
+        this.close(
+          CLOSE_CODES.badHello,
+          `unsupported protocol version ${String(hello.v)}; this server speaks ${PROTOCOL_VERSION}`,
+        )
+        return
+      }
+      if (hello.codec !== undefined && hello.codec !== 'json') {
+        this.close(CLOSE_CODES.badHello, `unsupported codec ${String(hello.codec)}; use "json"`)
+        return
+      }
+      if (this.#needsToken) {
+        const auth = this.#state.options.auth
+        if (typeof hello.token !== 'string' || auth === undefined) {
+          throw new Unauthorized('missing token: pass hello.token or an Authorization header')
+        }
+        this.#principal = auth.authenticate(`Bearer ${hello.token}`)
+      }
+      if (!this.#state.accepting) {
+        this.close(CLOSE_CODES.goingAway, 'server is shutting down')
+        return
+      }
+      const { session, resumed } = this.#openSession(hello)
+      this.#attach(session)
+      const welcome: WelcomeMessage = {
+        type: 'welcome',
+        v: PROTOCOL_VERSION,
+        node: this.#state.ds.node,
+        revision: this.#state.ds.revision,
+        session: {
+          id: session.id,
+          pid: session.process.id,
+          resumeToken: session.resumeToken,
+          ttl: session.ttl,
+        },
+        resumed,
+        pingIntervalMs: this.#pingInterval(session),
+        maxFrameBytes: this.#state.options.limits.maxFrameBytes,
+      }
+      this.#send([welcome])
+    } catch (error) {
+      this.#sendError(undefined, error)
+      const unauthorized = error instanceof DataspaceError && error.code === 'Unauthorized'
+      const code = unauthorized ? CLOSE_CODES.unauthorized : CLOSE_CODES.badHello
+      this.close(code, error instanceof Error ? error.message.slice(0, 120) : 'bad hello')
+    }
+  }
+
+  /** Resumes `hello.resume` if that session is alive, else opens a new one. */
+  #openSession(hello: HelloMessage): { session: Session; resumed: boolean } {
+    const { sessions } = this.#state
+    const resume = hello.resume
+    if (resume !== undefined) {
+      if (typeof resume.session !== 'string' || typeof resume.resumeToken !== 'string') {
+        throw new InvalidArgument('hello.resume needs "session" and "resumeToken" strings')
+      }
+      let live: Session | undefined
+      try {
+        live = sessions.find(resume.session)
+      } catch {
+        live = undefined // gone: the lease ran out; a new session follows
+      }
+      if (live !== undefined) {
+        checkSessionOwner(this.#state, live, this.#principal)
+        return { session: sessions.resume(resume.session, resume.resumeToken), resumed: true }
+      }
+    }
+    const session = sessions.open(hello.name ?? 'client', hello.ttl)
+    if (this.#principal !== undefined) this.#state.sessionOwners.set(session, this.#principal)
+    return { session, resumed: false }
+  }
+
+  #attach(session: Session): void {
+    attached
+      .get(session)
+      ?.close(CLOSE_CODES.sessionTakenOver, 'session resumed on another connection')
+    attached.set(session, this)
+    this.#session = session
+    void session.process.exited.then(() => {
+      // After this turn, so the answer to the call that ended the session goes out first.
+      setImmediate(() => {
+        if (this.#session === session) this.close(CLOSE_CODES.sessionEnded, 'session ended')
+      })
+    })
+    const interval = this.#pingInterval(session)
+    this.#pinger = setInterval(() => {
+      // No pong since the last ping: the peer is gone without a FIN (a dead host, a cut cable).
+      if (this.#awaitingPong) {
+        this.#socket.terminate()
+        this.#teardown()
+        return
+      }
+      this.#awaitingPong = true
+      this.#socket.ping()
+    }, interval)
+    this.#pinger.unref()
+  }
+
+  // Pings well inside the lease, so an idle but healthy connection keeps its session alive.
+  #pingInterval(session: Session): number {
+    return Math.max(
+      50,
+      Math.min(this.#state.options.limits.wsPingIntervalMs, Math.floor(session.ttl / 3)),
+    )
+  }
+
+  #renew(): void {
+    const session = this.#session
+    if (session === undefined || !session.process.alive) return
+    try {
+      this.#state.sessions.touch(session.id)
+    } catch {
+      // Ended meanwhile; the exit handler closes the connection.
+    }
+  }
+
+  #call(id: number, message: Record<string, unknown>): void {
+    const session = this.#session as Session
+    const op = typeof message.op === 'string' ? message.op : ''
+    const operation = OPERATIONS.get(op)
+    const started = process.hrtime.bigint()
+    const done = (outcome: string): void => {
+      this.#state.metrics.operation('', op, outcome)
+      if (operation !== undefined && !operation.stream && operation.write) {
+        this.#state.metrics.commitLatency(Number(process.hrtime.bigint() - started) / 1e9)
+      }
+    }
+    try {
+      if (operation === undefined) throw new InvalidArgument(`unknown op ${JSON.stringify(op)}`)
+      if (this.#streams.has(id)) throw new InvalidArgument(`call id ${id} is an open stream`)
+      const args = new OpArgs(op, message.args, session, this.#principal)
+      if (operation.stream) {
+        const stream = operation.open(this.#env, args)
+        this.#streams.set(id, stream)
+        this.#send([{ type: 'result', id, value: null }])
+        done('ok')
+        void this.#pump(id, stream)
+        return
+      }
+      const run = (): Promise<unknown> => operation.run(this.#env, args)
+      const answer = operation.write ? callCacheOf(session).answer(id, run) : run()
+      answer.then(
+        (value) => {
+          done('ok')
+          this.#send([{ type: 'result', id, value: value ?? null }])
+        },
+        (error: unknown) => {
+          done(outcomeOf(error))
+          this.#sendError(id, error)
+        },
+      )
+    } catch (error) {
+      done(outcomeOf(error))
+      this.#sendError(id, error)
+    }
+  }
+
+  #cancel(id: number): void {
+    const stream = this.#streams.get(id)
+    if (stream === undefined) return // an answered call, or a unary one: nothing to stop
+    this.#streams.delete(id)
+    stream.close()
+  }
+
+  /**
+   * Forwards a stream's batches. While the socket's send buffer is over the limit the pump stops
+   * pulling, so events wait in the engine's bounded queue, which resets and resnapshots the
+   * watch if the client stays too slow: a slow watch costs the server at most its queue.
+   */
+  async #pump(id: number, stream: Stream<unknown>): Promise<void> {
+    const limit = this.#state.options.limits.wsSendBufferBytes
+    for (;;) {
+      while (!this.#closed && this.#socket.bufferedAmount > limit) {
+        await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+      }
+      const batch = await nextBatch(stream)
+      if (this.#closed || this.#streams.get(id) !== stream) return
+      if (batch === undefined) {
+        this.#streams.delete(id)
+        this.#send([{ type: 'end', id, reason: closeReasonOf(await stream.closed) }])
+        return
+      }
+      this.#send([{ type: 'events', id, events: batch }])
+    }
+  }
+
+  #sendError(id: number | undefined, error: unknown): void {
+    const { status, body } = toWireError(error)
+    if (status === 500) this.#state.options.onInternalError(error)
+    this.#send([
+      id === undefined
+        ? { type: 'error', error: body.error }
+        : { type: 'error', id, error: body.error },
+    ])
+  }
+
+  #send(messages: ServerMessage[]): void {
+    if (this.#closed || this.#socket.readyState !== this.#socket.OPEN) return
+    if (this.#socket.bufferedAmount > this.#state.options.limits.wsMaxBufferBytes) {
+      // Not even answers get through: the client is not reading. Free what it holds.
+      this.#state.metrics.operation('', 'ws', 'SlowConsumer')
+      this.close(CLOSE_CODES.slowConsumer, 'send buffer full: the client is not reading')
+      return
+    }
+    this.#socket.send(jsonCodec.encode(messages))
+  }
+
+  #teardown(): void {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#pinger)
+    for (const stream of this.#streams.values()) stream.close()
+    this.#streams.clear()
+    const session = this.#session
+    if (session !== undefined && attached.get(session) === this) attached.delete(session)
+    this.#onClose(this)
+  }
+}
+
+function outcomeOf(error: unknown): string {
+  return error instanceof DataspaceError ? error.code : 'Internal'
+}
+
+function closeReasonOf(reason: unknown): string {
+  if (typeof reason === 'string') return reason
+  return 'error'
+}

@@ -1,0 +1,88 @@
+import type { IncomingMessage, Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer } from 'ws'
+import { DataspaceError } from '../../errors/index.js'
+import type { Principal } from '../auth.js'
+import type { ServerState } from '../request-context.js'
+import { WsConnection } from './ws-connection.js'
+
+/** The path of the WebSocket endpoint. */
+export const WS_PATH = '/v1/ws'
+
+/** The WebSocket side of a server: accepts upgrades on `/v1/ws`, tracks their connections. */
+export class WsEndpoint {
+  readonly #wss: WebSocketServer
+  readonly #connections = new Set<WsConnection>()
+
+  constructor(http: Server, state: ServerState) {
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: state.options.limits.maxFrameBytes,
+      // Compression costs CPU per frame on both sides and buys little for small JSON frames.
+      perMessageDeflate: false,
+    })
+    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const refusal = this.#refusal(req, state)
+      if (typeof refusal === 'string') {
+        socket.end(refusal)
+        return
+      }
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        const conn = new WsConnection(ws, state, refusal.principal, (c) =>
+          this.#connections.delete(c),
+        )
+        this.#connections.add(conn)
+      })
+    })
+  }
+
+  get size(): number {
+    return this.#connections.size
+  }
+
+  /** Sends `goodbye` to every connection and closes it (graceful shutdown). */
+  closeAll(reason: string): void {
+    for (const conn of [...this.#connections]) conn.goodbye(reason)
+    this.#wss.close()
+  }
+
+  /**
+   * An HTTP response refusing the upgrade, or the principal of a valid Authorization header.
+   * Without that header, auth waits for `hello.token` (browsers cannot set headers here).
+   */
+  #refusal(
+    req: IncomingMessage,
+    state: ServerState,
+  ): string | { principal: Principal | undefined } {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname
+    if (path !== WS_PATH)
+      return httpResponse(404, `no WebSocket endpoint at ${path}; use ${WS_PATH}`)
+    if (!state.accepting) return httpResponse(503, 'server is shutting down')
+    const header = req.headers.authorization
+    const auth = state.options.auth
+    if (auth === undefined || header === undefined) return { principal: undefined }
+    try {
+      return { principal: auth.authenticate(header) }
+    } catch (error) {
+      const message = error instanceof DataspaceError ? error.message : 'unauthorized'
+      return httpResponse(401, message)
+    }
+  }
+}
+
+const REFUSALS = {
+  401: { code: 'Unauthorized', text: 'Unauthorized' },
+  404: { code: 'NotFound', text: 'Not Found' },
+  503: { code: 'Unavailable', text: 'Service Unavailable' },
+} as const
+
+/** A raw HTTP response for a refused upgrade, with the usual JSON error body. */
+function httpResponse(status: keyof typeof REFUSALS, message: string): string {
+  const { code, text } = REFUSALS[status]
+  const body = JSON.stringify({ error: { code, message } })
+  const auth = status === 401 ? 'www-authenticate: Bearer realm="dataspace"\r\n' : ''
+  return (
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\n${auth}` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  )
+}
