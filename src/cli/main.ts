@@ -3,10 +3,11 @@ import { run } from './index.js'
 
 const controller = new AbortController()
 let signals = 0
-function interrupt(): void {
+function interrupt(signal: NodeJS.Signals): void {
   // A second Ctrl-C while shutting down means "now".
   if (++signals > 1) process.exit(130)
-  controller.abort()
+  // The signal's name is the reason, so `serve` can log what stopped it.
+  controller.abort(signal)
 }
 process.on('SIGINT', interrupt)
 process.on('SIGTERM', interrupt)

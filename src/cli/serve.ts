@@ -1,11 +1,17 @@
+import { pino } from 'pino'
+import type { Logger } from 'pino'
 import { createDataspace } from '../engine/index.js'
-import { createServer, DEFAULT_PORT, loadTokenFile } from '../server/index.js'
+import { createServer, DEFAULT_LIMITS, DEFAULT_PORT, loadTokenFile } from '../server/index.js'
+import type { ServerLimits } from '../server/index.js'
 import { stringFlag, usageError } from './command.js'
 import type { Command, CommandContext } from './command.js'
 import { CliError } from './http-client.js'
 
 /** Storage behind `serve`. Only `memory` exists until the durable backends land. */
 export const BACKENDS = ['memory'] as const
+
+/** pino's levels, as `--log-level` takes them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 /** The resolved `serve` settings: flags win over `DATASPACE_*` env, env over defaults. */
 export interface ServeSettings {
@@ -14,16 +20,23 @@ export interface ServeSettings {
   readonly backend: (typeof BACKENDS)[number]
   readonly insecure: boolean
   readonly auth?: string
+  readonly logLevel: (typeof LOG_LEVELS)[number]
+  /** Server limits given with `--limits` / `DATASPACE_LIMITS`; the rest keep their defaults. */
+  readonly limits: Partial<ServerLimits>
 }
 
 /**
- * `serve`: an embedded dataspace behind the HTTP/SSE server. Prints one line
- * `dataspace listening on http://HOST:PORT`; on SIGTERM / SIGINT closes the server, then the
+ * `serve`: an embedded dataspace behind the server. Prints one line
+ * `dataspace listening on http://HOST:PORT` on stdout, and JSON log lines (pino) on stderr. On
+ * SIGTERM / SIGINT it shuts down gracefully: stops accepting, sends `goodbye` to WebSocket
+ * clients, ends SSE streams and sessions, lets in-flight requests finish, closes the
  * dataspace, and returns (exit 0).
  */
 export const serveCommand: Command = {
   name: 'serve',
-  usage: 'serve [--host H] [--port P] [--backend memory] [--auth TOKENS.json] [--insecure]',
+  usage:
+    'serve [--host H] [--port P] [--backend memory] [--auth TOKENS.json] [--insecure] ' +
+    '[--log-level info] [--limits NAME=N,…]',
   summary: 'run the server with an embedded dataspace',
   options: {
     host: { type: 'string' },
@@ -31,11 +44,14 @@ export const serveCommand: Command = {
     backend: { type: 'string' },
     auth: { type: 'string' },
     insecure: { type: 'boolean' },
+    'log-level': { type: 'string' },
+    limits: { type: 'string' },
   },
   arity: [0, 0],
   async run(ctx) {
     const settings = serveSettings(ctx)
     const auth = settings.auth === undefined ? undefined : await loadTokenFile(settings.auth)
+    const logger = stderrLogger(ctx, settings.logLevel)
     const ds = createDataspace()
     let server
     try {
@@ -44,6 +60,8 @@ export const serveCommand: Command = {
         host: settings.host,
         port: settings.port,
         insecure: settings.insecure,
+        logger,
+        limits: settings.limits,
         ...(auth === undefined ? {} : { auth }),
       })
     } catch (error) {
@@ -54,8 +72,11 @@ export const serveCommand: Command = {
     if (!ctx.signal.aborted) {
       await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }))
     }
+    const reason: unknown = ctx.signal.reason
+    logger.info({ signal: typeof reason === 'string' ? reason : 'abort' }, 'shutting down')
     await server.close()
     await ds.close()
+    logger.info('dataspace closed')
     ctx.io.stderr('dataspace stopped')
   },
 }
@@ -77,7 +98,50 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
     )
   }
   const auth = stringFlag(ctx.flags.auth)
-  return { host, port, backend, insecure: ctx.flags.insecure === true, ...(auth ? { auth } : {}) }
+  const logLevel = stringFlag(ctx.flags['log-level']) ?? nonEmpty(env.DATASPACE_LOG_LEVEL) ?? 'info'
+  if (!isLogLevel(logLevel)) {
+    throw usageError(serveCommand, `log level must be one of ${LOG_LEVELS.join(', ')}`)
+  }
+  const limits = parseLimits(stringFlag(ctx.flags.limits) ?? nonEmpty(env.DATASPACE_LIMITS))
+  return {
+    host,
+    port,
+    backend,
+    insecure: ctx.flags.insecure === true,
+    ...(auth ? { auth } : {}),
+    logLevel,
+    limits,
+  }
+}
+
+/** `name=N,name=N` → limits; unknown names and non-integers are usage errors. */
+function parseLimits(text: string | undefined): Partial<ServerLimits> {
+  const limits: Record<string, number> = {}
+  if (text === undefined) return limits
+  for (const item of text.split(',')) {
+    const [name = '', value = '', ...rest] = item.trim().split('=')
+    if (!Object.hasOwn(DEFAULT_LIMITS, name) || rest.length > 0 || !/^\d+$/.test(value)) {
+      throw usageError(
+        serveCommand,
+        `--limits takes NAME=N,… with NAME one of ${Object.keys(DEFAULT_LIMITS).join(', ')}; ` +
+          `got "${item}"`,
+      )
+    }
+    limits[name] = Number(value)
+  }
+  return limits
+}
+
+/** A pino logger writing its JSON lines through the command's stderr. */
+function stderrLogger(ctx: CommandContext, level: (typeof LOG_LEVELS)[number]): Logger {
+  return pino(
+    { name: 'dataspace', level },
+    { write: (line: string) => ctx.io.stderr(line.endsWith('\n') ? line.slice(0, -1) : line) },
+  )
+}
+
+function isLogLevel(level: string): level is (typeof LOG_LEVELS)[number] {
+  return (LOG_LEVELS as readonly string[]).includes(level)
 }
 
 function isBackend(name: string): name is (typeof BACKENDS)[number] {

@@ -1,3 +1,4 @@
+import { runProcess } from '../engine/run-process.js'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type {
   DataspaceApi,
@@ -14,7 +15,7 @@ import type {
   WatchEvent,
   WatchOptions,
 } from '../engine/index.js'
-import { InvalidArgument } from '../errors/index.js'
+import { Closed, InvalidArgument } from '../errors/index.js'
 import type { ProcessGroupsApi } from '../groups/index.js'
 import type { KvApi } from '../kv/index.js'
 import type { NameRegistryApi } from '../names/index.js'
@@ -152,6 +153,8 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
 
   forget(proc: RemoteProcess): void {
     this.#processes.delete(proc.id)
+    // The session's own process exited: the session is over, and so is this client.
+    if (proc === this.#session) this.connection.terminate()
   }
 
   /**
@@ -177,6 +180,7 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
   }
 
   process(name: string): RemoteProcess {
+    if (this.connection.closed) throw new Closed('the client is closed')
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
       throw new InvalidArgument('process name must be a non-empty string of at most 200 characters')
     }
@@ -192,30 +196,7 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
   spawn(name: string, fn: ProcessFunction, options: SpawnOptions = {}): RemoteProcess {
     if (typeof fn !== 'function') throw new InvalidArgument('spawn needs a function')
     const proc = this.process(name)
-    const external = options.signal
-    if (external !== undefined) {
-      const onAbort = (): void => void proc.exit('aborted')
-      if (external.aborted) onAbort()
-      else {
-        external.addEventListener('abort', onAbort, { once: true })
-        void proc.exited.then(() => external.removeEventListener('abort', onAbort))
-      }
-    }
-    queueMicrotask(() => {
-      if (!proc.alive) return
-      let result: unknown
-      try {
-        result = fn(proc, proc.signal)
-      } catch (error) {
-        void proc.exit({ error }).catch(() => {})
-        return
-      }
-      Promise.resolve(result).then(
-        () => void proc.exit('normal').catch(() => {}),
-        (error: unknown) => void proc.exit({ error }).catch(() => {}),
-      )
-    })
-    return proc
+    return runProcess(proc, fn, options)
   }
 
   async get<T = unknown>(
@@ -278,8 +259,10 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       const session = this.#session
-      if (session !== undefined && !this.connection.closed) {
-        await session.exit('normal').catch(() => {})
+      // As `ds.close()` in the engine: every process exits with reason `shutdown`.
+      // Disconnected, the exit could wait forever: the server's lease ends the session instead.
+      if (session !== undefined && this.connection.connected) {
+        await session.exit('shutdown').catch(() => {})
       }
       this.connection.terminate()
     })()
@@ -327,7 +310,8 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
   }
 
   #terminated(): void {
-    for (const proc of [...this.#processes.values()]) proc.markExited('closed')
+    const reason = this.#closing === undefined ? 'closed' : 'shutdown'
+    for (const proc of [...this.#processes.values()]) proc.markExited(reason)
     this.#status.endAll()
   }
 }

@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws'
 import type { RawData } from 'ws'
 import type { DataspaceError } from '../errors/index.js'
-import { Closed, InvalidArgument, Unauthorized, Unavailable } from '../errors/index.js'
+import { Closed, InvalidArgument, TooLarge, Unauthorized, Unavailable } from '../errors/index.js'
 import { errorFromWire } from '../errors/from-wire.js'
 import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
 import type {
@@ -23,6 +23,8 @@ export interface StreamSubscription {
   onEvents(events: readonly unknown[]): void
   /** The server ended the stream, or refused to open it (`error`). */
   onEnd(reason: string, error?: DataspaceError): void
+  /** The session was lost: the next open must not resume (a `reset` and a fresh open follow). */
+  restart?(): void
 }
 
 interface PendingCall {
@@ -85,6 +87,8 @@ export class Connection {
   #watchdog: NodeJS.Timeout | undefined
   #lastHeard = 0
   #first = true
+  /** The server's frame limit (from `welcome`): a bigger frame would close the connection (1009). */
+  #maxFrameBytes = Infinity
 
   constructor(url: string, options: ConnectionOptions, events: ConnectionEvents) {
     this.#url = wsUrl(url)
@@ -98,6 +102,11 @@ export class Connection {
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** True while a session is attached and calls go out (not while reconnecting). */
+  get connected(): boolean {
+    return this.#ready && !this.#closed
   }
 
   /** Opens the first connection; rejects when it cannot be made or is refused. */
@@ -189,7 +198,12 @@ export class Connection {
     }
     for (const call of this.#pending.values()) call.reject(error)
     this.#pending.clear()
-    for (const sub of this.#streams.keys()) sub.onEnd('closed', error)
+    // Closed by the user (`client.close()`): streams end as the engine's do on `ds.close()`.
+    const ended = error instanceof Closed
+    for (const sub of this.#streams.keys()) {
+      if (ended) sub.onEnd('dataspace-closed')
+      else sub.onEnd('closed', error)
+    }
     this.#streams.clear()
     this.#streamById.clear()
     this.#firstOutcome?.(error)
@@ -252,29 +266,17 @@ export class Connection {
         const call = this.#pending.get(message.id)
         if (call !== undefined) {
           this.#pending.delete(message.id)
-          call.resolve(message.value)
+          call.resolve(deepFreeze(message.value))
         }
         return
       }
       case 'error': {
         if (message.id === undefined) return
-        const error = errorFromWire(message.error)
-        const call = this.#pending.get(message.id)
-        if (call !== undefined) {
-          this.#pending.delete(message.id)
-          call.reject(error)
-          return
-        }
-        const sub = this.#streamById.get(message.id)
-        if (sub !== undefined) {
-          this.#streamById.delete(message.id)
-          this.#streams.delete(sub)
-          sub.onEnd('error', error)
-        }
+        this.#fail(message.id, errorFromWire(message.error))
         return
       }
       case 'events':
-        this.#streamById.get(message.id)?.onEvents(message.events)
+        this.#streamById.get(message.id)?.onEvents(deepFreeze(message.events))
         return
       case 'end': {
         const sub = this.#streamById.get(message.id)
@@ -294,6 +296,7 @@ export class Connection {
     const resumed = welcome.resumed
     this.#attempt = 0
     this.#session = welcome.session
+    this.#maxFrameBytes = welcome.maxFrameBytes ?? Infinity
     this.#startWatchdog(welcome.pingIntervalMs)
     const first = this.#first
     this.#first = false
@@ -323,7 +326,12 @@ export class Connection {
     for (const call of this.#pending.values()) {
       if (call.sentOn !== this.#socket) this.#transmit(call)
     }
-    for (const sub of this.#streams.keys()) this.#openStream(sub)
+    for (const sub of this.#streams.keys()) {
+      // A lost session may mean a restarted server with another history: never resume from a
+      // revision of the old one (it would skip or misapply events); start over instead.
+      if (!resumed && !first) sub.restart?.()
+      this.#openStream(sub)
+    }
     this.#firstOutcome?.()
     this.#firstOutcome = undefined
   }
@@ -353,7 +361,59 @@ export class Connection {
     const messages = this.#outbox
     this.#outbox = []
     if (messages.length === 0 || socket?.readyState !== WebSocket.OPEN) return
-    socket.send(jsonCodec.encode(messages))
+    const frame = jsonCodec.encode(messages)
+    if (Buffer.byteLength(frame) <= this.#maxFrameBytes) socket.send(frame)
+    else this.#sendSplit(socket, messages)
+  }
+
+  /**
+   * A batch over the server's frame limit goes as several frames; a message that alone is over
+   * it is never sent (the server would close the connection, and the re-sent call close the
+   * next one): its call fails with `TooLarge`.
+   */
+  #sendSplit(socket: WebSocket, messages: readonly ClientMessage[]): void {
+    let batch: ClientMessage[] = []
+    let size = 2 // the brackets of a batch
+    const send = (): void => {
+      if (batch.length > 0) socket.send(jsonCodec.encode(batch))
+      batch = []
+      size = 2
+    }
+    for (const message of messages) {
+      const bytes = Buffer.byteLength(JSON.stringify(message)) + 1
+      if (bytes + 2 > this.#maxFrameBytes) {
+        this.#refuse(message, bytes)
+        continue
+      }
+      if (size + bytes > this.#maxFrameBytes) send()
+      batch.push(message)
+      size += bytes
+    }
+    send()
+  }
+
+  #refuse(message: ClientMessage, bytes: number): void {
+    if (message.type !== 'call') return
+    const error = new TooLarge(
+      `${message.op} is ${bytes} bytes as a frame; the server takes at most ${this.#maxFrameBytes}`,
+      { limit: 'maxFrameBytes' },
+    )
+    this.#fail(message.id, error)
+  }
+
+  /** Fails call `id`: a pending call rejects, a stream being opened ends with the error. */
+  #fail(id: number, error: DataspaceError): void {
+    const call = this.#pending.get(id)
+    if (call !== undefined) {
+      this.#pending.delete(id)
+      call.reject(error)
+      return
+    }
+    const sub = this.#streamById.get(id)
+    if (sub === undefined) return
+    this.#streamById.delete(id)
+    this.#streams.delete(sub)
+    sub.onEnd('error', error)
   }
 
   #onClose(code: number, reason: string, opened: boolean): void {
@@ -413,6 +473,15 @@ export function wsUrl(url: string): string {
   }
   if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/v1/ws'
   return parsed.toString()
+}
+
+/** Results and events are frozen, as the engine's are: readers share them. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child)
+    Object.freeze(value)
+  }
+  return value
 }
 
 /** The signal's reason as an Error (the reason `AbortSignal.abort()` gives is a DOMException). */

@@ -9,8 +9,10 @@ import type {
   KvWatch,
 } from '../kv/index.js'
 import type { NameBinding, NameRegistryApi } from '../names/index.js'
+import { freezeJson } from '../engine/validate.js'
+import { checkBucket } from '../kv/index.js'
 import type { ProcessHost } from './remote-process.js'
-import { wireOptions } from './remote-process.js'
+import { checkMessage, wireOptions } from './remote-process.js'
 import { RemoteStream } from './remote-stream.js'
 import { kvWatchSpec, monitorSpec, watchSpec } from './stream-specs.js'
 
@@ -43,6 +45,8 @@ export class RemoteGroups implements ProcessGroupsApi {
 
   async join(group: string, pids: PidLike | readonly PidLike[], meta?: MemberMeta): Promise<'ok'> {
     const list = listOf(pids)
+    // As the engine: metadata is JSON or InvalidArgument, never converted on the wire.
+    if (meta !== undefined) freezeJson(meta, 'meta')
     const result = (await this.#call(
       'groups.join',
       () => ({ scope: this.scope, group, pids: list, ...(meta === undefined ? {} : { meta }) }),
@@ -83,6 +87,7 @@ export class RemoteGroups implements ProcessGroupsApi {
 
   async updateMeta(group: string, pid: PidLike, meta: MemberMeta): Promise<void> {
     const id = pidOf(pid)
+    freezeJson(meta, 'meta')
     await this.#call('groups.updateMeta', () => ({ scope: this.scope, group, pid: id, meta }), true)
     const owner = this.#host.ownerOf(id)
     if (owner !== undefined) this.#host.owned.updateMeta(this.scope, group, owner, meta)
@@ -108,9 +113,10 @@ export class RemoteGroups implements ProcessGroupsApi {
     return this.#broadcast('groups.broadcastLocal', from, group, message)
   }
 
-  #broadcast(op: string, from: PidLike, group: string, message: unknown): Promise<number> {
+  async #broadcast(op: string, from: PidLike, group: string, message: unknown): Promise<number> {
     // `from` is read when the call goes out, so a pid changed by a restore is the current one.
     const sender = this.#host.ownerOf(pidOf(from))
+    checkMessage(message)
     return this.#call(
       op,
       () => ({ scope: this.scope, from: sender?.id ?? pidOf(from), group, message }),
@@ -135,6 +141,7 @@ export class RemoteNames implements NameRegistryApi {
 
   async register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }> {
     const pid = pidOf(proc)
+    if (meta !== undefined) freezeJson(meta, 'meta')
     const result = (await this.#call(
       'names.register',
       () => ({ pid, name, ...(meta === undefined ? {} : { meta }) }),
@@ -179,6 +186,8 @@ export class RemoteKv implements KvApi {
   readonly #call: Call
 
   constructor(host: ProcessHost, bucket: string) {
+    // As `ds.kv()` of the engine: a bad name throws here, not on the first call.
+    checkBucket(bucket)
     this.#host = host
     this.#call = caller(host)
     this.bucket = bucket
@@ -190,6 +199,7 @@ export class RemoteKv implements KvApi {
   }
 
   async put(key: string, value: Json, options: KvPutOptions = {}): Promise<KvEntry> {
+    freezeJson(value, 'value') // JSON or InvalidArgument, as the engine; never converted
     const owner = options.owner === undefined ? undefined : this.#host.ownerOf(pidOf(options.owner))
     const entry = (await this.#call(
       'kv.put',

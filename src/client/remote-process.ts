@@ -5,6 +5,7 @@ import type {
   DataspaceRecord,
   ExitReason,
   Message,
+  Op,
   Process,
   RetractOptions,
   SendTarget,
@@ -13,7 +14,9 @@ import type {
   TransactResult,
 } from '../engine/index.js'
 import { validate } from '../engine/schema.js'
-import { ProcessExited } from '../errors/index.js'
+import { freezeJson } from '../engine/validate.js'
+import { InvalidArgument, ProcessExited } from '../errors/index.js'
+import { validateLabels } from '../query/index.js'
 import type { OwnedState, OwnerRef } from './owned-state.js'
 import { RemoteStream } from './remote-stream.js'
 import type { Connection } from './connection.js'
@@ -75,8 +78,9 @@ export class RemoteProcess implements Process, OwnerRef {
     return this.#id
   }
 
+  /** False from the moment `exit` is called, as in the engine. */
   get alive(): boolean {
-    return this.#alive
+    return this.#alive && this.#exiting === undefined
   }
 
   /** After a session loss: the pid under the new session. */
@@ -98,6 +102,7 @@ export class RemoteProcess implements Process, OwnerRef {
     data: T,
     options: AssertOptions = {},
   ): Promise<DataspaceRecord<T>> {
+    checkLabels(options.labels)
     const value = await this.#validated(kind, data)
     const record = (await this.#call(
       'assert',
@@ -124,11 +129,18 @@ export class RemoteProcess implements Process, OwnerRef {
   }
 
   async transact(request: TransactRequest): Promise<TransactResult> {
-    const then = await Promise.all(
-      request.then.map(async (op) =>
-        op.op === 'assert' ? { ...op, data: await this.#validated(op.kind, op.data) } : op,
-      ),
-    )
+    // A malformed request goes to the server as it is, which refuses it as the engine does.
+    const ops: readonly (Op | null | undefined)[] = Array.isArray(request.then) ? request.then : []
+    const then = Array.isArray(request.then)
+      ? await Promise.all(
+          ops.map(async (op) => {
+            if (op?.op === 'claim') checkPatch(op.patch)
+            if (op?.op !== 'assert') return op
+            checkLabels(op.labels)
+            return { ...op, data: await this.#validated(op.kind, op.data) }
+          }),
+        )
+      : request.then
     const wire = wireOptions({ if: request.if, then })
     const result = (await this.#call(
       'transact',
@@ -137,7 +149,7 @@ export class RemoteProcess implements Process, OwnerRef {
     )) as TransactResult
     this.#host.noteRevision(result.revision)
     result.results.forEach((record, i) => {
-      const op = request.then[i]
+      const op = ops[i]
       if (op?.op === 'retract') this.#host.owned.forgetRecord(op.kind, op.id)
       else if (record !== undefined && record !== null) this.#noteRecord(record)
     })
@@ -149,6 +161,7 @@ export class RemoteProcess implements Process, OwnerRef {
     kind: string,
     options: ClaimOptions,
   ): Promise<DataspaceRecord<T> | undefined> {
+    checkPatch(options.patch)
     const record = (await this.#call(
       'claim',
       { kind, options: wireOptions(options) },
@@ -160,6 +173,7 @@ export class RemoteProcess implements Process, OwnerRef {
   }
 
   async send(target: SendTarget, message: unknown): Promise<number> {
+    checkMessage(message)
     return (await this.#call('send', { target, message })) as number
   }
 
@@ -194,7 +208,7 @@ export class RemoteProcess implements Process, OwnerRef {
   }
 
   #call(op: string, args: Args, signal?: AbortSignal, write = true): Promise<unknown> {
-    if (!this.#alive && op !== 'process.exit') {
+    if (!this.alive && op !== 'process.exit') {
       return Promise.reject(new ProcessExited(`process ${this.#id} has exited`, this.#id))
     }
     // The pid is read when the call goes out: a call queued across a session loss uses the new one.
@@ -202,14 +216,45 @@ export class RemoteProcess implements Process, OwnerRef {
   }
 
   async #validated(kind: string, data: unknown): Promise<unknown> {
+    // Checked and frozen as the engine does (JSON.stringify would silently turn a Date into a string).
     const schema = this.#host.schemaOf(kind)
-    return schema === undefined ? data : validate(kind, schema, data)
+    return freezeJson(schema === undefined ? data : await validate(kind, schema, data))
   }
 
   #noteRecord(record: DataspaceRecord): void {
     this.#host.noteRevision(record.revision)
     this.#host.owned.noteRecord(record, (pid) => this.#host.ownerOf(pid))
   }
+}
+
+function checkLabels(labels: unknown): void {
+  if (labels === undefined) return
+  const problem = validateLabels(labels)
+  if (problem !== undefined) throw new InvalidArgument(`labels: ${problem}`)
+}
+
+/** A claim patch's values become data, which the engine checks and freezes after the merge. */
+function checkPatch(patch: unknown): void {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return // the server refuses it
+  for (const [key, value] of Object.entries(patch)) {
+    if (value !== undefined) freezeJson(value, `data.${key}`)
+  }
+}
+
+/**
+ * Messages are not stored and the engine passes them by reference, but only JSON crosses the
+ * wire: anything else is refused rather than silently converted. A copy is checked, so the
+ * caller's message is not frozen.
+ */
+export function checkMessage(message: unknown): void {
+  if (message === undefined) return
+  let copy: unknown
+  try {
+    copy = structuredClone(message)
+  } catch {
+    throw new InvalidArgument('message must be JSON (null, boolean, number, string, array, object)')
+  }
+  freezeJson(copy, 'message')
 }
 
 function errorJson(error: unknown): unknown {

@@ -84,6 +84,15 @@ export class RemoteStream<T> extends QueuedStream<T> implements StreamSubscripti
     this.end(reason === 'owner-exit' || reason === 'dataspace-closed' ? reason : 'closed')
   }
 
+  restart(): void {
+    const overflow = this.#spec.overflow
+    if (overflow.policy !== 'resync' || this.done) return
+    // The server may have restarted: what was delivered may be gone, so the consumer starts over.
+    const reset = overflow.reset as { readonly reason?: unknown }
+    this.push(('reason' in reset ? { ...reset, reason: 'history-gone' } : reset) as T)
+    this.#fresh = true
+  }
+
   override async next(): Promise<IteratorResult<T, undefined>> {
     const result = await super.next()
     if (result.done === true && this.#error !== undefined) {

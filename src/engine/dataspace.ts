@@ -1,3 +1,4 @@
+import { runProcess } from './run-process.js'
 import { Closed, InvalidArgument, ProcessExited } from '../errors/index.js'
 import { ProcessGroups } from '../groups/process-groups.js'
 import { KvBucket } from '../kv/kv-bucket.js'
@@ -207,31 +208,18 @@ export class Dataspace implements DataspaceApi, WatchContext {
   spawn(name: string, fn: ProcessFunction, options: SpawnOptions = {}): LocalProcess {
     if (typeof fn !== 'function') throw new InvalidArgument('spawn needs a function')
     const proc = this.process(name)
-    const external = options.signal
-    if (external !== undefined) {
-      const onAbort = (): void => void proc.exit('aborted')
-      if (external.aborted) onAbort()
-      else {
-        external.addEventListener('abort', onAbort, { once: true })
-        void proc.exited.then(() => external.removeEventListener('abort', onAbort))
-      }
-    }
-    // The function starts after spawn returns, as an Erlang spawn does.
-    queueMicrotask(() => {
-      if (!proc.alive) return
-      let result: unknown
-      try {
-        result = fn(proc, proc.signal)
-      } catch (error) {
-        void proc.exit({ error })
-        return
-      }
-      Promise.resolve(result).then(
-        () => void proc.exit('normal'),
-        (error: unknown) => void proc.exit({ error }),
-      )
-    })
-    return proc
+    return runProcess(proc, fn, options)
+  }
+
+  /**
+   * How many records `pid` owns right now, over every kind (KV keys, group memberships and
+   * names it owns included). Reads the per-owner index of each kind: O(kinds), no record scan.
+   * The server uses it for its per-session record limit.
+   */
+  ownedCount(pid: string): number {
+    let count = 0
+    for (const store of this.#stores.values()) count += store.byOwner.get(pid)?.size ?? 0
+    return count
   }
 
   /** The live process with this pid. */

@@ -18,6 +18,15 @@ export class MappedStream<A, B> implements Stream<B> {
     this.closed = source.closed
   }
 
+  /**
+   * Items waiting: the mapped ones not yet taken plus the source's queue (source items, not
+   * yet mapped), when the source has one. For metrics, not flow control.
+   */
+  get length(): number {
+    const source = (this.#source as { readonly length?: unknown }).length
+    return this.#ready.length + (typeof source === 'number' ? source : 0)
+  }
+
   async next(): Promise<IteratorResult<B, undefined>> {
     for (;;) {
       const ready = this.#ready.shift()

@@ -9,6 +9,7 @@ import {
   NotJoined,
   NotOwner,
   ProcessExited,
+  RateLimited,
   SchemaViolation,
   TooLarge,
   Unauthorized,
@@ -20,6 +21,8 @@ type Extra = Readonly<Record<string, unknown>>
 
 const str = (value: unknown): string => (typeof value === 'string' ? value : '')
 const num = (value: unknown): number | undefined => (typeof value === 'number' ? value : undefined)
+const limitOf = (x: Extra): { limit?: string } =>
+  typeof x.limit === 'string' ? { limit: x.limit } : {}
 
 // One constructor per code, so a client's `instanceof` and structured fields work as in process.
 const BUILDERS: Readonly<Record<ErrorCode, (message: string, extra: Extra) => DataspaceError>> = {
@@ -35,7 +38,8 @@ const BUILDERS: Readonly<Record<ErrorCode, (message: string, extra: Extra) => Da
   ProcessExited: (m, x) => new ProcessExited(m, str(x.pid)),
   Unauthorized: (m) => new Unauthorized(m),
   Forbidden: (m) => new Forbidden(m),
-  TooLarge: (m) => new TooLarge(m),
+  TooLarge: (m, x) => new TooLarge(m, limitOf(x)),
+  RateLimited: (m, x) => new RateLimited(m, num(x.retryAfterMs) ?? 1000, limitOf(x)),
   Unavailable: (m) => new Unavailable(m),
   Closed: (m) => new Closed(m),
 }

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'Unauthorized'
   | 'Forbidden'
   | 'TooLarge'
+  | 'RateLimited'
   | 'Unavailable'
   | 'Closed'
 
@@ -137,8 +138,28 @@ export class Forbidden extends DataspaceError {
 
 /** A value, frame or batch over a configured limit. */
 export class TooLarge extends DataspaceError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The server limit that was hit (a `ServerLimits` key such as `maxRecordsPerSession`), if any. */
+  readonly limit: string | undefined
+  constructor(message: string, options?: { cause?: unknown; limit?: string }) {
     super('TooLarge', message, options)
+    this.limit = options?.limit
+  }
+}
+
+/** Too many calls too fast: wait `retryAfterMs`, then retry. */
+export class RateLimited extends DataspaceError {
+  /** How long to wait before the next call is allowed, in ms. */
+  readonly retryAfterMs: number
+  /** The server limit that was hit (`maxCallsPerSecond`). */
+  readonly limit: string | undefined
+  constructor(
+    message: string,
+    retryAfterMs: number,
+    options?: { cause?: unknown; limit?: string },
+  ) {
+    super('RateLimited', message, options)
+    this.retryAfterMs = retryAfterMs
+    this.limit = options?.limit
   }
 }
 

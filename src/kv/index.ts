@@ -2,5 +2,5 @@
  * KV buckets with CAS, TTL and watch, as records of kind `$kv.<bucket>`.
  * @module
  */
-export { DEFAULT_MAX_VALUE_SIZE, KvBucket } from './kv-bucket.js'
+export { checkBucket, DEFAULT_MAX_VALUE_SIZE, KvBucket } from './kv-bucket.js'
 export type * from './types.js'

@@ -19,6 +19,16 @@ import type {
 export const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
 const BUCKET = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
 
+/** `InvalidArgument` unless `bucket` is a valid bucket name (dot-separated `[A-Za-z0-9_-]+`). */
+export function checkBucket(bucket: unknown): string {
+  if (typeof bucket !== 'string' || !BUCKET.test(bucket) || bucket.length > 200) {
+    throw new InvalidArgument(
+      `invalid bucket name ${JSON.stringify(bucket)}: use letters, digits, "_", "-" and dots`,
+    )
+  }
+  return bucket
+}
+
 /**
  * A KV bucket over records of kind `$kv.<bucket>`: a key is a record id, its value the record's
  * data and its revision the record's. Keys without an owner are durable; a key put with
@@ -32,11 +42,7 @@ export class KvBucket implements KvApi {
   readonly #maxValueSize: number
 
   constructor(ds: Dataspace, bucket: string, options: { maxValueSize?: number } = {}) {
-    if (typeof bucket !== 'string' || !BUCKET.test(bucket) || bucket.length > 200) {
-      throw new InvalidArgument(
-        `invalid bucket name ${JSON.stringify(bucket)}: use letters, digits, "_", "-" and dots`,
-      )
-    }
+    checkBucket(bucket)
     this.#ds = ds
     this.bucket = bucket
     this.#kind = `$kv.${bucket}`

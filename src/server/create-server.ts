@@ -5,6 +5,7 @@ import { Unavailable } from '../errors/index.js'
 import { ConnectionTracker } from './connections.js'
 import type { Principal } from './auth.js'
 import { sendError, sendJson } from './http-body.js'
+import { callerKey, LimitGuard, sessionKey } from './limits.js'
 import { ServerMetrics } from './metrics.js'
 import { resolveOptions } from './options.js'
 import type { ServerOptions } from './options.js'
@@ -21,7 +22,9 @@ import { writeRoutes } from './routes/writes.js'
 import { SessionTable } from './session-table.js'
 import type { Session } from './session-table.js'
 import { SseRegistry } from './sse-stream.js'
+import { reportError } from './report.js'
 import { toWireError } from './wire-error.js'
+import type { WireError } from './wire-error.js'
 import { WsEndpoint } from './ws/ws-endpoint.js'
 
 /** A running server. */
@@ -55,7 +58,7 @@ const CLOSE_GRACE_MS = 2000
  */
 export async function createServer(options: ServerOptions): Promise<DataspaceServer> {
   const resolved = resolveOptions(options)
-  const { limits } = resolved
+  const { limits, logger } = resolved
   const router = new Router<Handler>()
   for (const routes of [
     sessionRoutes,
@@ -69,26 +72,49 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     routes(router)
   }
   let accepting = true
-  const sessions = new SessionTable(resolved.ds, resolved.sessionTtl, {
-    min: limits.minSessionTtl,
-    max: limits.maxSessionTtl,
-  })
   const sse = new SseRegistry()
+  const metrics = new ServerMetrics({
+    ds: resolved.ds,
+    sessions: () => sessions.size,
+    sseStreams: () => sse.size,
+    slowConsumerCloses: () => sse.slowConsumerResets,
+    // `endpoint` is created below; these run only at scrape time, after it exists.
+    wsConnections: () => endpoint.size,
+    queueDepth: () => sse.queued() + endpoint.queued(),
+  })
+  const guard = new LimitGuard(resolved.ds, limits, logger, (limit) => metrics.limitHit(limit))
+  const sessions = new SessionTable(
+    resolved.ds,
+    resolved.sessionTtl,
+    { min: limits.minSessionTtl, max: limits.maxSessionTtl },
+    (event, session, reason) => {
+      metrics.sessionEvent(event)
+      // The pid only: the session id and resume token are capabilities.
+      const owner = state.sessionOwners.get(session)?.name
+      logger.info(
+        {
+          pid: session.process.id,
+          ttl: session.ttl,
+          ...(owner === undefined ? {} : { token: owner }),
+          ...(reason === undefined ? {} : { reason }),
+        },
+        `session ${event}`,
+      )
+      if (event === 'expired' || event === 'ended') guard.forget(sessionKey(session))
+    },
+  )
   const state: ServerState = {
     ds: resolved.ds,
     options: resolved,
     sessions,
     sse,
-    metrics: new ServerMetrics({
-      ds: resolved.ds,
-      sessions: () => sessions.size,
-      sseStreams: () => sse.size,
-      slowConsumerCloses: () => sse.slowConsumerResets,
-    }),
+    metrics,
     sessionOwners: new WeakMap(),
     get accepting() {
       return accepting
     },
+    guard,
+    logger,
   }
   const http = createHttpServer((req, res) => {
     connections.track(req, res)
@@ -98,28 +124,39 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     })
   })
   const connections = new ConnectionTracker(http)
-  const ws = new WsEndpoint(http, state)
+  const endpoint = new WsEndpoint(http, state)
   await listen(http, resolved.host, resolved.port)
   const address = http.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${host}:${address.port}`
+  logger.info({ url, auth: resolved.auth !== undefined, limits }, 'server started')
   let closing: Promise<void> | undefined
   return {
-    url: `http://${host}:${address.port}`,
+    url,
     get stats() {
-      return { sessions: state.sessions.size, sseStreams: state.sse.size, wsConnections: ws.size }
+      return {
+        sessions: state.sessions.size,
+        sseStreams: state.sse.size,
+        wsConnections: endpoint.size,
+      }
     },
     close() {
       closing ??= (async () => {
         accepting = false
+        logger.info(
+          { sessions: sessions.size, sseStreams: sse.size, wsConnections: endpoint.size },
+          'server stopping',
+        )
         const closed = new Promise<void>((resolve) => http.close(() => resolve()))
         state.sse.closeAll()
-        ws.closeAll('server is shutting down')
+        endpoint.closeAll('server is shutting down')
         await state.sessions.closeAll()
         connections.drain()
         const cut = setTimeout(() => connections.destroyAll(), CLOSE_GRACE_MS)
         cut.unref()
         await closed
         clearTimeout(cut)
+        logger.info({ url }, 'server stopped')
       })()
       return closing
     },
@@ -128,6 +165,8 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
 
 // Probes answer without a token: orchestrators cannot hold one.
 const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/livez', '/readyz'])
+// Not rate limited: probes and scrapes must work however busy the server is.
+const UNLIMITED_PATHS: ReadonlySet<string> = new Set([...PUBLIC_PATHS, '/metrics'])
 
 async function handle(
   router: Router<Handler>,
@@ -137,6 +176,7 @@ async function handle(
 ): Promise<void> {
   const started = process.hrtime.bigint()
   let ctx: RequestContext | undefined
+  let principal: Principal | undefined
   let outcome = 'ok'
   try {
     if (!state.accepting) throw new Unavailable('server is shutting down')
@@ -153,32 +193,36 @@ async function handle(
       return
     }
     const auth = state.options.auth
-    const principal =
+    principal =
       auth === undefined || PUBLIC_PATHS.has(url.pathname)
         ? undefined
         : auth.authenticate(req.headers.authorization)
-    ctx = new RequestContext(
-      req,
-      res,
-      match.params,
-      url.searchParams,
-      state,
-      session(state, req, principal),
-      principal,
-    )
+    const current = session(state, req, principal)
+    if (!UNLIMITED_PATHS.has(url.pathname)) {
+      state.guard.takeCall(
+        current === undefined
+          ? callerKey(principal?.name, req.socket.remoteAddress)
+          : sessionKey(current),
+      )
+    }
+    ctx = new RequestContext(req, res, match.params, url.searchParams, state, current, principal)
     const reply = await match.handler(ctx)
     if (reply !== STREAMED) sendJson(res, reply.status, reply.body)
   } catch (error) {
     const { status, body } = toWireError(error)
     outcome = body.error.code
-    if (status === 500) state.options.onInternalError(error)
-    sendError(res, status, body, extraHeaders(status))
+    reportError(state, error, status, principal, 'http')
+    sendError(res, status, body, extraHeaders(status, body))
   } finally {
     record(state, ctx, outcome, started)
   }
 }
 
-function extraHeaders(status: number): Record<string, string> {
+function extraHeaders(status: number, body: WireError): Record<string, string> {
+  // RFC 9110: Retry-After in whole seconds; the body's retryAfterMs is the precise value.
+  if (body.error.code === 'RateLimited' && typeof body.error.retryAfterMs === 'number') {
+    return { 'retry-after': String(Math.ceil(body.error.retryAfterMs / 1000)) }
+  }
   // An unread upload (413) is dropped with the connection rather than read to its end.
   if (status === 413) return { connection: 'close' }
   // RFC 9110: a 401 names the scheme to use.

@@ -65,7 +65,11 @@ export async function readJsonObject(
 }
 
 function tooLarge(limit: number): TooLarge {
-  return new TooLarge(`request body is over the limit of ${limit} bytes`)
+  return new TooLarge(
+    `request body is over limits.maxBodyBytes (${limit} bytes); send less, or raise the ` +
+      `limit: createServer({ limits: { maxBodyBytes } }) or dataspace serve --limits maxBodyBytes=N`,
+    { limit: 'maxBodyBytes' },
+  )
 }
 
 /** Writes a JSON response (or an empty one for 204). */

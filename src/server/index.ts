@@ -1,6 +1,6 @@
 /**
- * The network server: HTTP JSON for requests, SSE for watches, sessions as processes with a
- * lease. The wire protocol is documented in `docs/protocol.md`.
+ * The network server: WebSocket (`/v1/ws`) for clients, HTTP JSON for requests, SSE for
+ * watches; sessions are processes with a lease. The wire protocol is `docs/protocol.md`.
  * @module
  */
 export { loadTokenFile, TokenTable, validateAuth } from './auth.js'
@@ -14,3 +14,4 @@ export { METRICS_KIND } from './routes/metrics.js'
 export { SESSION_HEADER } from './request-context.js'
 export { STATUS_BY_CODE, toWireError } from './wire-error.js'
 export type { WireError, WireErrorCode } from './wire-error.js'
+export { WS_PATH } from './ws/ws-endpoint.js'

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Dataspace } from '../engine/index.js'
+import { LIMIT_NAMES } from './limits.js'
+import type { LimitName } from './limits.js'
 
 /** What the scrape-time collectors read; the server passes live getters. */
 export interface MetricsSources {
@@ -7,7 +9,13 @@ export interface MetricsSources {
   readonly sessions: () => number
   readonly sseStreams: () => number
   readonly slowConsumerCloses: () => number
+  readonly wsConnections: () => number
+  /** Events queued, not yet sent, over every open WebSocket and SSE stream. */
+  readonly queueDepth: () => number
 }
+
+/** What happens to sessions, as `dataspace_session_events_total{event}` counts it. */
+export type SessionEvent = 'opened' | 'resumed' | 'expired' | 'ended'
 
 /**
  * The server's Prometheus metrics, in a registry of its own (never prom-client's global one, so
@@ -18,6 +26,11 @@ export class ServerMetrics {
   readonly registry = new Registry()
   readonly #operations: Counter<'kind' | 'op' | 'outcome'>
   readonly #commitLatency: Histogram
+  readonly #limitHits: Counter<'limit'>
+  readonly #sessionEvents: Counter<'event'>
+  readonly #wsSlowConsumerCloses: Counter
+  readonly #wsStreamPauses: Counter
+  #pausedStreams = 0
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry]
@@ -31,6 +44,30 @@ export class ServerMetrics {
       name: 'dataspace_commit_latency_seconds',
       help: 'Time to handle a write request, from routing to the answer',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    })
+    this.#limitHits = new Counter({
+      name: 'dataspace_limit_hits_total',
+      help: 'Requests, calls or connections refused or closed by a server limit, by limit name',
+      labelNames: ['limit'],
+      registers,
+    })
+    // Every limit shows from the first scrape, at 0, so a rate() over it has a baseline.
+    for (const limit of LIMIT_NAMES) this.#limitHits.inc({ limit }, 0)
+    this.#sessionEvents = new Counter({
+      name: 'dataspace_session_events_total',
+      help: 'Sessions opened, resumed (WebSocket), expired (lease ran out) and ended otherwise',
+      labelNames: ['event'],
+      registers,
+    })
+    this.#wsSlowConsumerCloses = new Counter({
+      name: 'dataspace_ws_slow_consumer_closes_total',
+      help: 'WebSocket connections closed (4008) because the client did not read its answers',
+      registers,
+    })
+    this.#wsStreamPauses = new Counter({
+      name: 'dataspace_ws_stream_pauses_total',
+      help: 'Times a WebSocket stream stopped being pumped because the send buffer was full',
       registers,
     })
     const gauge = (name: string, help: string, read: () => number): void => {
@@ -58,6 +95,17 @@ export class ServerMetrics {
     const { ds } = sources
     gauge('dataspace_sessions', 'Live sessions (remote processes with a lease)', sources.sessions)
     gauge('dataspace_sse_streams', 'Open SSE responses', sources.sseStreams)
+    gauge('dataspace_ws_connections', 'Open WebSocket connections', sources.wsConnections)
+    gauge(
+      'dataspace_ws_paused_streams',
+      'WebSocket streams paused now because their send buffer is over wsSendBufferBytes',
+      () => this.#pausedStreams,
+    )
+    gauge(
+      'dataspace_stream_queue_depth',
+      'Events queued in open WebSocket and SSE streams, not yet sent',
+      sources.queueDepth,
+    )
     gauge('dataspace_watchers', 'Open watches in the engine', () => ds.stats.watchers)
     gauge('dataspace_revision', 'The revision of the last commit', () => ds.stats.revision)
     counter(
@@ -85,6 +133,23 @@ export class ServerMetrics {
   /** Counts one operation; `outcome` is `ok` or the error code. */
   operation(kind: string, op: string, outcome: string): void {
     this.#operations.inc({ kind, op, outcome })
+  }
+
+  /** Counts one hit of a server limit. */
+  limitHit(limit: LimitName): void {
+    this.#limitHits.inc({ limit })
+    if (limit === 'wsMaxBufferBytes') this.#wsSlowConsumerCloses.inc()
+  }
+
+  /** Counts a session event. */
+  sessionEvent(event: SessionEvent): void {
+    this.#sessionEvents.inc({ event })
+  }
+
+  /** A WebSocket stream stopped (`+1`) or resumed (`-1`) pumping because of its send buffer. */
+  streamPaused(delta: 1 | -1): void {
+    this.#pausedStreams += delta
+    if (delta === 1) this.#wsStreamPauses.inc()
   }
 
   /** Records how long a write request took, in seconds. */

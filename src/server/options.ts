@@ -1,4 +1,6 @@
 import { isIP } from 'node:net'
+import { pino } from 'pino'
+import type { Logger } from 'pino'
 import type { Dataspace } from '../engine/index.js'
 import { InvalidArgument } from '../errors/index.js'
 import { TokenTable } from './auth.js'
@@ -29,6 +31,27 @@ export interface ServerLimits {
   /** Bounds of a session's lease TTL, in ms. */
   readonly minSessionTtl: number
   readonly maxSessionTtl: number
+  /**
+   * Records a session's processes (children included) may own together, KV keys, group
+   * memberships and names included (default 100 000). A write that would go past it is
+   * `TooLarge` (413); retracts and deletes are always allowed.
+   */
+  readonly maxRecordsPerSession: number
+  /**
+   * Open streams (watches, monitors, mailboxes) per session (default 1000): WebSocket streams
+   * of the session's connection and SSE responses carrying its `Dataspace-Session` header
+   * together. An SSE request without a session counts against its token (auth on) or its client
+   * address. One more is `TooLarge` (413).
+   */
+  readonly maxStreamsPerSession: number
+  /**
+   * Sustained calls per second per session (default 100 000, above what one client pipelines): WebSocket calls and HTTP requests
+   * (a request without a session counts against its token, or its client address). A token
+   * bucket: over it is `RateLimited` (429) with `retryAfterMs`. Probes and `/metrics` are free.
+   */
+  readonly maxCallsPerSecond: number
+  /** Calls a session may make at once above the sustained rate: the bucket's size (100 000). */
+  readonly callBurst: number
 }
 
 /** Options of {@link createServer}. */
@@ -49,7 +72,13 @@ export interface ServerOptions {
   /** Default lease of a session, in ms (10 s). */
   readonly sessionTtl?: number
   readonly limits?: Partial<ServerLimits>
-  /** Called with every error that became a 500 (default: `console.error`). */
+  /**
+   * A pino logger for structured logs: server start and stop, sessions, auth failures, limit
+   * hits, internal errors (default: pino to stderr at `info`). Pass `pino({ level: 'silent' })`
+   * to silence it. Session ids, resume tokens and bearer tokens are never logged.
+   */
+  readonly logger?: Logger
+  /** Called with every error that became a 500 (default: logged by `logger` at `error`). */
   readonly onInternalError?: (error: unknown) => void
 }
 
@@ -62,6 +91,7 @@ export interface ResolvedOptions {
   readonly auth: TokenTable | undefined
   readonly sessionTtl: number
   readonly limits: ServerLimits
+  readonly logger: Logger
   readonly onInternalError: (error: unknown) => void
 }
 
@@ -76,6 +106,10 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   wsMaxBufferBytes: 8 * 1024 * 1024,
   minSessionTtl: 100,
   maxSessionTtl: 3_600_000,
+  maxRecordsPerSession: 100_000,
+  maxStreamsPerSession: 1_000,
+  maxCallsPerSecond: 100_000,
+  callBurst: 100_000,
 })
 
 /** Fills defaults and checks the options; refuses a non-loopback host without auth or `insecure`. */
@@ -96,6 +130,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidArgument(`port must be an integer from 0 to 65535, got ${port}`)
   }
+  const logger = options.logger ?? pino({ name: 'dataspace', level: 'info' }, pino.destination(2))
   return Object.freeze({
     ds: options.ds,
     host,
@@ -103,7 +138,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     auth,
     sessionTtl,
     limits,
-    onInternalError: options.onInternalError ?? ((error) => console.error(error)),
+    logger,
+    onInternalError:
+      options.onInternalError ?? ((error) => logger.error({ err: error }, 'internal error')),
   })
 }
 

@@ -1,9 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
 import type { Dataspace } from '../engine/index.js'
-import { Forbidden, InvalidArgument } from '../errors/index.js'
+import { Forbidden, InvalidArgument, TooLarge } from '../errors/index.js'
 import { authorize } from './auth.js'
 import type { Principal, Right } from './auth.js'
 import { readJsonObject } from './http-body.js'
+import { callerKey, sessionKey } from './limits.js'
+import type { LimitGuard, LimitKey } from './limits.js'
 import type { ServerMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session, SessionTable } from './session-table.js'
@@ -37,6 +40,9 @@ export interface ServerState {
   readonly sessionOwners: WeakMap<Session, Principal>
   /** False once `close()` has begun: `/readyz` fails and new work is refused. */
   readonly accepting: boolean
+  /** Per-session limits: records, streams, call rate; counts and logs every hit. */
+  readonly guard: LimitGuard
+  readonly logger: Logger
 }
 
 /** One request as handlers see it. */
@@ -129,8 +135,27 @@ export class RequestContext {
   }
 
   /** The JSON object body, size-limited while it streams. */
-  body(): Promise<Record<string, unknown>> {
-    return readJsonObject(this.req, this.server.options.limits.maxBodyBytes)
+  async body(): Promise<Record<string, unknown>> {
+    try {
+      return await readJsonObject(this.req, this.server.options.limits.maxBodyBytes)
+    } catch (error) {
+      if (error instanceof TooLarge) this.server.guard.hit('maxBodyBytes', { op: this.#op })
+      throw error
+    }
+  }
+
+  /**
+   * Who this request's streams and calls count against: its session, else its token, else its
+   * client address.
+   */
+  get limitKey(): LimitKey {
+    if (this.session !== undefined) return sessionKey(this.session)
+    return callerKey(this.principal?.name, this.req.socket.remoteAddress)
+  }
+
+  /** `TooLarge` unless the session may own `adding` more records (`maxRecordsPerSession`). */
+  checkRecords(session: Session, adding = 1): void {
+    this.server.guard.checkRecords(session, adding)
   }
 
   /** True when the client asked for `text/event-stream`. */

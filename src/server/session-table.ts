@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto'
-import type { Dataspace, LocalProcess } from '../engine/index.js'
+import type { Dataspace, ExitReason, LocalProcess } from '../engine/index.js'
 import { DataspaceError, InvalidArgument } from '../errors/index.js'
 
 /** A network client's process, kept alive by a lease. */
@@ -16,6 +16,16 @@ export interface Session {
   /** The session's process and its live child processes, by pid: what its caller may act as. */
   readonly processes: ReadonlyMap<string, LocalProcess>
 }
+
+/**
+ * Told of every session event: `opened`, `resumed`, `expired` (the lease ran out) or `ended`
+ * (any other exit; `reason` is the exit reason).
+ */
+export type SessionObserver = (
+  event: 'opened' | 'resumed' | 'expired' | 'ended',
+  session: Session,
+  reason?: string,
+) => void
 
 interface Entry {
   readonly session: Session
@@ -39,11 +49,18 @@ export class SessionTable {
   readonly #sessions = new Map<string, Entry>()
   readonly #defaultTtl: number
   readonly #bounds: { readonly min: number; readonly max: number }
+  readonly #observe: SessionObserver
 
-  constructor(ds: Dataspace, defaultTtl: number, bounds: { min: number; max: number }) {
+  constructor(
+    ds: Dataspace,
+    defaultTtl: number,
+    bounds: { min: number; max: number },
+    observe: SessionObserver = () => {},
+  ) {
     this.#ds = ds
     this.#defaultTtl = defaultTtl
     this.#bounds = bounds
+    this.#observe = observe
   }
 
   get size(): number {
@@ -75,8 +92,13 @@ export class SessionTable {
     }
     this.#sessions.set(id, entry)
     this.#arm(entry)
+    this.#observe('opened', entry.session)
     // However the process ends (lease, DELETE, ds.close()), the session goes with it.
-    void process.exited.then(() => this.#forget(entry))
+    void process.exited.then((reason) => {
+      this.#forget(entry, reason)
+      const text = reasonText(reason)
+      this.#observe(text === 'lease-expired' ? 'expired' : 'ended', entry.session, text)
+    })
     return entry.session
   }
 
@@ -133,6 +155,7 @@ export class SessionTable {
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
       throw new InvalidArgument('resume token does not match the session')
     }
+    this.#observe('resumed', session)
     return session
   }
 
@@ -166,12 +189,12 @@ export class SessionTable {
     void exitAll(entry, 'lease-expired')
   }
 
-  #forget(entry: Entry): void {
+  #forget(entry: Entry, reason: ExitReason): void {
     clearTimeout(entry.timer)
     entry.timer = undefined
     this.#sessions.delete(entry.session.id)
-    // Children die with their session, whatever ended it.
-    void exitAll(entry, 'session-ended')
+    // Children die with their session, whatever ended it, and with the same reason.
+    void exitAll(entry, reason)
   }
 
   #checkTtl(ttl: unknown): number {
@@ -183,8 +206,12 @@ export class SessionTable {
   }
 }
 
+function reasonText(reason: ExitReason): string {
+  return typeof reason === 'string' ? reason : 'error'
+}
+
 /** Exits the children first, then the session's own process (each exit is one commit). */
-async function exitAll(entry: Entry, reason: string): Promise<void> {
+async function exitAll(entry: Entry, reason: ExitReason): Promise<void> {
   const children = [...entry.processes.values()].filter((p) => p !== entry.session.process)
   await Promise.all(children.map((child) => child.exit(reason)))
   await entry.session.process.exit(reason)

@@ -20,6 +20,13 @@ export class SseRegistry {
     this.#open.delete(stream)
   }
 
+  /** Events queued in the sources of every open stream, not yet written. */
+  queued(): number {
+    let total = 0
+    for (const stream of this.#open) total += stream.queued()
+    return total
+  }
+
   /** Ends every stream (server shutdown). */
   closeAll(): void {
     for (const stream of [...this.#open]) stream.end()
@@ -39,18 +46,28 @@ export class SseStream {
   readonly #bufferLimit: number
   readonly #heartbeat: NodeJS.Timeout
   readonly #onEnd: () => void
+  readonly #queued: () => number
+  readonly #onSlowConsumer: () => void
   #closed = false
 
+  /**
+   * @param queued how many events wait in the source (for the queue-depth metric)
+   * @param onSlowConsumer runs when the buffer limit ends the stream (counts the limit hit)
+   */
   constructor(
     res: ServerResponse,
     registry: SseRegistry,
     limits: { readonly sseBufferBytes: number; readonly sseHeartbeatMs: number },
     onEnd: () => void,
+    queued: () => number = () => 0,
+    onSlowConsumer: () => void = () => {},
   ) {
     this.#res = res
     this.#registry = registry
     this.#bufferLimit = limits.sseBufferBytes
     this.#onEnd = onEnd
+    this.#queued = queued
+    this.#onSlowConsumer = onSlowConsumer
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
@@ -67,6 +84,11 @@ export class SseStream {
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** Events waiting in this stream's source. */
+  queued(): number {
+    return this.#closed ? 0 : this.#queued()
   }
 
   /** Writes one event; `id` becomes the client's `Last-Event-ID`. */
@@ -86,6 +108,7 @@ export class SseStream {
     if (this.#closed) return
     if (this.#res.writableLength > this.#bufferLimit) {
       this.#registry.slowConsumerResets++
+      this.#onSlowConsumer()
       this.#res.end(
         `event: reset\ndata: ${JSON.stringify({ type: 'reset', reason: 'slow-consumer' })}\n\n`,
       )
@@ -102,6 +125,12 @@ export class SseStream {
     this.#registry.delete(this)
     this.#onEnd()
   }
+}
+
+/** How many items `stream` holds queued, if it exposes a `length` (engine streams do). */
+export function queuedLength(stream: unknown): number {
+  const length = (stream as { readonly length?: unknown } | null)?.length
+  return typeof length === 'number' ? length : 0
 }
 
 /**

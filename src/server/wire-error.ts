@@ -30,6 +30,7 @@ export const STATUS_BY_CODE: Readonly<Record<WireErrorCode, number>> = Object.fr
   NotJoined: 409,
   ProcessExited: 410,
   TooLarge: 413,
+  RateLimited: 429,
   Internal: 500,
   Unavailable: 503,
   Closed: 503,

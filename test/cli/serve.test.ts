@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { describe, it } from 'node:test'
+import { WebSocket } from 'ws'
 import { COMMANDS, serveSettings, UsageError } from '../../src/cli/index.js'
 import type { CliIo } from '../../src/cli/index.js'
 import { exitCode, runCli, spawnCli, startServe } from './helpers.js'
@@ -22,6 +24,8 @@ describe('dataspace serve', () => {
       port: 7411,
       backend: 'memory',
       insecure: false,
+      logLevel: 'info',
+      limits: {},
     })
     const env = { DATASPACE_HOST: '::1', DATASPACE_PORT: '8000', DATASPACE_BACKEND: 'memory' }
     assert.equal(settings([], env).port, 8000)
@@ -37,6 +41,57 @@ describe('dataspace serve', () => {
     const live = await fetch(`${serve.url}/livez`)
     assert.equal(live.status, 200)
     assert.equal(await serve.stop('SIGTERM'), 0)
+  })
+
+  it('on SIGTERM sends goodbye, closes WebSockets with 1001, logs it and exits 0', async () => {
+    const serve = await startServe()
+    let stderr = ''
+    serve.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const socket = new WebSocket(`${serve.url.replace('http', 'ws')}/v1/ws`)
+    const messages: { type?: string; reason?: string }[] = []
+    let welcomed: () => void = () => {}
+    const welcome = new Promise<void>((resolve) => (welcomed = resolve))
+    socket.on('message', (data: Buffer) => {
+      const parsed = JSON.parse(data.toString()) as unknown
+      for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+        messages.push(m as { type?: string })
+        if ((m as { type?: string }).type === 'welcome') welcomed()
+      }
+    })
+    const closed = once(socket, 'close')
+    await once(socket, 'open')
+    socket.send(JSON.stringify({ type: 'hello', v: 1, name: 'cli-test' }))
+    await welcome
+    assert.equal(await serve.stop('SIGTERM'), 0)
+    const [code] = (await closed) as [number]
+    assert.equal(code, 1001)
+    assert.equal(messages.find((m) => m.type === 'goodbye')?.reason, 'server is shutting down')
+    // JSON log lines on stderr: the start, the session, the signal and the stop.
+    const logs = stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { msg: string; signal?: string })
+    const msgs = logs.map((l) => l.msg)
+    for (const msg of ['server started', 'session opened', 'shutting down', 'server stopped']) {
+      assert.ok(msgs.includes(msg), `${msg} in ${stderr}`)
+    }
+    assert.equal(logs.find((l) => l.msg === 'shutting down')?.signal, 'SIGTERM')
+    assert.match(stderr, /dataspace stopped\n$/)
+  })
+
+  it('takes --log-level and --limits, or DATASPACE_LOG_LEVEL and DATASPACE_LIMITS', () => {
+    assert.equal(settings(['--log-level', 'debug']).logLevel, 'debug')
+    assert.equal(settings([], { DATASPACE_LOG_LEVEL: 'silent' }).logLevel, 'silent')
+    assert.throws(() => settings(['--log-level', 'loud']), UsageError)
+    assert.deepEqual(settings(['--limits', 'maxRecordsPerSession=10,callBurst=5']).limits, {
+      maxRecordsPerSession: 10,
+      callBurst: 5,
+    })
+    assert.deepEqual(settings([], { DATASPACE_LIMITS: 'maxStreamsPerSession=3' }).limits, {
+      maxStreamsPerSession: 3,
+    })
+    assert.throws(() => settings(['--limits', 'maxRecords=10']), /--limits takes NAME=N/)
+    assert.throws(() => settings(['--limits', 'callBurst=x']), UsageError)
   })
 
   it('exits 0 on SIGINT too', async () => {

@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict'
+import type { AssertPredicate } from 'node:assert'
 import { spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -143,7 +145,9 @@ export async function next<T>(stream: Stream<T>, ms = 3000): Promise<T> {
     timer = setTimeout(() => reject(new Error(`no event within ${ms} ms`)), ms)
   })
   try {
-    const result = await Promise.race([stream.next(), timeout])
+    // Shares drained()'s pending read: a stream takes one next() at a time.
+    const result = await Promise.race([pending(stream), timeout])
+    inFlight.delete(stream)
     if (result.done === true) throw new Error('stream ended')
     return result.value
   } finally {
@@ -176,4 +180,28 @@ function pending<T>(stream: Stream<T>): Promise<IteratorResult<T, undefined>> {
     inFlight.set(stream, p)
   }
   return p
+}
+
+/**
+ * A watch the dataspace refuses: in memory `watch()` throws synchronously; remotely the refusal
+ * comes back from the server, so the stream's first `next()` rejects with the same error.
+ */
+export async function expectWatchError(
+  c: Contract,
+  open: () => Stream<unknown>,
+  error: AssertPredicate,
+): Promise<void> {
+  if (c.target === 'memory') {
+    assert.throws(open, error)
+    return
+  }
+  await assert.rejects(next(open()), error)
+}
+
+/**
+ * The dataspace's revision now, read from the server (a list is consistent at it). A client's
+ * `ds.revision` is only the highest revision it has seen, so contract tests compare this instead.
+ */
+export async function currentRevision(ds: DataspaceApi): Promise<number> {
+  return (await ds.list('$revision')).revision
 }

@@ -3,6 +3,7 @@
 // empty) and answers its URL; `close <url>` stops it. It exits when stdin closes.
 import { createInterface } from 'node:readline'
 import { createDataspace } from '../../src/index.js'
+import { pino } from 'pino'
 import { createServer } from '../../src/server/index.js'
 import type { DataspaceServer } from '../../src/server/index.js'
 
@@ -13,7 +14,13 @@ async function handle(line: string): Promise<unknown> {
   if (command === 'open') {
     const options = arg === undefined ? {} : (JSON.parse(arg) as { historySize?: number })
     const ds = createDataspace(options)
-    const server = await createServer({ ds, port: 0, onInternalError: (e) => console.error(e) })
+    const server = await createServer({
+      ds,
+      port: 0,
+      // Quiet: its stdout is the command channel; internal errors still reach stderr.
+      logger: pino({ level: 'silent' }),
+      onInternalError: (e) => console.error(e),
+    })
     servers.set(server.url, {
       server,
       async close() {

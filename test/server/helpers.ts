@@ -1,5 +1,6 @@
 import { createDataspace } from '../../src/index.js'
 import type { Dataspace, DataspaceRecord } from '../../src/index.js'
+import { pino } from 'pino'
 import { createServer } from '../../src/server/index.js'
 import type { DataspaceServer, ServerOptions } from '../../src/server/index.js'
 
@@ -69,7 +70,8 @@ export interface Harness {
 
 export async function start(options: Omit<ServerOptions, 'ds'> = {}): Promise<Harness> {
   const ds = createDataspace()
-  const server = await createServer({ ds, port: 0, ...options })
+  // Silent unless a test passes its own logger (tests must not write logs).
+  const server = await createServer({ ds, port: 0, logger: pino({ level: 'silent' }), ...options })
   const harness: Harness = {
     ds,
     server,

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { describe, it } from 'node:test'
+import { WebSocket } from 'ws'
 import { openSse, start, until } from './helpers.js'
 import type { Harness } from './helpers.js'
 
@@ -32,10 +34,23 @@ describe('/metrics', () => {
         'dataspace_dropped_watch_messages_total',
         'dataspace_dropped_mailbox_messages_total',
         'dataspace_sse_slow_consumer_closes_total',
+        'dataspace_ws_connections',
+        'dataspace_ws_paused_streams',
+        'dataspace_ws_stream_pauses_total',
+        'dataspace_ws_slow_consumer_closes_total',
+        'dataspace_stream_queue_depth',
+        'dataspace_limit_hits_total',
+        'dataspace_session_events_total',
       ]) {
         assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name)
       }
       assert.equal(value(text, 'dataspace_sessions'), 0)
+      assert.equal(value(text, 'dataspace_ws_connections'), 0)
+      assert.equal(value(text, 'dataspace_stream_queue_depth'), 0)
+      // Every limit is there from the start, at 0.
+      for (const limit of ['maxRecordsPerSession', 'maxStreamsPerSession', 'maxCallsPerSecond']) {
+        assert.equal(value(text, `dataspace_limit_hits_total{limit="${limit}"}`), 0, limit)
+      }
     } finally {
       await h.close()
     }
@@ -85,6 +100,30 @@ describe('/metrics', () => {
       await until(() => h.server.stats.sseStreams === 0)
       const after = await scrape(h)
       assert.equal(value(after, 'dataspace_sse_streams'), 0)
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('counts WebSocket connections and session events', async () => {
+    const h = await start()
+    try {
+      const socket = new WebSocket(`${h.url.replace('http', 'ws')}/v1/ws`)
+      await once(socket, 'open')
+      socket.send(JSON.stringify({ type: 'hello', v: 1 }))
+      await once(socket, 'message')
+      const text = await scrape(h)
+      assert.equal(value(text, 'dataspace_ws_connections'), 1)
+      assert.equal(value(text, 'dataspace_session_events_total{event="opened"}'), 1)
+      const { session } = await h.session('http')
+      assert.equal((await h.call('DELETE', `/v1/sessions/${session}`)).status, 204)
+      socket.close()
+      await until(() => h.server.stats.wsConnections === 0)
+      await until(async () => {
+        const later = await scrape(h)
+        return value(later, 'dataspace_session_events_total{event="ended"}') === 1
+      })
+      assert.equal(value(await scrape(h), 'dataspace_ws_connections'), 0)
     } finally {
       await h.close()
     }

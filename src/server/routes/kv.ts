@@ -57,6 +57,8 @@ async function put(ctx: RequestContext): Promise<Reply> {
     throw new InvalidArgument('"owner" must be "session" or a pid')
   }
   const options = defined({ ttl: body.ttl, ifRevision: body.ifRevision, owner }) as KvPutOptions
+  // An owned key counts against the session making the request, if there is one.
+  if (owner !== undefined && ctx.session !== undefined) ctx.checkRecords(ctx.session)
   const bucket = ctx.ds.kv(ctx.param('bucket'))
   return json(await bucket.put(ctx.param('key'), body.value as Json, options))
 }

@@ -1,6 +1,7 @@
 import type { AssertOptions, RetractOptions } from '../../engine/index.js'
 import { InvalidArgument, NotFound } from '../../errors/index.js'
 import { listOptionsFrom, QueryReader, selectorFrom } from '../query-params.js'
+import { assertAdds } from '../record-quota.js'
 import { defined, json } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
@@ -49,6 +50,7 @@ async function put(ctx: RequestContext): Promise<Reply> {
     ifRevision: body.ifRevision,
     owner: body.owner,
   }) as AssertOptions
+  ctx.checkRecords(session, assertAdds(ctx.ds, session, ctx.param('kind'), ctx.param('id'), body))
   const record = await session.process.assert(
     ctx.param('kind'),
     ctx.param('id'),

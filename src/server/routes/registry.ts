@@ -36,6 +36,7 @@ async function members(ctx: RequestContext): Promise<Reply> {
 async function join(ctx: RequestContext): Promise<Reply> {
   ctx.authorize('groups.join', GROUPS, 'write')
   const { pids, meta } = await membership(ctx, 'joining a group')
+  if (ctx.session !== undefined) ctx.checkRecords(ctx.session, pids.length)
   const groups = ctx.ds.groups(ctx.param('scope'))
   const result = await groups.join(ctx.param('group'), pids, meta)
   return json({ result })
@@ -86,6 +87,7 @@ async function register(ctx: RequestContext): Promise<Reply> {
   new QueryReader(ctx.query, [])
   const session = ctx.requireSession('registering a name')
   const body = await ctx.body()
+  ctx.checkRecords(session)
   const result = await ctx.ds.names.register(
     session.process,
     ctx.param('name'),

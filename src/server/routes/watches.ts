@@ -6,7 +6,7 @@ import { kvWatchOptionsFrom, QueryReader, watchOptionsFrom } from '../query-para
 import { STREAMED } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
-import { pipeToSse, SseStream } from '../sse-stream.js'
+import { pipeToSse, queuedLength, SseStream } from '../sse-stream.js'
 
 /**
  * Server-sent event streams. KV watches and group monitors share their path with a KV key and a
@@ -20,11 +20,13 @@ export function watchRoutes(router: Router<Handler>): void {
 async function watchRecords(ctx: RequestContext): Promise<Reply> {
   ctx.authorize('watch', ctx.param('kind'), 'read')
   const options = watchOptionsFrom(ctx.query, lastEventId(ctx))
-  const watch = ctx.ds.watch(ctx.param('kind'), options)
-  return serveSse(ctx, watch, (event: WatchEvent) =>
-    event.type === 'snapshot' || event.type === 'asserted' || event.type === 'retracted'
-      ? event.revision
-      : undefined,
+  return serveSse(
+    ctx,
+    () => ctx.ds.watch(ctx.param('kind'), options),
+    (event: WatchEvent) =>
+      event.type === 'snapshot' || event.type === 'asserted' || event.type === 'retracted'
+        ? event.revision
+        : undefined,
   )
 }
 
@@ -35,9 +37,11 @@ async function watchRecords(ctx: RequestContext): Promise<Reply> {
  */
 export async function watchKv(ctx: RequestContext, bucket: string): Promise<Reply> {
   ctx.authorize('kv.watch', `$kv.${bucket}`, 'read')
-  const watch = ctx.ds.kv(bucket).watch(kvWatchOptionsFrom(ctx.query, lastEventId(ctx)))
-  return serveSse(ctx, watch, (event: KvEvent) =>
-    event.type !== 'reset' && event.isUpdate ? event.revision : undefined,
+  const options = kvWatchOptionsFrom(ctx.query, lastEventId(ctx))
+  return serveSse(
+    ctx,
+    () => ctx.ds.kv(bucket).watch(options),
+    (event: KvEvent) => (event.type !== 'reset' && event.isUpdate ? event.revision : undefined),
   )
 }
 
@@ -49,8 +53,11 @@ export async function monitorGroups(ctx: RequestContext, scope: string): Promise
   ctx.authorize('groups.monitor', '$group.member', 'read')
   // A Last-Event-ID is ignored: nothing here sets one, and a fresh snapshot is always correct.
   const group = new QueryReader(ctx.query, ['group']).string('group')
-  const monitor = ctx.ds.groups(scope).monitor(group)
-  return serveSse(ctx, monitor, (_event: GroupEvent) => undefined)
+  return serveSse(
+    ctx,
+    () => ctx.ds.groups(scope).monitor(group),
+    (_event: GroupEvent) => undefined,
+  )
 }
 
 function lastEventId(ctx: RequestContext): string | undefined {
@@ -60,16 +67,35 @@ function lastEventId(ctx: RequestContext): string | undefined {
 }
 
 /**
- * Starts an SSE response for an open stream. The stream is opened before any header is written,
- * so a bad selector still answers a JSON 400.
+ * Starts an SSE response for a stream `open` opens. The stream counts against the caller's
+ * `maxStreamsPerSession` (`TooLarge` past it), and is opened before any header is written, so a
+ * bad selector still answers a JSON 400.
  */
 function serveSse<T extends { readonly type: string }>(
   ctx: RequestContext,
-  source: Stream<T>,
+  open: () => Stream<T>,
   idOf: (event: T) => number | undefined,
 ): Reply {
   const { limits, onInternalError } = ctx.server.options
-  const sse = new SseStream(ctx.res, ctx.server.sse, limits, () => source.close())
+  const release = ctx.server.guard.openStream(ctx.limitKey)
+  let source: Stream<T>
+  try {
+    source = open()
+  } catch (error) {
+    release()
+    throw error
+  }
+  const sse = new SseStream(
+    ctx.res,
+    ctx.server.sse,
+    limits,
+    () => {
+      release()
+      source.close()
+    },
+    () => queuedLength(source),
+    () => ctx.server.guard.hit('sseBufferBytes', { op: ctx.operation?.op }),
+  )
   pipeToSse(source, sse, idOf).catch((error: unknown) => {
     onInternalError(error)
     sse.end()

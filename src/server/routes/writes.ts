@@ -1,8 +1,8 @@
 import type { ClaimOptions, SendTarget, TransactRequest } from '../../engine/index.js'
-import { GROUP_MEMBER_KIND } from '../../groups/index.js'
-import { NAME_KIND } from '../../names/index.js'
 import { InvalidArgument } from '../../errors/index.js'
+import { targetKind, transactionRights } from '../op-rights.js'
 import { QueryReader } from '../query-params.js'
+import { transactionAdds } from '../record-quota.js'
 import { defined, json } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
@@ -28,6 +28,7 @@ async function transact(ctx: RequestContext): Promise<Reply> {
   }
   const request = defined({ if: body.if, then: body.then }) as TransactRequest
   authorizeTransaction(ctx, request)
+  ctx.checkRecords(session, transactionAdds(ctx.ds, session, request.then))
   return json(await session.process.transact(request))
 }
 
@@ -51,6 +52,7 @@ async function claim(ctx: RequestContext): Promise<Reply> {
     patch: body.patch,
     owner: body.owner,
   }) as ClaimOptions
+  ctx.checkRecords(session)
   const record = await session.process.claim(ctx.param('kind'), options)
   return json(record === undefined ? {} : { record })
 }
@@ -67,44 +69,11 @@ async function send(ctx: RequestContext): Promise<Reply> {
   return json({ delivered })
 }
 
-/**
- * Checks every kind a transaction touches: `write` for each op (and `read` too for claims,
- * which answer the record), `read` for each condition. The metric label is the one kind, or
- * `*` when the transaction spans several.
- */
+/** Checks every right the transaction needs; the metric label is its one kind, or `*`. */
 function authorizeTransaction(ctx: RequestContext, request: TransactRequest): void {
-  const kinds = new Set<string>()
-  for (const op of request.then) {
-    const kind = kindOf(op)
-    kinds.add(kind)
-    ctx.require(kind, 'write')
-    if (op.op === 'claim') ctx.require(kind, 'read')
-  }
-  for (const condition of request.if ?? []) {
-    const kind = kindOf(condition)
-    kinds.add(kind)
-    ctx.require(kind, 'read')
-  }
+  const rights = transactionRights(request)
+  for (const [kind, right] of rights) ctx.require(kind, right)
+  const kinds = new Set(rights.map(([kind]) => kind))
   const [only] = kinds
   ctx.authorize('transact', kinds.size === 1 && only !== undefined ? only : '*', 'write')
-}
-
-function kindOf(item: unknown): string {
-  const kind = (item as { kind?: unknown } | null)?.kind
-  if (typeof kind !== 'string') throw new InvalidArgument('every op and condition needs a "kind"')
-  return kind
-}
-
-/**
- * The kind a send is authorized against: a record's kind, `$group.member` for a group,
- * `$name` for a name, `$process` for a bare pid.
- */
-function targetKind(target: unknown): string {
-  if (typeof target === 'string') return '$process'
-  if (typeof target === 'object' && target !== null) {
-    if ('kind' in target && typeof target.kind === 'string') return target.kind
-    if ('group' in target) return GROUP_MEMBER_KIND
-    if ('name' in target) return NAME_KIND
-  }
-  throw new InvalidArgument('"target" must be a pid, { kind, id }, { group } or { name }')
 }

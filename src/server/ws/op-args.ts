@@ -91,6 +91,17 @@ export class OpArgs {
     throw new Forbidden(`${pid} is not a process of this session; act only as your own processes`)
   }
 
+  /**
+   * A pid argument that must be the session's process or one of its children, alive or not
+   * (the facades answer for exited ones as the engine does); any other pid is `Forbidden`.
+   */
+  ownPid(name = 'pid', value: unknown = this.#args[name]): string {
+    if (typeof value !== 'string') throw this.#bad(name, 'a pid')
+    const session = this.session.process.id
+    if (value === session || value.startsWith(`${session}.`)) return value
+    throw new Forbidden(`${value} is not a process of this session; act only as your own processes`)
+  }
+
   #bad(name: string, what: string): InvalidArgument {
     return new InvalidArgument(`${this.#op}: "${name}" must be ${what}`)
   }

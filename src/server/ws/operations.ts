@@ -11,6 +11,7 @@ import type {
 import { InvalidArgument } from '../../errors/index.js'
 import { GROUP_MEMBER_KIND } from '../../groups/index.js'
 import { NAME_KIND } from '../../names/index.js'
+import { targetKind, transactionRights } from '../op-rights.js'
 import type { SessionTable } from '../session-table.js'
 import { mailboxOf } from './mailbox-relay.js'
 import type { OpArgs } from './op-args.js'
@@ -163,7 +164,7 @@ export const OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operat
     write(async ({ ds }, a) => {
       a.require(GROUP_MEMBER_KIND, 'write')
       const groups = ds.groups(a.string('scope'))
-      await groups.updateMeta(a.string('group'), a.string('pid'), a.raw('meta') as Json)
+      await groups.updateMeta(a.string('group'), a.ownPid(), a.raw('meta') as Json)
       return null
     }),
   ],
@@ -204,14 +205,14 @@ export const OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operat
     'names.register',
     write(({ ds }, a) => {
       a.require(NAME_KIND, 'write')
-      return ds.names.register(a.string('pid'), a.string('name'), a.raw('meta') as Json)
+      return ds.names.register(a.ownPid(), a.string('name'), a.raw('meta') as Json)
     }),
   ],
   [
     'names.unregister',
     write(async ({ ds }, a) => {
       a.require(NAME_KIND, 'write')
-      await ds.names.unregister(a.string('pid'), a.string('name'))
+      await ds.names.unregister(a.ownPid(), a.string('name'))
       return null
     }),
   ],
@@ -249,6 +250,7 @@ export const OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operat
     write(({ ds }, a) => {
       const bucket = kvKind(a, 'write')
       const options = a.pick('options', ['ttl', 'ifRevision', 'owner'])
+      if (options.owner !== undefined) a.ownPid('owner', options.owner)
       return ds.kv(bucket).put(a.string('key'), a.raw('value') as Json, options)
     }),
   ],
@@ -277,40 +279,15 @@ export const OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operat
 
 function pids(a: OpArgs): string | string[] {
   const value = a.raw('pids')
-  if (typeof value === 'string') return value
-  if (Array.isArray(value) && value.every((pid) => typeof pid === 'string')) return value
+  // Only the session's own processes (docs/protocol.md): another client's pid is Forbidden.
+  if (typeof value === 'string') return a.ownPid('pids', value)
+  if (Array.isArray(value) && value.every((pid) => typeof pid === 'string'))
+    return value.map((pid) => a.ownPid('pids', pid))
   throw new InvalidArgument('"pids" must be a pid or an array of pids')
 }
 
-/** `write` on every kind a transaction's ops touch (and `read` for claims and conditions). */
 function authorizeTransaction(a: OpArgs, request: TransactRequest): void {
-  if (!Array.isArray(request.then)) throw new InvalidArgument('transact needs "then": an array')
-  for (const op of request.then) {
-    const kind = kindOf(op)
-    a.require(kind, 'write')
-    if ((op as { op?: unknown }).op === 'claim') a.require(kind, 'read')
-  }
-  if (request.if !== undefined && !Array.isArray(request.if)) {
-    throw new InvalidArgument('"if" must be an array of conditions')
-  }
-  for (const condition of request.if ?? []) a.require(kindOf(condition), 'read')
-}
-
-function kindOf(item: unknown): string {
-  const kind = (item as { kind?: unknown } | null)?.kind
-  if (typeof kind !== 'string') throw new InvalidArgument('every op and condition needs a "kind"')
-  return kind
-}
-
-/** The kind a send is authorized against (as the HTTP `send` route does). */
-export function targetKind(target: unknown): string {
-  if (typeof target === 'string') return '$process'
-  if (typeof target === 'object' && target !== null) {
-    if ('kind' in target && typeof target.kind === 'string') return target.kind
-    if ('group' in target) return GROUP_MEMBER_KIND
-    if ('name' in target) return NAME_KIND
-  }
-  throw new InvalidArgument('"target" must be a pid, { kind, id }, { group } or { name }')
+  for (const [kind, right] of transactionRights(request)) a.require(kind, right)
 }
 
 /** An exit reason as JSON: an `{ error }` carries the error's name and message, not the object. */

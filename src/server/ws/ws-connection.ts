@@ -5,9 +5,13 @@ import { DataspaceError, InvalidArgument, Unauthorized } from '../../errors/inde
 import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../../protocol/index.js'
 import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'
 import type { Principal } from '../auth.js'
+import { sessionKey } from '../limits.js'
+import { callAdds } from '../record-quota.js'
+import { reportError } from '../report.js'
 import { checkSessionOwner } from '../request-context.js'
 import type { ServerState } from '../request-context.js'
 import type { Session } from '../session-table.js'
+import { queuedLength } from '../sse-stream.js'
 import { toWireError } from '../wire-error.js'
 import { callCacheOf } from './call-cache.js'
 import { OpArgs } from './op-args.js'
@@ -34,6 +38,8 @@ export class WsConnection {
   #session: Session | undefined
   readonly #streams = new Map<number, Stream<unknown>>()
   #closed = false
+  /** Messages of this turn, sent as one frame at its end. */
+  #outbox: ServerMessage[] = []
   #awaitingPong = false
   #pinger: NodeJS.Timeout | undefined
   /** Whether a token is required: auth is on and no Authorization header was accepted. */
@@ -68,8 +74,16 @@ export class WsConnection {
   }
 
   close(code: number, reason: string): void {
+    this.#flush()
     if (this.#socket.readyState === this.#socket.OPEN) this.#socket.close(code, reason)
     this.#teardown()
+  }
+
+  /** Events queued in this connection's streams, not yet sent (the queue-depth metric). */
+  queued(): number {
+    let total = 0
+    for (const stream of this.#streams.values()) total += queuedLength(stream)
+    return total
   }
 
   #onFrame(data: unknown, isBinary: boolean): void {
@@ -105,7 +119,7 @@ export class WsConnection {
       this.#hello(message as HelloMessage)
       return
     }
-    const id = (message as { id?: unknown }).id
+    const id = (message as { id?: unknown } | null)?.id
     if (type === 'call' || type === 'cancel') {
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
         this.#sendError(
@@ -255,18 +269,31 @@ export class WsConnection {
       }
     }
     try {
+      this.#state.guard.takeCall(sessionKey(session))
       if (operation === undefined) throw new InvalidArgument(`unknown op ${JSON.stringify(op)}`)
       if (this.#streams.has(id)) throw new InvalidArgument(`call id ${id} is an open stream`)
       const args = new OpArgs(op, message.args, session, this.#principal)
       if (operation.stream) {
-        const stream = operation.open(this.#env, args)
+        const release = this.#state.guard.openStream(sessionKey(session))
+        let stream: Stream<unknown>
+        try {
+          stream = operation.open(this.#env, args)
+        } catch (error) {
+          release()
+          throw error
+        }
+        void stream.closed.then(release)
         this.#streams.set(id, stream)
         this.#send([{ type: 'result', id, value: null }])
         done('ok')
         void this.#pump(id, stream)
         return
       }
-      const run = (): Promise<unknown> => operation.run(this.#env, args)
+      const run = async (): Promise<unknown> => {
+        // Inside the cached run: a retried write that already succeeded is not refused.
+        this.#state.guard.checkRecords(session, callAdds(this.#state.ds, session, op, message.args))
+        return operation.run(this.#env, args)
+      }
       const answer = operation.write ? callCacheOf(session).answer(id, run) : run()
       answer.then(
         (value) => {
@@ -299,8 +326,12 @@ export class WsConnection {
   async #pump(id: number, stream: Stream<unknown>): Promise<void> {
     const limit = this.#state.options.limits.wsSendBufferBytes
     for (;;) {
-      while (!this.#closed && this.#socket.bufferedAmount > limit) {
-        await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+      if (!this.#closed && this.#socket.bufferedAmount > limit) {
+        this.#state.metrics.streamPaused(1)
+        while (!this.#closed && this.#socket.bufferedAmount > limit) {
+          await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+        }
+        this.#state.metrics.streamPaused(-1)
       }
       const batch = await nextBatch(stream)
       if (this.#closed || this.#streams.get(id) !== stream) return
@@ -315,7 +346,7 @@ export class WsConnection {
 
   #sendError(id: number | undefined, error: unknown): void {
     const { status, body } = toWireError(error)
-    if (status === 500) this.#state.options.onInternalError(error)
+    reportError(this.#state, error, status, this.#principal, 'ws')
     this.#send([
       id === undefined
         ? { type: 'error', error: body.error }
@@ -328,10 +359,21 @@ export class WsConnection {
     if (this.#socket.bufferedAmount > this.#state.options.limits.wsMaxBufferBytes) {
       // Not even answers get through: the client is not reading. Free what it holds.
       this.#state.metrics.operation('', 'ws', 'SlowConsumer')
+      this.#state.guard.hit('wsMaxBufferBytes', { pid: this.#session?.process.id })
       this.close(CLOSE_CODES.slowConsumer, 'send buffer full: the client is not reading')
       return
     }
-    this.#socket.send(jsonCodec.encode(messages))
+    // Answers and events of one turn leave as one frame: a pipelined burst of calls costs one
+    // write, not one per answer (the profile's largest item before this).
+    this.#outbox.push(...messages)
+    if (this.#outbox.length === messages.length) setImmediate(() => this.#flush())
+  }
+
+  #flush(): void {
+    const messages = this.#outbox
+    if (messages.length === 0) return
+    this.#outbox = []
+    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.send(jsonCodec.encode(messages))
   }
 
   #teardown(): void {

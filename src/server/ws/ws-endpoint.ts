@@ -28,6 +28,12 @@ export class WsEndpoint {
         return
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        // The ws library closes a connection that sends a frame over maxPayload with 1009.
+        ws.on('error', (error: Error & { code?: string }) => {
+          if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+            state.guard.hit('maxFrameBytes', { transport: 'ws' })
+          }
+        })
         const conn = new WsConnection(ws, state, refusal.principal, (c) =>
           this.#connections.delete(c),
         )
@@ -38,6 +44,13 @@ export class WsEndpoint {
 
   get size(): number {
     return this.#connections.size
+  }
+
+  /** Events queued in every open connection's streams, not yet sent. */
+  queued(): number {
+    let total = 0
+    for (const conn of this.#connections) total += conn.queued()
+    return total
   }
 
   /** Sends `goodbye` to every connection and closes it (graceful shutdown). */
@@ -65,6 +78,7 @@ export class WsEndpoint {
       return { principal: auth.authenticate(header) }
     } catch (error) {
       const message = error instanceof DataspaceError ? error.message : 'unauthorized'
+      state.logger.warn({ transport: 'ws', reason: message }, 'auth failed')
       return httpResponse(401, message)
     }
   }

@@ -1,9 +1,11 @@
-import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { Conflict, createDataspace, InvalidArgument, InvalidSelector } from '../../src/index.js'
+import { it } from 'node:test'
+import { Conflict, InvalidArgument, InvalidSelector } from '../../src/index.js'
+import type { Contract } from './harness.js'
+import { contract, expectWatchError } from './harness.js'
 
-async function seeded(count: number) {
-  const ds = createDataspace()
+async function seeded(c: Contract, count: number) {
+  const ds = await c.open()
   await ds.defineKind('w', { indexes: ['pool', 'snapshots'] })
   const p = ds.process('p')
   await p.transact({
@@ -18,9 +20,9 @@ async function seeded(count: number) {
   return { ds, p }
 }
 
-describe('list', () => {
+contract('list', (c) => {
   it('selects by id glob, fields, labels and owner, in id order', async () => {
-    const { ds, p } = await seeded(40)
+    const { ds, p } = await seeded(c, 40)
     const ids = async (options: Parameters<typeof ds.list>[1]) =>
       (await ds.list('w', options)).items.map((r) => r.id)
     assert.deepEqual(await ids({ id: 'w-000?' }), [
@@ -58,11 +60,10 @@ describe('list', () => {
     assert.equal((await ids({ labels: 'tier notin (web)' })).length, 30)
     assert.equal((await ids({ owner: p.id })).length, 40)
     assert.deepEqual(await ids({ owner: 'someone/else#1' }), [])
-    await ds.close()
   })
 
   it('explains which index serves a query', async () => {
-    const { ds, p } = await seeded(200)
+    const { ds, p } = await seeded(c, 200)
     assert.deepEqual(await ds.explain('w', { id: 'w-0001' }), {
       index: 'id',
       scanned: 'index',
@@ -92,11 +93,10 @@ describe('list', () => {
       scanned: 'full',
       candidates: 0,
     })
-    await ds.close()
   })
 
   it('keeps indexes right through overwrites, retractions and exits', async () => {
-    const { ds, p } = await seeded(20)
+    const { ds, p } = await seeded(c, 20)
     await p.assert('w', 'w-0000', { pool: 'p9', snapshots: ['s9'] })
     await p.retract('w', 'w-0005')
     assert.deepEqual(
@@ -110,11 +110,10 @@ describe('list', () => {
     await p.exit()
     assert.equal((await ds.list('w', { fields: 'pool=p1' })).items.length, 0)
     assert.equal((await ds.explain('w', { fields: 'pool=p1' })).candidates, 0)
-    await ds.close()
   })
 
   it('pages with an opaque continue token, consistent at the first page revision', async () => {
-    const { ds, p } = await seeded(25)
+    const { ds, p } = await seeded(c, 25)
     const first = await ds.list('w', { limit: 10, fields: 'free=true' })
     assert.equal(first.items.length, 10)
     assert.ok(first.continue !== undefined)
@@ -129,11 +128,10 @@ describe('list', () => {
       [...first.items, ...second.items].map((r) => r.id),
       Array.from({ length: 13 }, (_, i) => `w-${String(i * 2).padStart(4, '0')}`),
     )
-    await ds.close()
   })
 
   it('rejects a continue token for another query, a forged one, and an expired one', async () => {
-    const ds = createDataspace({ historySize: 5 })
+    const ds = await c.open({ historySize: 5 })
     const p = ds.process('p')
     for (let i = 0; i < 6; i++) await p.assert('k', `r${i}`, {})
     const page = await ds.list('k', { limit: 2 })
@@ -150,11 +148,10 @@ describe('list', () => {
       return true
     })
     await assert.rejects(ds.list('k', { limit: 0 }), InvalidArgument)
-    await ds.close()
   })
 
   it('rejects selectors on undeclared fields of a kind with a closed field list', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     await ds.defineKind('job', { fields: ['status', 'queue'], indexes: ['queue'] })
     await ds.process('p').assert('job', 'j1', { status: 'new', queue: 'q' })
     assert.equal((await ds.list('job', { fields: 'status=new' })).items.length, 1)
@@ -163,13 +160,12 @@ describe('list', () => {
       assert.match(err.message, /sttaus/)
       return true
     })
-    assert.throws(() => ds.watch('job', { fields: 'nope=1' }), InvalidSelector)
+    await expectWatchError(c, () => ds.watch('job', { fields: 'nope=1' }), InvalidSelector)
     await assert.rejects(ds.defineKind('bad', { fields: ['a'], indexes: ['b'] }), InvalidArgument)
-    await ds.close()
   })
 
   it('rebuilds indexes declared after records exist', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const p = ds.process('p')
     await p.assert('k', 'a', { color: 'red' })
     await p.assert('k', 'b', { color: 'blue' })
@@ -179,6 +175,5 @@ describe('list', () => {
       scanned: 'index',
       candidates: 1,
     })
-    await ds.close()
   })
 })

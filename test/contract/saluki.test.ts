@@ -1,18 +1,19 @@
 // The behaviours the Saluki dataspaces PR (seeds/000) promises, through the public API.
-import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createDataspace, NotFound, NotOwner, ProcessExited } from '../../src/index.js'
-import { applyEvents, drain, nextEvent } from './helpers.js'
+import { it } from 'node:test'
+import { NotFound, NotOwner, ProcessExited } from '../../src/index.js'
+import { applyEvents } from '../engine/helpers.js'
+import { contract, currentRevision, drained, next } from './harness.js'
 
-describe('Saluki dataspace behaviours', () => {
+contract('Saluki dataspace behaviours', (c) => {
   it('gives a late subscriber the current state at once, then live changes', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const health = ds.process('health')
     await health.assert('api.route', 'health', { path: '/health' })
     await health.assert('api.route', 'ready', { path: '/ready' })
 
     const watch = ds.watch('api.route')
-    const first = await nextEvent(watch)
+    const first = await next(watch)
     assert.equal(first.type, 'snapshot')
     assert.deepEqual(first.type === 'snapshot' && first.records.map((r) => r.id), [
       'health',
@@ -20,18 +21,17 @@ describe('Saluki dataspace behaviours', () => {
     ])
 
     await health.assert('api.route', 'live', { path: '/live' })
-    const live = await nextEvent(watch)
+    const live = await next(watch)
     assert.equal(live.type, 'asserted')
     assert.equal(live.type === 'asserted' && live.record.id, 'live')
     assert.ok(
       live.type === 'asserted' && first.type === 'snapshot' && live.revision > first.revision,
     )
     watch.close()
-    await ds.close()
   })
 
   it('keeps two kinds under one id apart', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const p = ds.process('p')
     await p.assert('api.route', 'x', { path: '/x' })
     await p.assert('health.check', 'x', { ok: true })
@@ -40,11 +40,10 @@ describe('Saluki dataspace behaviours', () => {
     await p.retract('api.route', 'x')
     assert.equal(await ds.get('api.route', 'x'), undefined)
     assert.deepEqual((await ds.get('health.check', 'x'))?.data, { ok: true })
-    await ds.close()
   })
 
   it('rejects writes by a process that does not own the record', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const owner = ds.process('owner')
     const other = ds.process('other')
     await owner.assert('api.route', 'r', { v: 1 })
@@ -58,34 +57,31 @@ describe('Saluki dataspace behaviours', () => {
     assert.deepEqual((await ds.get('api.route', 'r'))?.data, { v: 1 })
     await owner.assert('api.route', 'r', { v: 3 })
     assert.deepEqual((await ds.get('api.route', 'r'))?.data, { v: 3 })
-    await ds.close()
   })
 
   it('reports the previous record on an owner overwrite', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const p = ds.process('p')
     const watch = ds.watch('api.route', { snapshot: false })
     const first = await p.assert('api.route', 'r', { v: 1 })
     await p.assert('api.route', 'r', { v: 2 })
-    const events = await drain(watch)
+    const events = await drained(c, ds, watch)
     assert.equal(events.length, 2)
     const [, overwrite] = events
     assert.equal(overwrite?.type, 'asserted')
     if (overwrite?.type !== 'asserted') return
     assert.deepEqual(overwrite.previous, first)
     assert.equal(overwrite.record.createdRevision, first.revision)
-    await ds.close()
   })
 
   it('retracts with NotFound for a missing record', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     await assert.rejects(ds.process('p').retract('api.route', 'nope'), NotFound)
-    await ds.close()
   })
 
   for (const ending of ['return', 'throw', 'abort'] as const) {
     it(`retracts everything a spawned process owned when it ${ending}s, in one commit`, async () => {
-      const ds = createDataspace()
+      const ds = await c.open()
       const watch = ds.watch('api.route', { snapshot: false })
       const controller = new AbortController()
       let release!: () => void
@@ -102,16 +98,16 @@ describe('Saluki dataspace behaviours', () => {
       )
       while ((await ds.list('api.route')).items.length < 2)
         await new Promise((r) => setImmediate(r))
-      const before = ds.revision
+      const before = await currentRevision(ds)
       if (ending === 'abort') controller.abort()
       else release()
       const reason = await proc.exited
       if (ending === 'throw') assert.ok(typeof reason === 'object' && reason.error instanceof Error)
       else assert.equal(reason, ending === 'abort' ? 'aborted' : 'normal')
       assert.equal(proc.alive, false)
-      assert.equal(ds.revision, before + 1, 'one commit retracts everything')
+      assert.equal(await currentRevision(ds), before + 1, 'one commit retracts everything')
       assert.deepEqual((await ds.list('api.route')).items, [])
-      const retractions = (await drain(watch)).filter((e) => e.type === 'retracted')
+      const retractions = (await drained(c, ds, watch)).filter((e) => e.type === 'retracted')
       assert.equal(retractions.length, 2)
       for (const event of retractions) {
         assert.ok(event.type === 'retracted')
@@ -120,25 +116,23 @@ describe('Saluki dataspace behaviours', () => {
       }
       await assert.rejects(proc.assert('api.route', 'c', {}), ProcessExited)
       release()
-      await ds.close()
     })
   }
 
   it('replays nothing after a retract: a new subscriber sees only what is asserted now', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const p = ds.process('p')
     await p.assert('api.route', 'gone', { path: '/gone' })
     await p.retract('api.route', 'gone')
     await p.assert('api.route', 'here', { path: '/here' })
     const watch = ds.watch('api.route')
-    const events = await drain(watch)
+    const events = await drained(c, ds, watch)
     assert.equal(events.length, 1)
     assert.deepEqual(events[0]?.type === 'snapshot' && events[0].records.map((r) => r.id), ['here'])
-    await ds.close()
   })
 
   it('filters watches by exact id and by glob', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const p = ds.process('p')
     const exact = ds.watch('api.route', { id: 'api-routes-1', snapshot: false })
     const glob = ds.watch('api.route', { id: 'api-routes-*', snapshot: false })
@@ -148,25 +142,23 @@ describe('Saluki dataspace behaviours', () => {
     await p.assert('api.route', 'other-1', {})
     await p.assert('api.route', 'other-12', {})
     const ids = async (w: typeof exact): Promise<string[]> =>
-      (await drain(w)).flatMap((e) => (e.type === 'asserted' ? [e.record.id] : []))
+      (await drained(c, ds, w)).flatMap((e) => (e.type === 'asserted' ? [e.record.id] : []))
     assert.deepEqual(await ids(exact), ['api-routes-1'])
     assert.deepEqual(await ids(glob), ['api-routes-1', 'api-routes-22'])
     assert.deepEqual(await ids(other), ['other-1'])
-    await ds.close()
   })
 
   it('canonicalises numeric ids to decimal strings', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const p = ds.process('p')
     const record = await p.assert('api.route', 42, { v: 1 })
     assert.equal(record.id, '42')
     assert.deepEqual((await ds.get('api.route', '42'))?.data, { v: 1 })
     assert.deepEqual((await ds.get('api.route', 42))?.data, { v: 1 })
-    await ds.close()
   })
 
   it('keeps a watcher view equal to list() through a mixed sequence', async () => {
-    const ds = createDataspace()
+    const ds = await c.open()
     const [a, b] = [ds.process('a'), ds.process('b')]
     const watch = ds.watch<{ n: number }>('k', { fields: 'n!=0' })
     await a.assert('k', '1', { n: 1 })
@@ -174,9 +166,8 @@ describe('Saluki dataspace behaviours', () => {
     await a.assert('k', '1', { n: 0 }) // leaves the selection
     await b.exit()
     await a.assert('k', '3', { n: 3 })
-    const view = applyEvents(new Map(), await drain(watch))
+    const view = applyEvents(new Map(), await drained(c, ds, watch))
     const listed = (await ds.list<{ n: number }>('k', { fields: 'n!=0' })).items
     assert.deepEqual(new Map(listed.map((r) => [r.id, r.data])), view)
-    await ds.close()
   })
 })
