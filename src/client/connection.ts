@@ -442,7 +442,8 @@ export class Connection {
       this.terminate(error)
       return
     }
-    this.#events.onDisconnected(error)
+    // One `disconnected` per outage: the attempts that fail while reconnecting are not news.
+    if (this.#attempt === 0) this.#events.onDisconnected(error)
     const delay = backoffDelay(this.#attempt++, this.#options.backoff)
     setTimeout(() => {
       if (!this.#closed) this.#open()

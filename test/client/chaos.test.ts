@@ -19,10 +19,6 @@ import type { Child } from './helpers.js'
 
 const FAST = { initialMs: 20, maxMs: 200 }
 
-/** Status types with repeats collapsed (one `disconnected` per failed reconnect attempt). */
-const transitions = (items: readonly ClientStatus[]): string[] =>
-  types(items).filter((t, i, all) => i === 0 || all[i - 1] !== t)
-
 describe('chaos: real processes', () => {
   let port: number
   let server: Child & { url: string }
@@ -100,7 +96,7 @@ describe('chaos: real processes', () => {
         'reconnect after outage',
       )
       // Every failed attempt while the proxy refuses is reported; count the transitions.
-      assert.deepEqual(transitions(status.items), [
+      assert.deepEqual(types(status.items), [
         'disconnected',
         'reconnected',
         'disconnected',
@@ -160,7 +156,7 @@ describe('chaos: real processes', () => {
       await statusA.until(lost, 10_000, 'a: session-lost')
       await statusB.until(lost, 10_000, 'b: session-lost')
       for (const status of [statusA, statusB]) {
-        assert.deepEqual(transitions(status.items), ['disconnected', 'session-lost'])
+        assert.deepEqual(types(status.items), ['disconnected', 'session-lost'])
       }
       const restoredA = statusA.items.find((s) => s.type === 'session-lost')
       const restoredB = statusB.items.find((s) => s.type === 'session-lost')
