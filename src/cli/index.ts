@@ -9,7 +9,9 @@
  * @module
  */
 export { COMMANDS, helpText, run } from './run.js'
-export { BACKENDS, serveSettings } from './serve.js'
+export { serveSettings } from './serve.js'
+export { DEFAULT_BACKEND, parseBackend } from './backend-spec.js'
+export type { BackendSpec } from './backend-spec.js'
 export type { ServeSettings } from './serve.js'
 export { CliError, DEFAULT_URL, HttpClient, UsageError } from './http-client.js'
 export type { Query, SseEvent } from './http-client.js'

@@ -1,14 +1,10 @@
 import { pino } from 'pino'
 import type { Logger } from 'pino'
-import { createDataspace } from '../engine/index.js'
+import { checkBackendSpec, DEFAULT_BACKEND, parseBackend } from './backend-spec.js'
 import { createServer, DEFAULT_LIMITS, DEFAULT_PORT, loadTokenFile } from '../server/index.js'
 import type { ServerLimits } from '../server/index.js'
 import { stringFlag, usageError } from './command.js'
 import type { Command, CommandContext } from './command.js'
-import { CliError } from './http-client.js'
-
-/** Storage behind `serve`. Only `memory` exists until the durable backends land. */
-export const BACKENDS = ['memory'] as const
 
 /** pino's levels, as `--log-level` takes them. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -17,7 +13,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export interface ServeSettings {
   readonly host: string
   readonly port: number
-  readonly backend: (typeof BACKENDS)[number]
+  /** `memory`, `sqlite[:PATH]` or a `postgres://` URL (see backend-spec.ts). */
+  readonly backend: string
   readonly insecure: boolean
   readonly auth?: string
   readonly logLevel: (typeof LOG_LEVELS)[number]
@@ -35,7 +32,8 @@ export interface ServeSettings {
 export const serveCommand: Command = {
   name: 'serve',
   usage:
-    'serve [--host H] [--port P] [--backend memory] [--auth TOKENS.json] [--insecure] ' +
+    'serve [--host H] [--port P] [--backend sqlite[:PATH]|memory|postgres://…] ' +
+    '[--auth TOKENS.json] [--insecure] ' +
     '[--log-level info] [--limits NAME=N,…]',
   summary: 'run the server with an embedded dataspace',
   options: {
@@ -52,7 +50,8 @@ export const serveCommand: Command = {
     const settings = serveSettings(ctx)
     const auth = settings.auth === undefined ? undefined : await loadTokenFile(settings.auth)
     const logger = stderrLogger(ctx, settings.logLevel)
-    const ds = createDataspace()
+    const backend = await parseBackend(settings.backend)
+    const ds = await backend.open()
     let server
     try {
       server = await createServer({
@@ -68,6 +67,7 @@ export const serveCommand: Command = {
       await ds.close()
       throw error
     }
+    logger.info({ backend: backend.label, revision: ds.revision }, 'dataspace opened')
     ctx.io.stdout(`dataspace listening on ${server.url}`)
     if (!ctx.signal.aborted) {
       await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }))
@@ -90,13 +90,9 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
   if (!/^\d+$/.test(rawPort ?? '0') || port > 65535) {
     throw usageError(serveCommand, `port must be an integer from 0 to 65535, not "${rawPort}"`)
   }
-  const backend = stringFlag(ctx.flags.backend) ?? nonEmpty(env.DATASPACE_BACKEND) ?? 'memory'
-  if (!isBackend(backend)) {
-    throw new CliError(
-      'InvalidArgument',
-      `unknown backend "${backend}": only ${BACKENDS.join(', ')} exists until durable backends land`,
-    )
-  }
+  const backend = checkBackendSpec(
+    stringFlag(ctx.flags.backend) ?? nonEmpty(env.DATASPACE_BACKEND) ?? DEFAULT_BACKEND,
+  )
   const auth = stringFlag(ctx.flags.auth)
   const logLevel = stringFlag(ctx.flags['log-level']) ?? nonEmpty(env.DATASPACE_LOG_LEVEL) ?? 'info'
   if (!isLogLevel(logLevel)) {
@@ -142,10 +138,6 @@ function stderrLogger(ctx: CommandContext, level: (typeof LOG_LEVELS)[number]): 
 
 function isLogLevel(level: string): level is (typeof LOG_LEVELS)[number] {
   return (LOG_LEVELS as readonly string[]).includes(level)
-}
-
-function isBackend(name: string): name is (typeof BACKENDS)[number] {
-  return (BACKENDS as readonly string[]).includes(name)
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -87,6 +87,8 @@ export class Connection {
   #watchdog: NodeJS.Timeout | undefined
   #lastHeard = 0
   #first = true
+  /** The server run the last welcome came from. */
+  #epoch: string | undefined
   /** The server's frame limit (from `welcome`): a bigger frame would close the connection (1009). */
   #maxFrameBytes = Infinity
 
@@ -294,6 +296,9 @@ export class Connection {
 
   async #onWelcome(welcome: WelcomeMessage): Promise<void> {
     const resumed = welcome.resumed
+    // A session can survive a server restart (durable store); the watch history cannot.
+    const restarted = this.#epoch !== undefined && welcome.epoch !== this.#epoch
+    this.#epoch = welcome.epoch
     this.#attempt = 0
     this.#session = welcome.session
     this.#maxFrameBytes = welcome.maxFrameBytes ?? Infinity
@@ -329,7 +334,7 @@ export class Connection {
     for (const sub of this.#streams.keys()) {
       // A lost session may mean a restarted server with another history: never resume from a
       // revision of the old one (it would skip or misapply events); start over instead.
-      if (!resumed && !first) sub.restart?.()
+      if ((!resumed || restarted) && !first) sub.restart?.()
       this.#openStream(sub)
     }
     this.#firstOutcome?.()

@@ -1,3 +1,5 @@
+import { BackendRuntime } from '../backends/runtime.js'
+import type { Backend, LoadedState, StoredSession } from '../backends/types.js'
 import { runProcess } from './run-process.js'
 import { Closed, InvalidArgument, ProcessExited } from '../errors/index.js'
 import { ProcessGroups } from '../groups/process-groups.js'
@@ -31,7 +33,7 @@ import type {
   WatchEvent,
   WatchOptions,
 } from './types.js'
-import { checkId, checkKind, checkLimit } from './validate.js'
+import { checkId, checkKind, checkLimit, freezeJson } from './validate.js'
 import { WatchRegistry } from './watch-registry.js'
 import type { Observation, WatchContext } from './watch-registry.js'
 
@@ -39,8 +41,12 @@ import type { Observation, WatchContext } from './watch-registry.js'
 export interface DataspaceOptions {
   /** The node name in pids (`<node>/<name>#<n>`); default `local`. */
   readonly node?: string
-  /** Where commits live. Only `memory` exists so far; durable backends come with the backend seam. */
-  readonly backend?: 'memory'
+  /**
+   * Where commits become durable (`docs/backends.md`): `memory` (default), or a backend such as
+   * `sqliteBackend({ path })`. `createDataspace` takes backends that load synchronously (memory,
+   * SQLite); `openDataspace` takes any (PostgreSQL loads over the network).
+   */
+  readonly backend?: 'memory' | Backend
   /** Changes kept for watch resume and consistent pagination (default 100 000). */
   readonly historySize?: number
   /** Default per-watch queue bound in events (default 10 000). */
@@ -86,11 +92,32 @@ export class Dataspace implements DataspaceApi, WatchContext {
   readonly #groups = new Map<string, ProcessGroups>()
   #names: NameRegistry | undefined
 
-  constructor(options: DataspaceOptions = {}) {
-    if (options.backend !== undefined && options.backend !== 'memory') {
+  readonly #runtime: BackendRuntime | undefined
+  /** Sessions the backend had when it was opened (the server adopts them). */
+  readonly restoredSessions: readonly StoredSession[]
+  /** Pids of persisted sessions and their children: kept, not exited, when a durable store closes. */
+  readonly #sessionPids = new Map<string, readonly string[]>()
+
+  /** @param loaded the backend's state, when `openDataspace` loaded it already. */
+  constructor(options: DataspaceOptions = {}, loaded?: LoadedState) {
+    const backend = options.backend ?? 'memory'
+    if (
+      backend !== 'memory' &&
+      (typeof backend !== 'object' || typeof backend.write !== 'function')
+    ) {
       throw new InvalidArgument(
-        `unknown backend ${JSON.stringify(options.backend)}: only "memory" is available`,
+        `backend must be "memory" or a backend object (sqliteBackend, postgresBackend), got ${JSON.stringify(backend)}`,
       )
+    }
+    let state = loaded
+    if (state === undefined && backend !== 'memory') {
+      const openSync = (backend as Partial<{ openSync(): LoadedState }>).openSync
+      if (typeof openSync !== 'function') {
+        throw new InvalidArgument(
+          `the ${backend.name} backend loads asynchronously: use await openDataspace({ backend })`,
+        )
+      }
+      state = openSync.call(backend)
     }
     this.node = options.node ?? 'local'
     if (this.node.length === 0 || /[/#]/.test(this.node))
@@ -100,9 +127,74 @@ export class Dataspace implements DataspaceApi, WatchContext {
       watchBufferSize: positive('watchBufferSize', options.watchBufferSize ?? 10_000),
       mailboxSize: positive('mailboxSize', options.mailboxSize ?? 10_000),
     })
-    this.#history = new History(this.#options.historySize)
+    this.#history = new History(this.#options.historySize, state?.revision ?? 0)
     this.#ops = new ProcessOps(this)
     this.#watches = new WatchRegistry(this)
+    this.restoredSessions = state?.sessions ?? []
+    this.#runtime =
+      backend === 'memory' || !backend.capabilities.durable
+        ? undefined
+        : new BackendRuntime(backend, state?.revision ?? 0, { warn: (m, f) => console.warn(m, f) })
+    if (state !== undefined) this.#install(state)
+  }
+
+  /**
+   * Loads a backend's state: kinds first (their indexes), then records, at the stored revision.
+   * The processes of persisted sessions come back (the server adopts them, with a fresh lease);
+   * every other owner died with the previous server, so what it owned is retracted now, in one
+   * commit, as its exit would have done.
+   */
+  #install(state: LoadedState): void {
+    this.#revision = state.revision
+    for (const kind of state.kinds) {
+      const store = this.storeFor(kind.kind)
+      store.closedFields = kind.fields === undefined ? undefined : new Set(kind.fields)
+      store.setIndexes([...kind.indexes])
+    }
+    for (const record of state.records) {
+      const frozen = freezeJson(record, 'record')
+      this.storeFor(record.kind).put(frozen, undefined)
+      if (frozen.expiresAt !== undefined) {
+        this.#expiries.push({ at: frozen.expiresAt, kind: frozen.kind, id: frozen.id })
+      }
+    }
+    for (const session of state.sessions) {
+      this.#register(session.pid, session.name)
+      for (const child of session.children) this.#register(child.pid, child.name)
+      this.#sessionPids.set(session.id, [session.pid, ...session.children.map((c) => c.pid)])
+    }
+    const tx = new Transaction(this, null)
+    for (const store of this.#stores.values()) {
+      for (const [owner, owned] of store.byOwner) {
+        if (this.#processes.has(owner)) continue
+        for (const record of owned.values()) tx.remove(record, 'owner-exit')
+      }
+    }
+    this.apply(tx)
+    const next = this.#expiries.peek()
+    if (next !== undefined) this.#armTimer(next.at)
+  }
+
+  /** True when commits are written to a durable backend before they are acknowledged. */
+  get durableBackend(): boolean {
+    return this.#runtime !== undefined
+  }
+
+  /** Settles when `revision` is durable; `undefined` when it already is or nothing persists. */
+  durable(revision: number): Promise<void> | undefined {
+    return this.#runtime?.waitFor(revision)
+  }
+
+  /** Persists a network session (the server's), so that it can be resumed after a restart. */
+  persistSession(session: StoredSession): void {
+    this.#sessionPids.set(session.id, [session.pid, ...session.children.map((c) => c.pid)])
+    this.#runtime?.putSession(session)
+  }
+
+  /** Forgets a persisted session (it ended). */
+  dropSession(id: string): void {
+    this.#sessionPids.delete(id)
+    this.#runtime?.deleteSession(id)
   }
 
   get revision(): number {
@@ -175,6 +267,11 @@ export class Dataspace implements DataspaceApi, WatchContext {
     store.schema = options.schema
     store.closedFields = fields === undefined ? undefined : new Set(fields)
     store.setIndexes(indexes)
+    this.#runtime?.declareKind({
+      kind,
+      ...(fields === undefined ? {} : { fields }),
+      indexes,
+    })
   }
 
   process(name: string): LocalProcess {
@@ -348,6 +445,10 @@ export class Dataspace implements DataspaceApi, WatchContext {
     if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
     const commit: Commit = { revision, changes }
     this.#history.append(commit)
+    this.#runtime?.commit({
+      revision,
+      changes: changes.map((c) => ({ kind: c.kind, id: c.id, after: c.after })),
+    })
     if (nextExpiry < this.#timerAt) this.#armTimer(nextExpiry)
     this.#dispatching = true
     try {
@@ -372,6 +473,17 @@ export class Dataspace implements DataspaceApi, WatchContext {
     const tx = new Transaction(this, actor)
     const result = build(tx)
     return { revision: this.apply(tx), result }
+  }
+
+  /** `commitAs`, acknowledged: resolves once the commit is durable (at once in memory). */
+  async commit<R>(
+    actor: string | null,
+    build: (tx: Transaction) => R,
+  ): Promise<{ revision: number; result: R }> {
+    const committed = this.commitAs(actor, build)
+    const durable = this.durable(committed.revision)
+    if (durable !== undefined) await durable
+    return committed
   }
 
   /** Throws `ProcessExited` unless `pid` is a live process of this dataspace. */
@@ -479,8 +591,13 @@ export class Dataspace implements DataspaceApi, WatchContext {
   /** Exits every process, ends every watch; later calls fail with `Closed`. */
   async close(): Promise<void> {
     if (this.#closed) return
-    await Promise.all([...this.#processes.values()].map((proc) => proc.exit('shutdown')))
+    // With a durable store, persisted sessions outlive this server: their clients resume them
+    // after a restart. Every other process exits, as in memory.
+    const kept = new Set(this.#runtime === undefined ? [] : [...this.#sessionPids.values()].flat())
+    const exiting = [...this.#processes.values()].filter((proc) => !kept.has(proc.id))
+    await Promise.all(exiting.map((proc) => proc.exit('shutdown')))
     this.#closed = true
+    await this.#runtime?.close()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     const reason: CloseReason = 'dataspace-closed'
     this.#watches.closeAll(reason)
@@ -518,6 +635,21 @@ function checkPaths(name: string, paths: readonly string[]): string[] {
  */
 export function createDataspace(options: DataspaceOptions = {}): Dataspace {
   return new Dataspace(options)
+}
+
+/**
+ * A dataspace over any backend, once its state is loaded: what a durable store that loads over
+ * the network (PostgreSQL) needs. For memory and SQLite it is `createDataspace`, awaited.
+ *
+ * @example
+ * const ds = await openDataspace({ backend: postgresBackend({ url }) })
+ */
+export async function openDataspace(options: DataspaceOptions = {}): Promise<Dataspace> {
+  const backend = options.backend
+  if (backend === undefined || backend === 'memory' || 'openSync' in backend) {
+    return new Dataspace(options)
+  }
+  return new Dataspace(options, await backend.open())
 }
 
 function checkProcessName(name: unknown): void {

@@ -29,8 +29,10 @@ export class History {
   /** Commits after this revision are all still held. */
   #floor = 0
 
-  constructor(maxChanges: number) {
+  /** @param start the revision the history begins after (a store loaded at that revision). */
+  constructor(maxChanges: number, start = 0) {
     this.#maxChanges = maxChanges
+    this.#floor = start
   }
 
   /** The oldest revision R such that every commit after R is still here. */

@@ -2,7 +2,7 @@
  * The engine: records, processes, watches and selectors, in process.
  * @module
  */
-export { createDataspace, Dataspace } from './dataspace.js'
+export { createDataspace, Dataspace, openDataspace } from './dataspace.js'
 export type { DataspaceOptions, DataspaceStats } from './dataspace.js'
 export { WATCH_KIND } from './watch-registry.js'
 export type { Observation } from './watch-registry.js'

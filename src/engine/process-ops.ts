@@ -31,6 +31,8 @@ export interface EngineCore extends TransactionContext {
   beginRead(): void
   compile(kind: string, selector: Selector): CompiledSelector
   apply(tx: Transaction): number
+  /** Settles when `revision` is durable; `undefined` when it already is (or nothing persists). */
+  durable(revision: number): Promise<void> | undefined
   processById(pid: string): LocalProcess | undefined
   forgetProcess(proc: LocalProcess): void
   messageRecordWatchers(from: string, kind: string, id: string, message: unknown): number
@@ -74,7 +76,8 @@ export class ProcessOps implements ProcessHost {
       ifRevision: options.ifRevision,
       owner: ownerOption(options.owner),
     })
-    this.#engine.apply(tx)
+    const durable = this.#engine.durable(this.#engine.apply(tx))
+    if (durable !== undefined) await durable
     return record
   }
 
@@ -88,7 +91,8 @@ export class ProcessOps implements ProcessHost {
     checkKind(kind)
     const tx = new Transaction(this.#engine, proc.id)
     const record = tx.retract(kind, checkId(id), options.ifRevision)
-    this.#engine.apply(tx)
+    const durable = this.#engine.durable(this.#engine.apply(tx))
+    if (durable !== undefined) await durable
     return record
   }
 
@@ -108,7 +112,8 @@ export class ProcessOps implements ProcessHost {
       self,
       options.orderBy,
     )
-    this.#engine.apply(tx)
+    const durable = this.#engine.durable(this.#engine.apply(tx))
+    if (durable !== undefined) await durable
     return record
   }
 
@@ -172,6 +177,8 @@ export class ProcessOps implements ProcessHost {
       }
     })
     const revision = this.#engine.apply(tx)
+    const durable = this.#engine.durable(revision)
+    if (durable !== undefined) await durable
     return { revision, results }
   }
 
@@ -234,10 +241,10 @@ export class ProcessOps implements ProcessHost {
       if (owned === undefined) continue
       for (const record of owned.values()) tx.remove(record, 'owner-exit')
     }
-    this.#engine.apply(tx)
+    const revision = this.#engine.apply(tx)
     this.#engine.forgetProcess(proc)
     proc.finishExit(reason)
-    return Promise.resolve()
+    return this.#engine.durable(revision) ?? Promise.resolve()
   }
 
   #begin(proc: LocalProcess, signal: AbortSignal | undefined): void {

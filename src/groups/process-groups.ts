@@ -49,7 +49,7 @@ export class ProcessGroups implements ProcessGroupsApi {
       }
     }
     if (meta !== undefined) freezeJson(meta, 'meta')
-    this.#ds.commitAs(null, (tx) => {
+    await this.#ds.commit(null, (tx) => {
       for (const [pid, times] of counts(list)) {
         const id = this.#id(group, pid)
         const current = tx.read(GROUP_MEMBER_KIND, id)?.data as Membership | undefined
@@ -70,7 +70,7 @@ export class ProcessGroups implements ProcessGroupsApi {
   async leave(group: string, pids: PidLike | readonly PidLike[]): Promise<'ok' | 'not_joined'> {
     checkGroup(group)
     const list = toPids(pids)
-    const { result: left } = this.#ds.commitAs(null, (tx) => {
+    const { result: left } = await this.#ds.commit(null, (tx) => {
       let removed = 0
       for (const [pid, times] of counts(list)) {
         const record = tx.read(GROUP_MEMBER_KIND, this.#id(group, pid))
@@ -118,7 +118,7 @@ export class ProcessGroups implements ProcessGroupsApi {
     checkGroup(group)
     const [member] = toPids(pid)
     freezeJson(meta, 'meta')
-    this.#ds.commitAs(null, (tx) => {
+    await this.#ds.commit(null, (tx) => {
       const record = tx.read(GROUP_MEMBER_KIND, this.#id(group, member as string))
       if (record === undefined) throw new NotJoined(`${member} is not a member of group "${group}"`)
       const data: Membership = { ...(record.data as Membership), meta }

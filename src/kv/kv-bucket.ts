@@ -61,7 +61,7 @@ export class KvBucket implements KvApi {
     const owner =
       options.owner === undefined ? null : this.#ds.checkProcess(toPid(options.owner)).id
     const ttl = options.ttl === undefined ? undefined : checkDuration('ttl', options.ttl)
-    const { result } = this.#ds.commitAs(null, (tx) =>
+    const { result } = await this.#ds.commit(null, (tx) =>
       tx.assert({ kind: this.#kind, id, data: value, owner, ttl, ifRevision: options.ifRevision }),
     )
     return entry(result)
@@ -70,7 +70,7 @@ export class KvBucket implements KvApi {
   async delete(key: string, options: { ifRevision?: number } = {}): Promise<boolean> {
     const id = checkId(key)
     try {
-      this.#ds.commitAs(null, (tx) => tx.retract(this.#kind, id, options.ifRevision, 'deleted'))
+      await this.#ds.commit(null, (tx) => tx.retract(this.#kind, id, options.ifRevision, 'deleted'))
       return true
     } catch (error) {
       if (error instanceof NotFound) return false

@@ -47,7 +47,7 @@ export class NameRegistry implements NameRegistryApi {
     checkName(name)
     const pid = this.#ds.checkProcess(toPid(proc)).id
     const data: NameData = { meta: meta === undefined ? null : freezeJson(meta, 'meta') }
-    const { result } = this.#ds.commitAs(null, (tx) => {
+    const { result } = await this.#ds.commit(null, (tx) => {
       const current = tx.read(NAME_KIND, name)
       if (current !== undefined) {
         // Registering a name you hold is idempotent: same binding, same fence.
@@ -74,7 +74,7 @@ export class NameRegistry implements NameRegistryApi {
   async unregister(proc: PidLike, name: string): Promise<void> {
     checkName(name)
     const pid = toPid(proc)
-    this.#ds.commitAs(null, (tx) => {
+    await this.#ds.commit(null, (tx) => {
       const current = tx.read(NAME_KIND, name)
       if (current === undefined) throw new NotFound(`name "${name}" is not registered`)
       if (current.owner !== pid) {

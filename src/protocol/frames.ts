@@ -42,6 +42,12 @@ export interface WelcomeMessage {
   readonly session: SessionInfo
   /** True when `hello.resume` re-attached the session, false when this is a new one. */
   readonly resumed: boolean
+  /**
+   * Changes whenever the server restarts. A session can survive a restart (durable backends),
+   * but the server's watch history does not reach past it: a client seeing a new epoch starts
+   * its streams over instead of resuming them.
+   */
+  readonly epoch: string
   /** How often the server pings; a client that hears nothing for two intervals reconnects. */
   readonly pingIntervalMs: number
   readonly maxFrameBytes: number

@@ -52,6 +52,11 @@ export class TokenTable {
     }))
   }
 
+  /** The principal of the token named `name` (sessions restored after a restart name theirs). */
+  byName(name: string): Principal | undefined {
+    return this.#entries.find((entry) => entry.principal.name === name)?.principal
+  }
+
   /**
    * The principal of an `Authorization: Bearer <token>` header, or `Unauthorized`. Every token is
    * compared, digest against digest, so neither the length of the given token nor which

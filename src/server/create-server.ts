@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -105,6 +106,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   )
   const state: ServerState = {
     ds: resolved.ds,
+    epoch: randomUUID(),
     options: resolved,
     sessions,
     sse,
@@ -115,6 +117,14 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     },
     guard,
     logger,
+  }
+  // Sessions a durable store kept across a restart: their clients have one TTL to come back.
+  for (const stored of resolved.ds.restoredSessions) {
+    const session = sessions.adopt(stored)
+    const principal =
+      stored.principal === null ? undefined : resolved.auth?.byName(stored.principal)
+    if (session !== undefined && principal !== undefined)
+      state.sessionOwners.set(session, principal)
   }
   const http = createHttpServer((req, res) => {
     connections.track(req, res)

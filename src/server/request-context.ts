@@ -32,6 +32,8 @@ export const NO_CONTENT: Reply = Object.freeze({ status: 204 })
 /** The server-wide state handlers use. */
 export interface ServerState {
   readonly ds: Dataspace
+  /** A random id of this server's run (`welcome.epoch`). */
+  readonly epoch: string
   readonly options: ResolvedOptions
   readonly sessions: SessionTable
   readonly sse: SseRegistry

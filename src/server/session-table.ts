@@ -1,4 +1,5 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto'
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
+import type { StoredSession } from '../backends/index.js'
 import type { Dataspace, ExitReason, LocalProcess } from '../engine/index.js'
 import { DataspaceError, InvalidArgument } from '../errors/index.js'
 
@@ -6,7 +7,10 @@ import { DataspaceError, InvalidArgument } from '../errors/index.js'
 export interface Session {
   /** The session id: unguessable, a capability — whoever holds it acts as the process. */
   readonly id: string
-  /** Presented with the session id to re-attach after a reconnect (WebSocket clients). */
+  /**
+   * Presented with the session id to re-attach after a reconnect (WebSocket clients). Only its
+   * hash is stored, so a session restored after a restart learns it again from its client.
+   */
   readonly resumeToken: string
   readonly process: LocalProcess
   /** Lease length, in ms. */
@@ -30,6 +34,12 @@ export type SessionObserver = (
 interface Entry {
   readonly session: Session
   readonly processes: Map<string, LocalProcess>
+  readonly name: string
+  /** sha256 of the resume token. */
+  readonly tokenHash: Buffer
+  resumeToken: string
+  /** The token name (auth) that opened the session, persisted with it. */
+  principal: string | null
   /** The highest child number handed out: child pids are never reused. */
   lastChild: number
   expiresAt: number
@@ -68,38 +78,127 @@ export class SessionTable {
   }
 
   /** Opens a session: a new process named `name` with a lease of `ttl` ms (default from options). */
-  open(name: unknown, ttl: unknown): Session {
+  open(name: unknown, ttl: unknown, principal: string | null = null): Session {
     if (typeof name !== 'string') throw new InvalidArgument('session name must be a string')
     const lease = ttl === undefined ? this.#defaultTtl : this.#checkTtl(ttl)
     const process = this.#ds.process(name)
-    const id = randomUUID()
-    const processes = new Map([[process.id, process]])
+    const token = randomUUID()
+    const entry = this.#add({
+      id: randomUUID(),
+      name,
+      process,
+      children: [],
+      lastChild: 0,
+      ttl: lease,
+      tokenHash: sha256(token),
+      resumeToken: token,
+      principal,
+    })
+    this.#persist(entry)
+    this.#observe('opened', entry.session)
+    return entry.session
+  }
+
+  /**
+   * Takes back a session persisted by a previous server (durable backends): its processes were
+   * restored with the store, and it gets a full lease from now, so a client that reconnects
+   * within its TTL resumes it with everything it owned. One that does not come back is reaped.
+   */
+  adopt(stored: StoredSession): Session | undefined {
+    const process = this.#ds.processById(stored.pid)
+    if (process === undefined) return undefined
+    const children = stored.children
+      .map((child) => this.#ds.processById(child.pid))
+      .filter((child): child is LocalProcess => child !== undefined)
+    const entry = this.#add({
+      id: stored.id,
+      name: stored.name,
+      process,
+      children,
+      lastChild: stored.lastChild,
+      ttl: stored.ttl,
+      tokenHash: Buffer.from(stored.resumeTokenHash, 'hex'),
+      resumeToken: '',
+      principal: stored.principal,
+    })
+    this.#observe('resumed', entry.session)
+    return entry.session
+  }
+
+  /** The token name that opened a session (for checking who may resume it after a restart). */
+  principalOf(session: Session): string | null {
+    return this.#sessions.get(session.id)?.principal ?? null
+  }
+
+  #add(init: {
+    id: string
+    name: string
+    process: LocalProcess
+    children: readonly LocalProcess[]
+    lastChild: number
+    ttl: number
+    tokenHash: Buffer
+    resumeToken: string
+    principal: string | null
+  }): Entry {
+    const processes = new Map<string, LocalProcess>([[init.process.id, init.process]])
+    for (const child of init.children) processes.set(child.id, child)
     const entry: Entry = {
       session: {
-        id,
-        resumeToken: randomUUID(),
-        process,
-        ttl: lease,
+        id: init.id,
+        get resumeToken() {
+          return entry.resumeToken
+        },
+        process: init.process,
+        ttl: init.ttl,
         get expiresAt() {
           return entry.expiresAt
         },
         processes,
       },
       processes,
-      lastChild: 0,
-      expiresAt: Date.now() + lease,
+      name: init.name,
+      tokenHash: init.tokenHash,
+      resumeToken: init.resumeToken,
+      principal: init.principal,
+      lastChild: init.lastChild,
+      expiresAt: Date.now() + init.ttl,
       timer: undefined,
     }
-    this.#sessions.set(id, entry)
+    this.#sessions.set(init.id, entry)
     this.#arm(entry)
-    this.#observe('opened', entry.session)
+    for (const child of init.children) this.#watchChild(entry, child)
     // However the process ends (lease, DELETE, ds.close()), the session goes with it.
-    void process.exited.then((reason) => {
+    void init.process.exited.then((reason) => {
       this.#forget(entry, reason)
       const text = reasonText(reason)
       this.#observe(text === 'lease-expired' ? 'expired' : 'ended', entry.session, text)
     })
-    return entry.session
+    return entry
+  }
+
+  #watchChild(entry: Entry, child: LocalProcess): void {
+    void child.exited.then(() => {
+      entry.processes.delete(child.id)
+      if (this.#sessions.get(entry.session.id) === entry) this.#persist(entry)
+    })
+  }
+
+  /** Writes the session to the backend (a no-op in memory), so a restart can resume it. */
+  #persist(entry: Entry): void {
+    const { session } = entry
+    this.#ds.persistSession({
+      id: session.id,
+      resumeTokenHash: entry.tokenHash.toString('hex'),
+      pid: session.process.id,
+      name: entry.name,
+      ttl: session.ttl,
+      children: [...entry.processes.values()]
+        .filter((p) => p !== session.process)
+        .map((p) => ({ pid: p.id, name: p.name })),
+      lastChild: entry.lastChild,
+      principal: entry.principal,
+    })
   }
 
   /** The live session `id`, its lease renewed; a missing or ended one is `ProcessExited` (410). */
@@ -127,7 +226,8 @@ export class SessionTable {
     const child = this.#ds.processWithId(pid, name)
     entry.lastChild = n
     entry.processes.set(child.id, child)
-    void child.exited.then(() => entry.processes.delete(child.id))
+    this.#watchChild(entry, child)
+    this.#persist(entry)
     return child
   }
 
@@ -150,11 +250,12 @@ export class SessionTable {
   /** Re-attaches a session after a reconnect: the token must match (compared in constant time). */
   resume(id: string, resumeToken: string): Session {
     const session = this.touch(id)
-    const expected = Buffer.from(session.resumeToken)
-    const given = Buffer.from(resumeToken)
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+    const entry = this.#entry(id)
+    // Digests have one length, so the comparison takes the same time whatever was given.
+    if (!timingSafeEqual(entry.tokenHash, sha256(resumeToken))) {
       throw new InvalidArgument('resume token does not match the session')
     }
+    entry.resumeToken = resumeToken
     this.#observe('resumed', session)
     return session
   }
@@ -164,10 +265,17 @@ export class SessionTable {
     await exitAll(this.#entry(id), 'normal')
   }
 
-  /** Ends every session (server shutdown); clears every lease timer. */
+  /**
+   * Server shutdown: clears every lease timer, and ends every session — unless the store is
+   * durable, where sessions are persisted and their clients resume them after the restart.
+   */
   async closeAll(): Promise<void> {
     const entries = [...this.#sessions.values()]
     for (const entry of entries) clearTimeout(entry.timer)
+    if (this.#ds.durableBackend) {
+      this.#sessions.clear()
+      return
+    }
     await Promise.all(entries.map((entry) => exitAll(entry, 'shutdown')))
   }
 
@@ -192,7 +300,8 @@ export class SessionTable {
   #forget(entry: Entry, reason: ExitReason): void {
     clearTimeout(entry.timer)
     entry.timer = undefined
-    this.#sessions.delete(entry.session.id)
+    if (this.#sessions.get(entry.session.id) === entry) this.#sessions.delete(entry.session.id)
+    this.#ds.dropSession(entry.session.id)
     // Children die with their session, whatever ended it, and with the same reason.
     void exitAll(entry, reason)
   }
@@ -215,4 +324,8 @@ async function exitAll(entry: Entry, reason: ExitReason): Promise<void> {
   const children = [...entry.processes.values()].filter((p) => p !== entry.session.process)
   await Promise.all(children.map((child) => child.exit(reason)))
   await entry.session.process.exit(reason)
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest()
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { describe, it } from 'node:test'
 import { WebSocket } from 'ws'
-import { COMMANDS, serveSettings, UsageError } from '../../src/cli/index.js'
+import { COMMANDS, DEFAULT_BACKEND, serveSettings, UsageError } from '../../src/cli/index.js'
 import type { CliIo } from '../../src/cli/index.js'
 import { exitCode, runCli, spawnCli, startServe } from './helpers.js'
 import { parseCommand } from '../../src/cli/command.js'
@@ -22,7 +22,7 @@ describe('dataspace serve', () => {
     assert.deepEqual(settings([]), {
       host: '127.0.0.1',
       port: 7411,
-      backend: 'memory',
+      backend: DEFAULT_BACKEND,
       insecure: false,
       logLevel: 'info',
       limits: {},
@@ -99,20 +99,28 @@ describe('dataspace serve', () => {
     assert.equal(await serve.stop('SIGINT'), 0)
   })
 
-  it('refuses a backend other than memory, from a flag or DATASPACE_BACKEND', async () => {
-    const flag = await runCli('http://unused', ['serve', '--port', '0', '--backend', 'sqlite'])
+  it('refuses an unknown backend, from a flag or DATASPACE_BACKEND', async () => {
+    const flag = await runCli('http://unused', ['serve', '--port', '0', '--backend', 'redis'])
     assert.equal(flag.code, 1)
-    assert.match(flag.stderr, /^error: InvalidArgument: unknown backend "sqlite"[^\n]*\n$/)
+    assert.match(flag.stderr, /^error: InvalidArgument: unknown backend "redis"[^\n]*\n$/)
 
-    const child = spawnCli(['serve', '--port', '0'], { DATASPACE_BACKEND: 'postgres' })
+    const child = spawnCli(['serve', '--port', '0'], { DATASPACE_BACKEND: 'mysql://x' })
     let stderr = ''
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     assert.equal(await exitCode(child), 1)
-    assert.match(stderr, /unknown backend "postgres"/)
+    assert.match(stderr, /unknown backend "mysql:\/\/x"/)
   })
 
   it('refuses a non-loopback host without auth unless --insecure', async () => {
-    const refused = await runCli('http://unused', ['serve', '--host', '0.0.0.0', '--port', '0'])
+    const refused = await runCli('http://unused', [
+      'serve',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      '0',
+      '--backend',
+      'memory',
+    ])
     assert.equal(refused.code, 1)
     assert.match(refused.stderr, /^error: InvalidArgument: refusing to listen on 0\.0\.0\.0/)
   })

@@ -231,9 +231,15 @@ export function spawnTsx(args: readonly string[], env: Record<string, string> = 
   }
 }
 
-/** `dataspace serve --port PORT` as a child process; resolves once it listens. */
-export async function startServerProcess(port: number): Promise<Child & { url: string }> {
-  const child = spawnTsx(['src/cli/main.ts', 'serve', '--port', String(port)])
+/**
+ * `dataspace serve --port PORT --backend BACKEND` as a child process; resolves once it listens.
+ * Memory by default: a restart then loses every session.
+ */
+export async function startServerProcess(
+  port: number,
+  backend = 'memory',
+): Promise<Child & { url: string }> {
+  const child = spawnTsx(['src/cli/main.ts', 'serve', '--port', String(port), '--backend', backend])
   try {
     const [, url] = await child.waitFor(/dataspace listening on (http:\/\/\S+)/, 15_000)
     return { ...child, url: url as string }

@@ -48,7 +48,7 @@ contract('process groups (pg)', (c) => {
     await dead.exit()
     await assert.rejects(pg.join('g', dead), InvalidArgument)
     // Over the network a pid that is not one of the session's is Forbidden before it is looked up.
-    const unknown = c.target === 'memory' ? InvalidArgument : Forbidden
+    const unknown = c.target === 'local' ? InvalidArgument : Forbidden
     await assert.rejects(pg.join('g', `${ds.node}/nobody#42`), unknown)
     await assert.rejects(pg.join('g', [alive, dead]), InvalidArgument)
     await assert.rejects(pg.join('g', []), InvalidArgument)
@@ -70,7 +70,7 @@ contract('process groups (pg)', (c) => {
     const theirs = other.process('theirs')
     await other.groups().join('g', theirs, { by: 'them' })
     const pg = ds.groups()
-    if (c.target === 'memory') {
+    if (c.target === 'local') {
       // One trust domain: pg lets any process join or leave any live pid, as Erlang's does.
       assert.equal(await pg.join('g', theirs), 'ok')
       await pg.updateMeta('g', theirs, { by: 'us' })
@@ -262,7 +262,7 @@ contract('process groups (pg)', (c) => {
     assert.equal(await sender.send({ group: 'g', scope: 'elsewhere' }, 'x'), 0)
     // In process a message is passed by reference; only JSON crosses the wire, and a message
     // that is not JSON is refused there rather than converted (as for send).
-    if (c.target === 'memory') assert.equal(await pg.broadcast(sender, 'g', NaN), 2)
+    if (c.target === 'local') assert.equal(await pg.broadcast(sender, 'g', NaN), 2)
     else await assert.rejects(pg.broadcast(sender, 'g', NaN), InvalidArgument)
   })
 

@@ -1,20 +1,32 @@
 import assert from 'node:assert/strict'
 import type { AssertPredicate } from 'node:assert'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { postgresBackend } from '../../src/backends/postgres/index.js'
+import { sqliteBackend } from '../../src/backends/sqlite/index.js'
+import type { Backend } from '../../src/backends/index.js'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { after, afterEach, describe } from 'node:test'
-import { createDataspace } from '../../src/index.js'
+import { openDataspace } from '../../src/index.js'
 import type { DataspaceApi, Stream } from '../../src/index.js'
 import { connect } from '../../src/client/index.js'
 import type { DataspaceClient } from '../../src/client/index.js'
 
-/** Where a contract suite runs: the engine in process, or a client of a real server process. */
-export type Target = 'memory' | 'remote'
+/** Where a contract suite runs: the engine in process (`local`), or a client of a real server process. */
+export type Target = 'local' | 'remote'
+
+/** The backends a local run uses; a remote run uses a memory server. */
+export type BackendName = 'memory' | 'sqlite' | 'postgres'
 
 /** What a contract test gets. */
 export interface Contract {
   readonly target: Target
+  /** The backend under the dataspace (`memory` for remote runs). */
+  readonly backend: BackendName
   /** A fresh, empty dataspace (closed after the test). */
   open(options?: { historySize?: number }): Promise<DataspaceApi>
   /** Another handle on the same dataspace: the same object in memory, a second client remotely. */
@@ -28,34 +40,40 @@ export interface Contract {
 }
 
 /**
- * Registers `body` twice, as `<title> [memory]` and `<title> [remote]`: one suite, two
- * factories, as Kysely runs one suite against every dialect. The remote server is a separate
- * OS process (test/contract/server-process.ts), started once per test file.
+ * Registers `body` once per target: `[memory]`, `[sqlite]` and `[postgres]` run the engine in
+ * process over each backend, `[remote]` runs a client of a real server process — one suite,
+ * several factories, as Kysely runs one suite against every dialect. The remote server is a
+ * separate OS process (test/contract/server-process.ts), started once per test file.
+ * PostgreSQL runs when it answers (always in CI); elsewhere its suite is skipped, saying why.
  */
 export function contract(title: string, body: (c: Contract) => void): void {
-  for (const target of ['memory', 'remote'] as const) {
-    describe(`${title} [${target}]`, () => {
+  for (const variant of ['memory', 'sqlite', 'postgres', 'remote'] as const) {
+    const skip = variant === 'postgres' ? postgresSkip() : false
+    describe(`${title} [${variant}]`, { skip }, () => {
       const cleanups: (() => Promise<void>)[] = []
       afterEach(async () => {
         for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
       })
-      if (target === 'remote') {
+      if (variant === 'remote') {
         remoteSuites++
         // The server process ends with the last remote suite of the file.
         after(() => {
           if (--remoteSuites === 0) shared?.end()
         })
+        body(remoteContract(cleanups))
+      } else {
+        body(localContract(variant, cleanups))
       }
-      body(target === 'memory' ? memoryContract(cleanups) : remoteContract(cleanups))
     })
   }
 }
 
-function memoryContract(cleanups: (() => Promise<void>)[]): Contract {
+function localContract(backend: BackendName, cleanups: (() => Promise<void>)[]): Contract {
   return {
-    target: 'memory',
+    target: 'local',
+    backend,
     async open(options) {
-      const ds = createDataspace(options)
+      const ds = await openDataspace({ ...options, backend: await freshBackend(backend, cleanups) })
       cleanups.push(() => ds.close())
       return ds
     },
@@ -79,6 +97,7 @@ function remoteContract(cleanups: (() => Promise<void>)[]): Contract {
   }
   return {
     target: 'remote',
+    backend: 'memory',
     async open(options) {
       const { url } = (await serverProcess().command(
         options === undefined ? 'open' : `open ${JSON.stringify(options)}`,
@@ -183,7 +202,7 @@ function pending<T>(stream: Stream<T>): Promise<IteratorResult<T, undefined>> {
 }
 
 /**
- * A watch the dataspace refuses: in memory `watch()` throws synchronously; remotely the refusal
+ * A watch the dataspace refuses: in process `watch()` throws synchronously; remotely the refusal
  * comes back from the server, so the stream's first `next()` rejects with the same error.
  */
 export async function expectWatchError(
@@ -191,7 +210,7 @@ export async function expectWatchError(
   open: () => Stream<unknown>,
   error: AssertPredicate,
 ): Promise<void> {
-  if (c.target === 'memory') {
+  if (c.target === 'local') {
     assert.throws(open, error)
     return
   }
@@ -204,4 +223,52 @@ export async function expectWatchError(
  */
 export async function currentRevision(ds: DataspaceApi): Promise<number> {
   return (await ds.list('$revision')).revision
+}
+
+const POSTGRES_URL =
+  process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+let scratch: string | undefined
+let schemas = 0
+
+/** A backend over fresh storage: a temp SQLite file, or a PostgreSQL schema of its own. */
+async function freshBackend(
+  name: BackendName,
+  cleanups: (() => Promise<void>)[],
+): Promise<Backend | 'memory'> {
+  if (name === 'memory') return 'memory'
+  if (name === 'sqlite') {
+    scratch ??= mkdtempSync(join(tmpdir(), 'ds-contract-'))
+    return sqliteBackend({ path: join(scratch, `${process.pid}-${++schemas}.db`) })
+  }
+  const schema = `ds_contract_${process.pid}_${++schemas}`
+  cleanups.push(async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL })
+    await client.connect()
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    await client.end()
+  })
+  return postgresBackend({ url: POSTGRES_URL, schema })
+}
+
+after(() => {
+  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true })
+})
+
+/**
+ * `false` when PostgreSQL answers; otherwise why its suites are skipped. In CI it must answer:
+ * there the missing server is a failure, not a skip.
+ */
+function postgresSkip(): string | false {
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const c=new (require('pg').Client)(${JSON.stringify(POSTGRES_URL)});c.connect().then(()=>c.end(),()=>process.exit(1))`,
+    ],
+    { timeout: 5_000 },
+  )
+  if (probe.status === 0) return false
+  if (process.env.CI !== undefined)
+    throw new Error(`PostgreSQL at ${POSTGRES_URL} does not answer, and CI needs it`)
+  return `PostgreSQL at ${POSTGRES_URL} does not answer (set DATASPACE_TEST_POSTGRES_URL); it runs in CI`
 }

@@ -119,7 +119,7 @@ contract('kv', (c) => {
     const theirs = other.process('theirs')
     await other.kv('sessions').put('mine', 0, { owner: theirs })
     const kv = ds.kv('sessions')
-    if (c.target === 'memory') {
+    if (c.target === 'local') {
       assert.equal((await kv.put('k', 1, { owner: theirs })).owner, theirs.id)
     } else {
       // docs/protocol.md: every pid must be the session's process or one of its children.

@@ -55,7 +55,7 @@ contract('name registry', (c) => {
     const other = await c.peer(ds)
     const theirs = other.process('theirs')
     const { fence } = await other.names.register(theirs, 'svc')
-    if (c.target === 'memory') {
+    if (c.target === 'local') {
       assert.deepEqual(await ds.names.register(theirs, 'svc'), { fence })
       await ds.names.unregister(theirs, 'svc')
       assert.equal(await ds.names.whereis('svc'), undefined)

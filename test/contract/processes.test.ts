@@ -144,7 +144,7 @@ contract('processes', (c) => {
     const a = ds.process('a')
     const b = ds.process('b')
     const message = { when: new Date(0) }
-    if (c.target === 'memory') {
+    if (c.target === 'local') {
       assert.equal(await a.send(b.id, message), 1)
       assert.equal((await next(b.messages)).message, message)
     } else {

@@ -18,7 +18,7 @@ async function open(ctx: RequestContext): Promise<Reply> {
   ctx.named('sessions.open')
   new QueryReader(ctx.query, [])
   const body = await ctx.body()
-  const session = ctx.server.sessions.open(body.name, body.ttl)
+  const session = ctx.server.sessions.open(body.name, body.ttl, ctx.principal?.name ?? null)
   if (ctx.principal !== undefined) ctx.server.sessionOwners.set(session, ctx.principal)
   return json(
     {

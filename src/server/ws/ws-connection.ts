@@ -177,6 +177,7 @@ export class WsConnection {
           ttl: session.ttl,
         },
         resumed,
+        epoch: this.#state.epoch,
         pingIntervalMs: this.#pingInterval(session),
         maxFrameBytes: this.#state.options.limits.maxFrameBytes,
       }
@@ -208,7 +209,7 @@ export class WsConnection {
         return { session: sessions.resume(resume.session, resume.resumeToken), resumed: true }
       }
     }
-    const session = sessions.open(hello.name ?? 'client', hello.ttl)
+    const session = sessions.open(hello.name ?? 'client', hello.ttl, this.#principal?.name ?? null)
     if (this.#principal !== undefined) this.#state.sessionOwners.set(session, this.#principal)
     return { session, resumed: false }
   }

@@ -1,0 +1,5 @@
+/**
+ * Backends: where commits become durable (`docs/backends.md`).
+ * @module
+ */
+export type * from './types.js'

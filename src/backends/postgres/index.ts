@@ -1,0 +1,13 @@
+/**
+ * The PostgreSQL backend: durable, ordered by one revision row, with a change feed and selector
+ * pushdown to expression and GIN indexes (docs/backends.md, "PostgreSQL").
+ *
+ * @example
+ * import { postgresBackend } from './backends/postgres/index.js'
+ * const backend = postgresBackend({ url: process.env.DATABASE_URL ?? '', schema: 'dataspace' })
+ * @module
+ */
+export { postgresBackend } from './postgres-backend.js'
+export type { PostgresBackendOptions } from './postgres-backend.js'
+export { fieldIndexNames, LABELS_INDEX, PRIMARY_INDEX, SCHEMA_VERSION } from './migrations.js'
+export { nextPrefix, selectQuery } from './pushdown.js'

@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto'
+import type { PoolClient } from 'pg'
+import { InvalidArgument } from '../../errors/index.js'
+
+/**
+ * Schema names are the only identifiers that vary, and they are spliced into SQL text (DDL and
+ * table references cannot be parameters): so they are held to lowercase letters, digits and `_`,
+ * at most 63 bytes (Postgres' identifier limit), and always double-quoted on top of that.
+ */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
+/** The schema's tables, each already quoted: `"dataspace"."records"`. */
+export interface SchemaTables {
+  readonly schema: string
+  readonly records: string
+  readonly revision: string
+  readonly changes: string
+  readonly kinds: string
+  readonly sessions: string
+  readonly migrations: string
+  readonly ensureFieldIndexes: string
+}
+
+/** Checks a schema name and returns the quoted names of its tables. */
+export function schemaTables(schema: string): SchemaTables {
+  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) {
+    throw new InvalidArgument(
+      `postgres backend: schema ${JSON.stringify(schema)} must match ${String(SCHEMA_NAME)}`,
+    )
+  }
+  const q = (name: string): string => `"${schema}"."${name}"`
+  return Object.freeze({
+    schema: `"${schema}"`,
+    records: q('records'),
+    revision: q('revision'),
+    changes: q('changes'),
+    kinds: q('kinds'),
+    sessions: q('sessions'),
+    migrations: q('migrations'),
+    ensureFieldIndexes: q('ensure_field_indexes'),
+  })
+}
+
+/** The GIN index over every record's labels. */
+export const LABELS_INDEX = 'ds_records_labels'
+/** The primary key's index: `(kind, id)`, which also serves id prefixes and keyset pages. */
+export const PRIMARY_INDEX = 'ds_records_pkey'
+
+/**
+ * The names of the two indexes a declared field gets: a btree on the text at the path (scalar
+ * equality) and a GIN (`jsonb_path_ops`) on the JSON at the path (array elements, through `@>`).
+ * Deterministic, so that declaring a kind again finds its indexes; readable, with a hash so that
+ * slugs that collide (`a.b` and `a_b`) still differ, and within 63 bytes.
+ */
+export function fieldIndexNames(kind: string, path: string): { btree: string; gin: string } {
+  const slug = `${kind}_${path}`
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .slice(0, 40)
+  const hash = createHash('sha256').update(`${kind}\0${path}`).digest('hex').slice(0, 10)
+  return { btree: `ds_f_${slug}_${hash}`, gin: `ds_fa_${slug}_${hash}` }
+}
+
+type Migration = (t: SchemaTables, schemaName: string) => readonly string[]
+
+/**
+ * Versioned migrations: entry `i` brings the schema from version `i` to `i + 1`. Append only;
+ * never edit one that has shipped.
+ */
+const MIGRATIONS: readonly Migration[] = [
+  (t, schemaName) => [
+    // One row, locked by every write: the lock makes revision order equal commit order.
+    `CREATE TABLE ${t.revision} (
+       id boolean PRIMARY KEY DEFAULT true CHECK (id),
+       revision bigint NOT NULL)`,
+    `INSERT INTO ${t.revision} (id, revision) VALUES (true, 0)`,
+    // Ids sort bytewise (COLLATE "C"): keyset pages and prefix ranges must not depend on locale.
+    `CREATE TABLE ${t.records} (
+       kind text NOT NULL,
+       id text COLLATE "C" NOT NULL,
+       data jsonb NOT NULL,
+       labels jsonb NOT NULL DEFAULT '{}',
+       owner text,
+       revision bigint NOT NULL,
+       created_revision bigint NOT NULL,
+       expires_at timestamptz,
+       CONSTRAINT ${PRIMARY_INDEX} PRIMARY KEY (kind, id))`,
+    `CREATE INDEX ${LABELS_INDEX} ON ${t.records} USING gin (labels)`,
+    `CREATE INDEX ds_records_owner ON ${t.records} (owner) WHERE owner IS NOT NULL`,
+    `CREATE TABLE ${t.changes} (
+       revision bigint NOT NULL,
+       seq integer NOT NULL,
+       kind text NOT NULL,
+       id text COLLATE "C" NOT NULL,
+       after jsonb,
+       CONSTRAINT ds_changes_pkey PRIMARY KEY (revision, seq))`,
+    `CREATE TABLE ${t.kinds} (
+       kind text PRIMARY KEY,
+       fields jsonb,
+       indexes jsonb NOT NULL)`,
+    `CREATE TABLE ${t.sessions} (
+       id text PRIMARY KEY,
+       resume_token_hash text NOT NULL,
+       pid text NOT NULL,
+       name text NOT NULL,
+       ttl double precision NOT NULL,
+       children jsonb NOT NULL,
+       last_child integer NOT NULL,
+       principal text,
+       expires_at timestamptz NOT NULL)`,
+    // Index DDL cannot take parameters, so the kind and path reach it through format()'s %L and
+    // %I inside Postgres: no value is ever spliced into SQL text on our side.
+    `CREATE FUNCTION ${t.ensureFieldIndexes}(p_kind text, p_path text[], p_btree text, p_gin text)
+     RETURNS void LANGUAGE plpgsql AS $fn$
+     BEGIN
+       EXECUTE format(
+         'CREATE INDEX IF NOT EXISTS %I ON %I.records ((data #>> %L::text[])) WHERE kind = %L',
+         p_btree, ${literal(schemaName)}, p_path, p_kind);
+       EXECUTE format(
+         'CREATE INDEX IF NOT EXISTS %I ON %I.records USING gin ((data #> %L::text[]) jsonb_path_ops) WHERE kind = %L',
+         p_gin, ${literal(schemaName)}, p_path, p_kind);
+     END
+     $fn$`,
+  ],
+  // The id of the last batch written, beside the revision it ended at: a retry of that batch
+  // (its COMMIT went through but the answer was lost) is recognised and not refused.
+  (t) => [`ALTER TABLE ${t.revision} ADD COLUMN last_batch text NOT NULL DEFAULT ''`],
+]
+
+/** The schema version this code expects. */
+export const SCHEMA_VERSION = MIGRATIONS.length
+
+/** A validated schema name as an SQL string literal (it holds no quote, by the regex). */
+function literal(schemaName: string): string {
+  return `'${schemaName}'`
+}
+
+/**
+ * Creates the schema and applies the missing migrations, all in one transaction,
+ * under an advisory lock so that nodes starting together migrate once.
+ */
+export async function migrate(client: PoolClient, schemaName: string): Promise<void> {
+  const t = schemaTables(schemaName)
+  await client.query('BEGIN')
+  try {
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`dataspace:${schemaName}`])
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${t.schema}`)
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${t.migrations} (
+         version integer PRIMARY KEY,
+         applied_at timestamptz NOT NULL DEFAULT now())`,
+    )
+    const { rows } = await client.query<{ version: number | null }>(
+      `SELECT max(version) AS version FROM ${t.migrations}`,
+    )
+    const current = rows[0]?.version ?? 0
+    if (current > MIGRATIONS.length) {
+      throw new InvalidArgument(
+        `postgres backend: schema ${schemaName} is at version ${current}, newer than this code (${MIGRATIONS.length})`,
+      )
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      for (const statement of MIGRATIONS[version]!(t, schemaName)) await client.query(statement)
+      await client.query(`INSERT INTO ${t.migrations} (version) VALUES ($1)`, [version + 1])
+    }
+    await client.query('COMMIT')
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined)
+    throw error
+  }
+}

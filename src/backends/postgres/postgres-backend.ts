@@ -1,0 +1,459 @@
+import pg from 'pg'
+import type { PoolClient, PoolConfig } from 'pg'
+import type { DataspaceRecord, Selector } from '../../engine/types.js'
+import { Conflict, InvalidArgument } from '../../errors/index.js'
+import type {
+  Backend,
+  BackendPlan,
+  LoadedState,
+  QueryPage,
+  StoredChange,
+  StoredCommit,
+  StoredKind,
+  StoredSession,
+  WriteBatch,
+} from '../types.js'
+import { fieldIndexNames, migrate, schemaTables } from './migrations.js'
+import type { SchemaTables } from './migrations.js'
+import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
+
+export interface PostgresBackendOptions {
+  /** A connection string: `postgres://user@host:5432/db`. */
+  readonly url: string
+  /** The schema holding the tables (default `dataspace`); `[a-z_][a-z0-9_]*`, at most 63 bytes. */
+  readonly schema?: string
+  /** Extra `pg.Pool` settings (`max`, `idleTimeoutMillis`, `ssl`, …). */
+  readonly pool?: Omit<PoolConfig, 'connectionString'>
+  /**
+   * Errors of idle pooled connections (the server restarted): the pool drops the connection and
+   * the next query opens a new one, but an unhandled `error` event would crash the process.
+   */
+  readonly onError?: (error: Error) => void
+}
+
+/**
+ * The PostgreSQL backend (DESIGN.md §4): records, a change feed, kinds and sessions in one
+ * schema; every `write` is one transaction that locks the single revision row, so revision order
+ * is commit order; selectors on declared fields and labels are pushed down to expression and GIN
+ * indexes (`query`, `explainQuery`). See docs/backends.md, "PostgreSQL".
+ *
+ * @example
+ * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
+ * const state = await backend.open()
+ */
+export function postgresBackend(options: PostgresBackendOptions): Backend {
+  if (typeof options.url !== 'string' || options.url.length === 0) {
+    throw new InvalidArgument('postgres backend needs a connection url')
+  }
+  const schemaName = options.schema ?? 'dataspace'
+  return new PostgresBackend(options, schemaName, schemaTables(schemaName))
+}
+
+class PostgresBackend implements Backend {
+  readonly name = 'postgres'
+  readonly capabilities = Object.freeze({ durable: true, changes: true, query: true })
+  readonly #options: PostgresBackendOptions
+  readonly #schemaName: string
+  readonly #t: SchemaTables
+  #pool: pg.Pool | undefined
+
+  constructor(options: PostgresBackendOptions, schemaName: string, tables: SchemaTables) {
+    this.#options = options
+    this.#schemaName = schemaName
+    this.#t = tables
+  }
+
+  async open(): Promise<LoadedState> {
+    const pool = new pg.Pool({ ...this.#options.pool, connectionString: this.#options.url })
+    pool.on('error', (error) => this.#options.onError?.(error))
+    this.#pool = pool
+    const client = await pool.connect()
+    try {
+      await migrate(client, this.#schemaName)
+    } finally {
+      client.release()
+    }
+    // One snapshot for everything, so that records, kinds and revision agree.
+    return this.#transaction('BEGIN ISOLATION LEVEL REPEATABLE READ', (c) => this.#load(c))
+  }
+
+  async #load(client: PoolClient): Promise<LoadedState> {
+    const t = this.#t
+    const revision = await client.query<{ revision: string }>(`SELECT revision FROM ${t.revision}`)
+    const records = await client.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM ${t.records}`)
+    const kinds = await client.query<KindRow>(`SELECT kind, fields, indexes FROM ${t.kinds}`)
+    const sessions = await client.query<SessionRow>(
+      `SELECT id, resume_token_hash, pid, name, ttl, children, last_child, principal
+       FROM ${t.sessions}`,
+    )
+    // Declared indexes are created with their kind; this repairs any a DBA dropped.
+    for (const kind of kinds.rows) await this.#ensureIndexes(client, kind.kind, kind.indexes)
+    return {
+      revision: Number(revision.rows[0]?.revision ?? 0),
+      records: records.rows.map(recordFromRow),
+      kinds: kinds.rows.map((row): StoredKind => ({
+        kind: row.kind,
+        ...(row.fields === null ? {} : { fields: row.fields }),
+        indexes: row.indexes,
+      })),
+      sessions: sessions.rows.map((row): StoredSession => ({
+        id: row.id,
+        resumeTokenHash: row.resume_token_hash,
+        pid: row.pid,
+        name: row.name,
+        ttl: row.ttl,
+        children: row.children,
+        lastChild: row.last_child,
+        principal: row.principal,
+      })),
+    }
+  }
+
+  async write(batch: WriteBatch): Promise<void> {
+    const commits = batch.commits
+    for (let i = 1; i < commits.length; i++) {
+      if (commits[i]!.revision !== commits[i - 1]!.revision + 1) {
+        throw new Conflict(
+          `postgres backend: commit ${commits[i]!.revision} does not follow ${commits[i - 1]!.revision} in one batch`,
+        )
+      }
+    }
+    await this.#transaction('BEGIN', (client) => this.#writeIn(client, batch))
+  }
+
+  async #writeIn(client: PoolClient, batch: WriteBatch): Promise<void> {
+    const t = this.#t
+    // The row lock orders every writer: revision order is commit order, with no gaps.
+    const locked = await client.query<{ revision: string; last_batch: string }>(
+      `SELECT revision, last_batch FROM ${t.revision} FOR UPDATE`,
+    )
+    const stored = Number(locked.rows[0]?.revision ?? 0)
+    const first = batch.commits[0]
+    const last = batch.commits[batch.commits.length - 1]
+    if (first !== undefined && last !== undefined) {
+      // The same batch again, already stored: its answer was lost. Nothing to do.
+      if (locked.rows[0]?.last_batch === batch.id && last.revision === stored) return
+      if (first.revision !== stored + 1) {
+        throw new Conflict(
+          `postgres backend: commit ${first.revision} does not follow the stored revision ${stored} (a second writer on this schema?)`,
+          stored,
+        )
+      }
+      await this.#writeCommits(client, batch.commits)
+      await client.query(`UPDATE ${t.revision} SET revision = $1, last_batch = $2`, [
+        last.revision,
+        batch.id,
+      ])
+    }
+    const kinds = new Map(batch.kinds.map((kind) => [kind.kind, kind]))
+    for (const kind of kinds.values()) {
+      await client.query(
+        `INSERT INTO ${t.kinds} (kind, fields, indexes) VALUES ($1, $2::jsonb, $3::jsonb)
+         ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes`,
+        [
+          kind.kind,
+          kind.fields === undefined ? null : JSON.stringify(kind.fields),
+          JSON.stringify(kind.indexes),
+        ],
+      )
+      await this.#ensureIndexes(client, kind.kind, kind.indexes)
+    }
+    if (batch.sessions.put.length > 0) {
+      await client.query(
+        `INSERT INTO ${t.sessions}
+           (id, resume_token_hash, pid, name, ttl, children, last_child, principal, expires_at)
+         SELECT s.id, s.resume_token_hash, s.pid, s.name, s.ttl, s.children, s.last_child,
+           s.principal, now() + s.ttl * interval '1 millisecond'
+         FROM jsonb_to_recordset($1::jsonb) AS s(id text, resume_token_hash text, pid text,
+           name text, ttl float8, children jsonb, last_child int, principal text)
+         ON CONFLICT (id) DO UPDATE SET resume_token_hash = excluded.resume_token_hash,
+           pid = excluded.pid, name = excluded.name, ttl = excluded.ttl,
+           children = excluded.children, last_child = excluded.last_child,
+           principal = excluded.principal, expires_at = excluded.expires_at`,
+        [JSON.stringify(latestById(batch.sessions.put).map(sessionToRow))],
+      )
+    }
+    if (batch.sessions.delete.length > 0) {
+      await client.query(`DELETE FROM ${t.sessions} WHERE id = ANY($1::text[])`, [
+        [...batch.sessions.delete],
+      ])
+    }
+  }
+
+  /** Every change goes to the feed; the records table gets each key's final state once. */
+  async #writeCommits(client: PoolClient, commits: readonly StoredCommit[]): Promise<void> {
+    const t = this.#t
+    const feed: ChangeRow[] = []
+    const final = new Map<string, StoredChange>()
+    for (const commit of commits) {
+      commit.changes.forEach((change, seq) => {
+        feed.push({
+          revision: commit.revision,
+          seq,
+          kind: change.kind,
+          id: change.id,
+          after: change.after ?? null,
+        })
+        // JSON.stringify of the pair cannot collide, unlike a joined string.
+        final.set(JSON.stringify([change.kind, change.id]), change)
+      })
+    }
+    const upserts: RecordInput[] = []
+    const deletes: { kind: string; id: string }[] = []
+    for (const change of final.values()) {
+      if (change.after === undefined) deletes.push({ kind: change.kind, id: change.id })
+      else upserts.push(recordToInput(change.after))
+    }
+    if (deletes.length > 0) {
+      await client.query(
+        `DELETE FROM ${t.records} r USING jsonb_to_recordset($1::jsonb) AS d(kind text, id text)
+         WHERE r.kind = d.kind AND r.id = d.id`,
+        [JSON.stringify(deletes)],
+      )
+    }
+    if (upserts.length > 0) {
+      await client.query(
+        `INSERT INTO ${t.records}
+           (kind, id, data, labels, owner, revision, created_revision, expires_at)
+         -- jsonb_to_recordset reads a JSON null as SQL NULL; record data may be JSON null.
+         SELECT r.kind, r.id, coalesce(r.data, 'null'::jsonb), r.labels, r.owner, r.revision,
+           r.created_revision,
+           CASE WHEN r.expires_at IS NULL THEN NULL
+             ELSE 'epoch'::timestamptz + r.expires_at * interval '1 millisecond' END
+         FROM jsonb_to_recordset($1::jsonb) AS r(kind text, id text, data jsonb, labels jsonb,
+           owner text, revision bigint, created_revision bigint, expires_at float8)
+         ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, labels = excluded.labels,
+           owner = excluded.owner, revision = excluded.revision,
+           created_revision = excluded.created_revision, expires_at = excluded.expires_at`,
+        [JSON.stringify(upserts)],
+      )
+    }
+    if (feed.length > 0) {
+      await client.query(
+        `INSERT INTO ${t.changes} (revision, seq, kind, id, after)
+         SELECT c.revision, c.seq, c.kind, c.id, c.after
+         FROM jsonb_to_recordset($1::jsonb)
+           AS c(revision bigint, seq int, kind text, id text, after jsonb)`,
+        [JSON.stringify(feed)],
+      )
+    }
+  }
+
+  async #ensureIndexes(client: PoolClient, kind: string, paths: readonly string[]): Promise<void> {
+    for (const path of paths) {
+      const names = fieldIndexNames(kind, path)
+      await client.query(`SELECT ${this.#t.ensureFieldIndexes}($1, $2::text[], $3, $4)`, [
+        kind,
+        path.split('.'),
+        names.btree,
+        names.gin,
+      ])
+    }
+  }
+
+  async changesSince(revision: number, limit: number): Promise<StoredCommit[]> {
+    const t = this.#t
+    const { rows } = await this.#pooled().query<{
+      revision: string
+      kind: string
+      id: string
+      after: RecordJson | null
+    }>(
+      `SELECT revision, kind, id, after FROM ${t.changes}
+       WHERE revision > $1 AND revision <= (
+         SELECT max(revision) FROM (
+           SELECT DISTINCT revision FROM ${t.changes} WHERE revision > $1
+           ORDER BY revision LIMIT $2) AS page)
+       ORDER BY revision, seq`,
+      [revision, Math.max(0, Math.floor(limit))],
+    )
+    const commits: { revision: number; changes: StoredChange[] }[] = []
+    for (const row of rows) {
+      const rev = Number(row.revision)
+      let commit = commits[commits.length - 1]
+      if (commit?.revision !== rev) {
+        commit = { revision: rev, changes: [] }
+        commits.push(commit)
+      }
+      commit.changes.push({
+        kind: row.kind,
+        id: row.id,
+        after: row.after === null ? undefined : recordFromJson(row.after),
+      })
+    }
+    return commits
+  }
+
+  async query(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]> {
+    const { text, values } = selectQuery(this.#t.records, kind, selector, page)
+    const { rows } = await this.#pooled().query<RecordRow>(text, [...values])
+    return rows.map(recordFromRow)
+  }
+
+  async explainQuery(kind: string, selector: Selector): Promise<BackendPlan> {
+    const { text, values } = selectQuery(this.#t.records, kind, selector, undefined)
+    const { rows } = await this.#pooled().query<{ 'QUERY PLAN': unknown }>(
+      `EXPLAIN (FORMAT JSON) ${text}`,
+      [...values],
+    )
+    const plan = rows[0]?.['QUERY PLAN']
+    const indexes = indexNames(plan)
+    return { index: indexes[0] ?? null, detail: JSON.stringify(plan, null, 2) }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.#pool
+    this.#pool = undefined
+    await pool?.end()
+  }
+
+  #pooled(): pg.Pool {
+    if (this.#pool === undefined) throw new Error('postgres backend: used before open')
+    return this.#pool
+  }
+
+  /** Runs `run` in one transaction on one pooled connection; rolls back on any error. */
+  async #transaction<T>(begin: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pooled().connect()
+    let broken: Error | undefined
+    try {
+      await client.query(begin)
+      try {
+        const result = await run(client)
+        await client.query('COMMIT')
+        return result
+      } catch (error) {
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+          // A connection that cannot roll back is not trusted back into the pool.
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))
+        })
+        throw error
+      }
+    } finally {
+      client.release(broken)
+    }
+  }
+}
+
+/** Every `Index Name` in an EXPLAIN (FORMAT JSON) plan, outermost first. */
+function indexNames(plan: unknown): string[] {
+  const found: string[] = []
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const child of node) visit(child)
+    } else if (typeof node === 'object' && node !== null) {
+      const name = (node as Record<string, unknown>)['Index Name']
+      if (typeof name === 'string' && !found.includes(name)) found.push(name)
+      for (const value of Object.values(node)) visit(value)
+    }
+  }
+  visit(plan)
+  return found
+}
+
+function latestById(sessions: readonly StoredSession[]): StoredSession[] {
+  return [...new Map(sessions.map((session) => [session.id, session])).values()]
+}
+
+function sessionToRow(session: StoredSession): Record<string, unknown> {
+  return {
+    id: session.id,
+    resume_token_hash: session.resumeTokenHash,
+    pid: session.pid,
+    name: session.name,
+    ttl: session.ttl,
+    children: session.children,
+    last_child: session.lastChild,
+    principal: session.principal,
+  }
+}
+
+interface ChangeRow {
+  readonly revision: number
+  readonly seq: number
+  readonly kind: string
+  readonly id: string
+  readonly after: DataspaceRecord | null
+}
+
+interface RecordInput {
+  readonly kind: string
+  readonly id: string
+  readonly data: unknown
+  readonly labels: Readonly<Record<string, string>>
+  readonly owner: string | null
+  readonly revision: number
+  readonly created_revision: number
+  readonly expires_at: number | null
+}
+
+function recordToInput(record: DataspaceRecord): RecordInput {
+  return {
+    kind: record.kind,
+    id: record.id,
+    // `data` may be `undefined`-free JSON only; a missing value is stored as JSON null.
+    data: record.data ?? null,
+    labels: record.labels,
+    owner: record.owner,
+    revision: record.revision,
+    created_revision: record.createdRevision,
+    expires_at: record.expiresAt ?? null,
+  }
+}
+
+interface RecordRow {
+  kind: string
+  id: string
+  data: unknown
+  labels: Record<string, string>
+  owner: string | null
+  revision: string
+  created_revision: string
+  expires_at: number | null
+}
+
+/** A record as the feed stores it: the JSON of a {@link DataspaceRecord}. */
+type RecordJson = DataspaceRecord
+
+interface KindRow {
+  kind: string
+  fields: string[] | null
+  indexes: string[]
+}
+
+interface SessionRow {
+  id: string
+  resume_token_hash: string
+  pid: string
+  name: string
+  ttl: number
+  children: { pid: string; name: string }[]
+  last_child: number
+  principal: string | null
+}
+
+function recordFromRow(row: RecordRow): DataspaceRecord {
+  return {
+    kind: row.kind,
+    id: row.id,
+    data: row.data,
+    labels: row.labels,
+    owner: row.owner,
+    revision: Number(row.revision),
+    createdRevision: Number(row.created_revision),
+    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
+  }
+}
+
+function recordFromJson(json: RecordJson): DataspaceRecord {
+  return {
+    kind: json.kind,
+    id: json.id,
+    data: json.data,
+    labels: json.labels,
+    owner: json.owner,
+    revision: json.revision,
+    createdRevision: json.createdRevision,
+    ...(json.expiresAt === undefined ? {} : { expiresAt: json.expiresAt }),
+  }
+}

@@ -1,0 +1,202 @@
+import { Closed, Unavailable } from '../errors/index.js'
+import type { Backend, StoredCommit, StoredKind, StoredSession, WriteBatch } from './types.js'
+
+/** What the runtime reports (the server passes its logger's methods). */
+export interface BackendLog {
+  warn(message: string, fields?: Record<string, unknown>): void
+}
+
+interface Waiter {
+  readonly revision: number
+  readonly since: number
+  resolve(): void
+  reject(error: Error): void
+}
+
+/** How long a write waits for its batch to become durable before it fails `Unavailable`. */
+const ACK_TIMEOUT_MS = 10_000
+const RETRY_MIN_MS = 50
+const RETRY_MAX_MS = 2_000
+
+/**
+ * Owns a backend for the engine (Kysely's RuntimeDriver): closed-state errors, and **group
+ * commit** — commits applied in memory during one turn are queued and written as ONE batch at the
+ * end of the turn, and every write in it is acknowledged when that batch is durable. A failed
+ * batch (a database restarting) is retried with backoff, in order, with whatever queued up
+ * meanwhile; writers waiting longer than 10 s get `Unavailable` (the write may still land).
+ * A failed batch is retried exactly as it was, with its id, so that a backend can tell a retry
+ * of a batch it did commit (the answer was lost) from a second writer.
+ */
+export class BackendRuntime {
+  readonly backend: Backend
+  readonly #log: BackendLog
+  #commits: StoredCommit[] = []
+  #kinds = new Map<string, StoredKind>()
+  #sessionPuts = new Map<string, StoredSession>()
+  #sessionDeletes = new Set<string>()
+  #waiters: Waiter[] = []
+  /** The highest revision known durable. */
+  #durable: number
+  #scheduled = false
+  #writing: Promise<void> | undefined
+  #retryDelay = RETRY_MIN_MS
+  #closed = false
+  /** A batch that failed: it is retried as it was (same id, same contents) before anything else. */
+  #failed: WriteBatch | undefined
+  #batches = 0
+  readonly #runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
+
+  constructor(backend: Backend, revision: number, log: BackendLog) {
+    this.backend = backend
+    this.#durable = revision
+    this.#log = log
+  }
+
+  get durable(): boolean {
+    return this.backend.capabilities.durable
+  }
+
+  /** Queues a commit applied in memory for the next batch. */
+  commit(commit: StoredCommit): void {
+    this.#commits.push(commit)
+    this.#schedule()
+  }
+
+  declareKind(kind: StoredKind): void {
+    this.#kinds.set(kind.kind, kind)
+    this.#schedule()
+  }
+
+  putSession(session: StoredSession): void {
+    this.#sessionDeletes.delete(session.id)
+    this.#sessionPuts.set(session.id, session)
+    this.#schedule()
+  }
+
+  deleteSession(id: string): void {
+    this.#sessionPuts.delete(id)
+    this.#sessionDeletes.add(id)
+    this.#schedule()
+  }
+
+  /** Resolves when every commit up to `revision` is durable. */
+  waitFor(revision: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new Closed('the dataspace is closed'))
+    if (revision <= this.#durable) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ revision, since: Date.now(), resolve, reject })
+    })
+  }
+
+  /** Writes what is queued now and waits for it (shutdown, tests). */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.#writing !== undefined) {
+        await this.#writing
+        continue
+      }
+      if (!this.#pending) return
+      if (this.#retrying) await new Promise((resolve) => setTimeout(resolve, this.#retryDelay))
+      if (this.#writing === undefined) this.#startWrite()
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await this.flush()
+    this.#closed = true
+    await this.backend.close()
+  }
+
+  #retrying = false
+
+  get #pending(): boolean {
+    return (
+      this.#failed !== undefined ||
+      this.#commits.length > 0 ||
+      this.#kinds.size > 0 ||
+      this.#sessionPuts.size > 0 ||
+      this.#sessionDeletes.size > 0
+    )
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#writing !== undefined) return
+    this.#scheduled = true
+    // The end of the turn: everything applied until then shares one transaction.
+    setImmediate(() => {
+      this.#scheduled = false
+      if (this.#writing === undefined && this.#pending) this.#startWrite()
+    })
+  }
+
+  #startWrite(): void {
+    const batch = this.#failed ?? this.#takeBatch()
+    this.#failed = undefined
+    const last = batch.commits.at(-1)?.revision
+    this.#writing = this.backend.write(batch).then(
+      () => {
+        this.#writing = undefined
+        this.#retrying = false
+        this.#retryDelay = RETRY_MIN_MS
+        if (last !== undefined) this.#acknowledge(last)
+        if (this.#pending) this.#schedule()
+      },
+      (error: unknown) => {
+        this.#writing = undefined
+        this.#retrying = true
+        this.#failed = batch
+        this.#log.warn('backend write failed; retrying', {
+          backend: this.backend.name,
+          error: error instanceof Error ? error.message : String(error),
+          retryInMs: this.#retryDelay,
+        })
+        this.#timeOutWaiters()
+        const delay = this.#retryDelay
+        this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2)
+        // Not unref'd: unwritten commits must keep the process alive until they are durable.
+        setTimeout(() => {
+          if (this.#writing === undefined && this.#pending && !this.#closed) this.#startWrite()
+        }, delay)
+      },
+    )
+  }
+
+  #takeBatch(): WriteBatch {
+    const batch: WriteBatch = {
+      id: `${this.#runId}-${++this.#batches}`,
+      commits: this.#commits,
+      kinds: [...this.#kinds.values()],
+      sessions: { put: [...this.#sessionPuts.values()], delete: [...this.#sessionDeletes] },
+    }
+    this.#commits = []
+    this.#kinds = new Map()
+    this.#sessionPuts = new Map()
+    this.#sessionDeletes = new Set()
+    return batch
+  }
+
+  #acknowledge(revision: number): void {
+    this.#durable = Math.max(this.#durable, revision)
+    const still: Waiter[] = []
+    for (const waiter of this.#waiters) {
+      if (waiter.revision <= this.#durable) waiter.resolve()
+      else still.push(waiter)
+    }
+    this.#waiters = still
+  }
+
+  #timeOutWaiters(): void {
+    const now = Date.now()
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (now - waiter.since < ACK_TIMEOUT_MS) return true
+      waiter.reject(
+        new Unavailable(
+          `the ${this.backend.name} backend has not made this write durable for ${ACK_TIMEOUT_MS / 1000} s; ` +
+            'it is retried and may still be applied',
+        ),
+      )
+      return false
+    })
+  }
+}

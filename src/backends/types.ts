@@ -1,0 +1,118 @@
+import type { DataspaceRecord, Selector } from '../engine/types.js'
+
+/**
+ * The backend seam (DESIGN.md §4): where commits become durable and ordered. The engine is an
+ * in-memory replica: it assigns revisions, applies each commit in memory, and hands the commits
+ * to its backend, which must make a whole batch durable atomically before the engine
+ * acknowledges any write in it. Kysely-style: a backend is small and does only I/O; the runtime
+ * wrapper (`openBackend`) owns init-once, "closed" errors and logging.
+ */
+export interface Backend {
+  /** `memory`, `sqlite`, `postgres`: shown in logs and metrics. */
+  readonly name: string
+  readonly capabilities: BackendCapabilities
+  /** Connects, creates or migrates the storage, and loads the current state. Called once. */
+  open(): Promise<LoadedState>
+  /**
+   * Makes one batch durable, atomically: every commit in it, or none. Commits arrive in revision
+   * order, gap-free; a batch may hold many (group commit: everything of one turn). Resolves once
+   * the batch would survive a crash of this process.
+   */
+  write(batch: WriteBatch): Promise<void>
+  /** Commits after `revision`, oldest first, at most `limit` (capability `changes`). */
+  changesSince?(revision: number, limit: number): Promise<StoredCommit[]>
+  /**
+   * Selector pushdown (capability `query`): the records of `kind` matching `selector`, in id
+   * order, after the id `after` (keyset pagination), at most `limit`. Served from the backend's
+   * native indexes (expression indexes on declared fields, GIN on labels); the engine re-applies
+   * the selector in memory, so a backend may return a superset but never miss a match.
+   */
+  query?(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]>
+  /** How the backend would run that query: the index it chose (capability `query`). */
+  explainQuery?(kind: string, selector: Selector): Promise<BackendPlan>
+  /** Closes connections and files. Called once, after the last `write` settled. */
+  close(): Promise<void>
+}
+
+export interface BackendCapabilities {
+  /** Survives a process crash (memory: false). */
+  readonly durable: boolean
+  /** Keeps a feed of commits that `changesSince` can read. */
+  readonly changes: boolean
+  /** Answers `query` / `explainQuery` from its own indexes. */
+  readonly query: boolean
+}
+
+export interface QueryPage {
+  readonly limit: number
+  /** Only ids greater than this (the last id of the previous page). */
+  readonly after?: string
+}
+
+export interface BackendPlan {
+  /** The native index used (e.g. `ds_idx_api_route_path`), or `null` for a scan. */
+  readonly index: string | null
+  /** The backend's own plan text (EXPLAIN output), for humans. */
+  readonly detail: string
+}
+
+/** What `open` loads: the state at `revision`. */
+export interface LoadedState {
+  /** The revision of the last durable commit (0 for a new store). */
+  readonly revision: number
+  /** Every stored record, any order. */
+  readonly records: readonly DataspaceRecord[]
+  /** Declared kinds (fields and indexes), so that indexes survive a restart. */
+  readonly kinds: readonly StoredKind[]
+  /** Network sessions that were alive when the last server stopped. */
+  readonly sessions: readonly StoredSession[]
+}
+
+export interface StoredKind {
+  readonly kind: string
+  readonly fields?: readonly string[]
+  readonly indexes: readonly string[]
+}
+
+/** A network session as the server persists it: enough to resume it after a restart. */
+export interface StoredSession {
+  readonly id: string
+  /** sha256 of the resume token (hex): the token itself is never stored. */
+  readonly resumeTokenHash: string
+  readonly pid: string
+  readonly name: string
+  readonly ttl: number
+  /** Child pids in use (`<pid>.<n>`), with their names; `lastChild` is the highest `n` issued. */
+  readonly children: readonly { readonly pid: string; readonly name: string }[]
+  readonly lastChild: number
+  /** The token name (auth) that opened it, or null. */
+  readonly principal: string | null
+}
+
+/** One record's new state in a commit: the record, or `undefined` when it was removed. */
+export interface StoredChange {
+  readonly kind: string
+  readonly id: string
+  readonly after: DataspaceRecord | undefined
+}
+
+export interface StoredCommit {
+  readonly revision: number
+  readonly changes: readonly StoredChange[]
+}
+
+/** What one `write` makes durable, all or nothing. */
+export interface WriteBatch {
+  /**
+   * Unique per batch and the same on every retry of it. When a write's COMMIT succeeded but its
+   * answer was lost (a dropped connection), the runtime sends the same batch again: a backend
+   * whose last stored batch has this id and ends at this batch's last revision reports success
+   * without writing. Any other batch at an old revision is a second writer, and is refused.
+   */
+  readonly id: string
+  readonly commits: readonly StoredCommit[]
+  /** Kind declarations made since the last batch (the latest declaration of a kind wins). */
+  readonly kinds: readonly StoredKind[]
+  /** Sessions opened or changed (put), and ended (deleted by id). */
+  readonly sessions: { readonly put: readonly StoredSession[]; readonly delete: readonly string[] }
+}

@@ -1,0 +1,59 @@
+import { resolve } from 'node:path'
+import { sqliteBackend } from '../backends/sqlite/index.js'
+import { openDataspace } from '../engine/index.js'
+import type { Dataspace } from '../engine/index.js'
+import { CliError } from './http-client.js'
+
+/** Where `serve` keeps its data unless told: a SQLite file under the working directory. */
+export const DEFAULT_BACKEND = 'sqlite:./.dataspace/dataspace.db'
+
+/** A parsed `--backend` value: what to show in logs, and how to open the dataspace. */
+export interface BackendSpec {
+  readonly label: string
+  open(): Promise<Dataspace>
+}
+
+/** `InvalidArgument` unless `spec` names a backend (checked before anything starts). */
+export function checkBackendSpec(spec: string): string {
+  if (spec === 'memory' || spec === 'sqlite' || /^sqlite:./.test(spec)) return spec
+  if (/^postgres(ql)?:\/\/./.test(spec)) return spec
+  throw new CliError(
+    'InvalidArgument',
+    `unknown backend "${spec}": use memory, sqlite, sqlite:PATH or postgres://USER@HOST/DB`,
+  )
+}
+
+/**
+ * `memory`, `sqlite` (the default file), `sqlite:PATH`, or a `postgres://` / `postgresql://`
+ * URL (the PostgreSQL backend; schema `dataspace` unless the URL has `?schema=NAME`).
+ */
+export async function parseBackend(spec: string): Promise<BackendSpec> {
+  checkBackendSpec(spec)
+  if (spec === 'memory') return { label: 'memory', open: () => openDataspace() }
+  if (spec === 'sqlite' || spec.startsWith('sqlite:')) {
+    const path = resolve(
+      spec === 'sqlite' ? DEFAULT_BACKEND.slice('sqlite:'.length) : spec.slice(7),
+    )
+    return {
+      label: `sqlite:${path}`,
+      open: () => openDataspace({ backend: sqliteBackend({ path }) }),
+    }
+  }
+  // Loaded only when asked for: `pg` stays out of a SQLite or memory server.
+  const { postgresBackend } = await import('../backends/postgres/index.js')
+  // `?schema=NAME` picks the schema (default `dataspace`); the rest of the URL goes to `pg`.
+  const url = new URL(spec)
+  const schema = url.searchParams.get('schema') ?? undefined
+  url.searchParams.delete('schema')
+  const redacted = url.toString().replace(/\/\/[^@/]*@/, '//***@')
+  return {
+    label: `postgres:${redacted}${schema === undefined ? '' : ` schema ${schema}`}`,
+    open: () =>
+      openDataspace({
+        backend: postgresBackend({
+          url: url.toString(),
+          ...(schema === undefined ? {} : { schema }),
+        }),
+      }),
+  }
+}

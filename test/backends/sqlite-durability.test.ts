@@ -1,0 +1,140 @@
+// The SQLite backend through the public API: what is acknowledged survives a reopen, a
+// process's records do not outlive it, indexes survive, and one turn is one transaction.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { sqliteBackend } from '../../src/backends/sqlite/index.js'
+import type { Backend, WriteBatch } from '../../src/backends/index.js'
+import { createDataspace, openDataspace } from '../../src/index.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'ds-sqlite-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+let files = 0
+const file = (): string => join(dir, `db-${++files}.sqlite`)
+
+/** A backend that counts batches and can hold them back, around a real SQLite backend. */
+function spied(path: string): Backend & {
+  openSync(): ReturnType<ReturnType<typeof sqliteBackend>['openSync']>
+  batches: WriteBatch[]
+  hold: Promise<void> | undefined
+} {
+  const inner = sqliteBackend({ path })
+  const spy = {
+    ...inner,
+    batches: [] as WriteBatch[],
+    hold: undefined as Promise<void> | undefined,
+    async write(batch: WriteBatch) {
+      spy.batches.push(batch)
+      if (spy.hold !== undefined) await spy.hold
+      await inner.write(batch)
+    },
+  }
+  return spy
+}
+
+describe('sqlite backend: durability through the dataspace', () => {
+  it('keeps acknowledged records, kinds and the revision across a reopen', async () => {
+    const path = file()
+    const ds = createDataspace({ backend: sqliteBackend({ path }) })
+    await ds.defineKind('substrate.worker', { indexes: ['pool'] })
+    const p = ds.process('writer')
+    await p.assert(
+      'substrate.worker',
+      'w1',
+      { pool: 'cpu' },
+      { owner: null, labels: { zone: 'a' } },
+    )
+    await p.assert('substrate.worker', 'w2', { pool: 'gpu' }, { owner: null })
+    await p.transact({
+      then: [
+        { op: 'assert', kind: 'cfg', id: 'a', data: 1, owner: null },
+        { op: 'assert', kind: 'cfg', id: 'b', data: 2, owner: null },
+      ],
+    })
+    await ds.kv('settings').put('mode', 'fast')
+    const revision = ds.revision
+    await ds.close()
+
+    const again = createDataspace({ backend: sqliteBackend({ path }) })
+    assert.equal(again.revision, revision)
+    const w1 = await again.get('substrate.worker', 'w1')
+    assert.deepEqual(w1?.data, { pool: 'cpu' })
+    assert.deepEqual(w1?.labels, { zone: 'a' })
+    assert.equal(w1?.owner, null)
+    assert.deepEqual(
+      (await again.list('cfg')).items.map((r) => r.data),
+      [1, 2],
+    )
+    assert.equal((await again.kv('settings').get('mode'))?.value, 'fast')
+    // The declared index came back with the kind.
+    const plan = await again.explain('substrate.worker', { fields: 'pool=gpu' })
+    assert.equal(plan.index, 'field:pool')
+    // The revision continues, gap-free.
+    const next = await again.process('p').assert('cfg', 'c', 3, { owner: null })
+    assert.equal(next.revision, revision + 1)
+    await again.close()
+  })
+
+  it('retracts at startup what processes of the previous run owned (their exit never came)', async () => {
+    const path = file()
+    const ds = createDataspace({ backend: sqliteBackend({ path }) })
+    const p = ds.process('short-lived')
+    await p.assert('route', 'owned', { by: 'p' })
+    await p.assert('route', 'free', { by: 'nobody' }, { owner: null })
+    // A crash: the first dataspace is abandoned (never closed, so its process never exits) and
+    // the file is opened again, as a restarted server would.
+    await ds.durable(ds.revision)
+    const again = await openDataspace({ backend: sqliteBackend({ path }) })
+    assert.equal(await again.get('route', 'owned'), undefined)
+    assert.ok(await again.get('route', 'free'))
+    await again.close()
+  })
+
+  it('acknowledges a write only once its batch is durable, and writes one batch per turn', async () => {
+    const backend = spied(file())
+    const ds = createDataspace({ backend })
+    let release!: () => void
+    backend.hold = new Promise((resolve) => {
+      release = resolve
+    })
+    const p = ds.process('p')
+    let acknowledged = 0
+    const writes = Array.from({ length: 50 }, (_, i) =>
+      p.assert('k', `r${i}`, i, { owner: null }).then(() => acknowledged++),
+    )
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.equal(acknowledged, 0, 'nothing is acknowledged before the batch is written')
+    release()
+    await Promise.all(writes)
+    assert.equal(acknowledged, 50)
+    // Group commit: the 50 asserts of one turn went out as one batch.
+    const withCommits = backend.batches.filter((b) => b.commits.length > 0)
+    assert.equal(withCommits.length, 1)
+    assert.equal(withCommits[0]?.commits.length, 50)
+    await ds.close()
+  })
+
+  it('retries a failed batch and loses nothing', async () => {
+    const inner = sqliteBackend({ path: file() })
+    let failures = 2
+    const flaky = {
+      ...inner,
+      async write(batch: WriteBatch) {
+        if (failures-- > 0) throw new Error('disk is busy')
+        await inner.write(batch)
+      },
+    }
+    const warn = console.warn
+    console.warn = () => {} // the runtime's retry warnings are expected here
+    try {
+      const ds = createDataspace({ backend: flaky })
+      const record = await ds.process('p').assert('k', 'x', 1, { owner: null })
+      assert.equal(record.revision, 1)
+      await ds.close()
+    } finally {
+      console.warn = warn
+    }
+  })
+})
