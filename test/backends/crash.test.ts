@@ -3,12 +3,12 @@
 // transaction is half-applied. And a graceful restart keeps sessions: a client that comes back
 // within its lease resumes its session with everything it owned.
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import pg from 'pg'
+import { POSTGRES_URL, postgresSkip } from '../postgres-env.js'
 import { connect } from '../../src/client/index.js'
 import type { ClientStatus } from '../../src/client/index.js'
 import { Collector, freePort, startServerProcess, types, until } from '../client/helpers.js'
@@ -17,17 +17,10 @@ const dir = mkdtempSync(join(tmpdir(), 'ds-crash-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 const FAST = { initialMs: 20, maxMs: 200 }
 
-const POSTGRES_URL =
-  process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-
 /** The durable backends a server can run on, as `--backend` values over fresh storage. */
 const backends: readonly (readonly [name: string, spec: () => string, skip: string | false])[] = [
   ['sqlite', () => `sqlite:${join(dir, `crash-${Date.now()}.db`)}`, false],
-  [
-    'postgres',
-    () => `${POSTGRES_URL}?schema=ds_crash_${process.pid}_${Date.now()}`,
-    postgresSkip(),
-  ],
+  ['postgres', () => `${POSTGRES_URL}?schema=ds_crash_${process.pid}_${Date.now()}`, postgresSkip],
 ]
 
 for (const [name, spec, skip] of backends) {
@@ -138,20 +131,4 @@ function crashSafety(spec: () => string): void {
       await restarted.kill('SIGTERM')
     }
   })
-}
-
-/** `false` when PostgreSQL answers; otherwise why its cases are skipped (a failure in CI). */
-function postgresSkip(): string | false {
-  const probe = spawnSync(
-    process.execPath,
-    [
-      '-e',
-      `const c=new (require('pg').Client)(${JSON.stringify(POSTGRES_URL)});c.connect().then(()=>c.end(),()=>process.exit(1))`,
-    ],
-    { timeout: 5_000 },
-  )
-  if (probe.status === 0) return false
-  if (process.env.CI !== undefined)
-    throw new Error(`PostgreSQL at ${POSTGRES_URL} must answer in CI`)
-  return `PostgreSQL at ${POSTGRES_URL} does not answer (set DATASPACE_TEST_POSTGRES_URL); it runs in CI`
 }

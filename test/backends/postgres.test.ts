@@ -14,43 +14,10 @@ import { Conflict, InvalidArgument } from '../../src/errors/index.js'
 import { backendConformance } from './conformance.js'
 import type { BackendHarness } from './conformance.js'
 import { commit, record, nextBatchId } from './fixtures.js'
+import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
 
-const URL = process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-
-/** Whether Postgres answers at URL; the reason when it does not. */
-async function probe(): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: URL, connectionTimeoutMillis: 3000 })
-  try {
-    await client.connect()
-    await client.query('SELECT 1')
-    return undefined
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error)
-  } finally {
-    await client.end().catch(() => undefined)
-  }
-}
-
-const unreachable = await probe()
-if (unreachable !== undefined && process.env.CI !== undefined) {
-  // In CI a missing database is a broken pipeline, not a reason to go green.
-  throw new Error(`PostgreSQL does not answer at ${URL} (CI is set): ${unreachable}`)
-}
-const skip =
-  unreachable === undefined
-    ? false
-    : `PostgreSQL does not answer at ${URL} (${unreachable}); set DATASPACE_TEST_POSTGRES_URL`
-
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: URL })
-  await client.connect()
-  try {
-    // The name comes from freshSchema() below: `ds_test_` and hex digits.
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  } finally {
-    await client.end()
-  }
-}
+const URL = POSTGRES_URL
+const skip = postgresSkip
 
 function freshSchema(): string {
   return `ds_test_${randomBytes(6).toString('hex')}`

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import type { AssertPredicate } from 'node:assert'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import { sqliteBackend } from '../../src/backends/sqlite/index.js'
 import type { Backend } from '../../src/backends/index.js'
+import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { after, afterEach, describe } from 'node:test'
@@ -48,7 +48,7 @@ export interface Contract {
  */
 export function contract(title: string, body: (c: Contract) => void): void {
   for (const variant of ['memory', 'sqlite', 'postgres', 'remote'] as const) {
-    const skip = variant === 'postgres' ? postgresSkip() : false
+    const skip = variant === 'postgres' ? postgresSkip : false
     describe(`${title} [${variant}]`, { skip }, () => {
       const cleanups: (() => Promise<void>)[] = []
       afterEach(async () => {
@@ -225,8 +225,6 @@ export async function currentRevision(ds: DataspaceApi): Promise<number> {
   return (await ds.list('$revision')).revision
 }
 
-const POSTGRES_URL =
-  process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 let scratch: string | undefined
 let schemas = 0
 
@@ -241,34 +239,10 @@ async function freshBackend(
     return sqliteBackend({ path: join(scratch, `${process.pid}-${++schemas}.db`) })
   }
   const schema = `ds_contract_${process.pid}_${++schemas}`
-  cleanups.push(async () => {
-    const client = new pg.Client({ connectionString: POSTGRES_URL })
-    await client.connect()
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-    await client.end()
-  })
+  cleanups.push(() => dropSchema(schema))
   return postgresBackend({ url: POSTGRES_URL, schema })
 }
 
 after(() => {
   if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true })
 })
-
-/**
- * `false` when PostgreSQL answers; otherwise why its suites are skipped. In CI it must answer:
- * there the missing server is a failure, not a skip.
- */
-function postgresSkip(): string | false {
-  const probe = spawnSync(
-    process.execPath,
-    [
-      '-e',
-      `const c=new (require('pg').Client)(${JSON.stringify(POSTGRES_URL)});c.connect().then(()=>c.end(),()=>process.exit(1))`,
-    ],
-    { timeout: 5_000 },
-  )
-  if (probe.status === 0) return false
-  if (process.env.CI !== undefined)
-    throw new Error(`PostgreSQL at ${POSTGRES_URL} does not answer, and CI needs it`)
-  return `PostgreSQL at ${POSTGRES_URL} does not answer (set DATASPACE_TEST_POSTGRES_URL); it runs in CI`
-}
