@@ -13,8 +13,6 @@ interface Waiter {
   reject(error: Error): void
 }
 
-/** How long a write waits for its batch to become durable before it fails `Unavailable`. */
-const ACK_TIMEOUT_MS = 10_000
 const RETRY_MIN_MS = 50
 const RETRY_MAX_MS = 2_000
 
@@ -23,13 +21,16 @@ const RETRY_MAX_MS = 2_000
  * commit** — commits applied in memory during one turn are queued and written as ONE batch at the
  * end of the turn, and every write in it is acknowledged when that batch is durable. A failed
  * batch (a database restarting) is retried with backoff, in order, with whatever queued up
- * meanwhile; writers waiting longer than 10 s get `Unavailable` (the write may still land).
+ * meanwhile; writers waiting longer than `ackTimeoutMs` (10 s) get `Unavailable` (the write may
+ * still land).
  * A failed batch is retried exactly as it was, with its id, so that a backend can tell a retry
  * of a batch it did commit (the answer was lost) from a second writer.
  */
 export class BackendRuntime {
   readonly backend: Backend
   readonly #log: BackendLog
+  /** How long a write waits for its batch to become durable before it fails `Unavailable`. */
+  readonly #ackTimeoutMs: number
   #commits: StoredCommit[] = []
   #kinds = new Map<string, StoredKind>()
   #sessionPuts = new Map<string, StoredSession>()
@@ -46,10 +47,15 @@ export class BackendRuntime {
   #batches = 0
   readonly #runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
 
-  constructor(backend: Backend, revision: number, log: BackendLog) {
+  constructor(
+    backend: Backend,
+    revision: number,
+    options: { readonly log: BackendLog; readonly ackTimeoutMs: number },
+  ) {
     this.backend = backend
     this.#durable = revision
-    this.#log = log
+    this.#log = options.log
+    this.#ackTimeoutMs = options.ackTimeoutMs
   }
 
   get durable(): boolean {
@@ -134,8 +140,11 @@ export class BackendRuntime {
     const batch = this.#failed ?? this.#takeBatch()
     this.#failed = undefined
     const last = batch.commits.at(-1)?.revision
+    // A write that hangs (a network that drops packets silently) must not hold writers forever.
+    const watchdog = setTimeout(() => this.#timeOutWaiters(), this.#ackTimeoutMs + 1)
     this.#writing = this.backend.write(batch).then(
       () => {
+        clearTimeout(watchdog)
         this.#writing = undefined
         this.#retrying = false
         this.#retryDelay = RETRY_MIN_MS
@@ -143,6 +152,7 @@ export class BackendRuntime {
         if (this.#pending) this.#schedule()
       },
       (error: unknown) => {
+        clearTimeout(watchdog)
         this.#writing = undefined
         this.#retrying = true
         this.#failed = batch
@@ -189,10 +199,10 @@ export class BackendRuntime {
   #timeOutWaiters(): void {
     const now = Date.now()
     this.#waiters = this.#waiters.filter((waiter) => {
-      if (now - waiter.since < ACK_TIMEOUT_MS) return true
+      if (now - waiter.since < this.#ackTimeoutMs) return true
       waiter.reject(
         new Unavailable(
-          `the ${this.backend.name} backend has not made this write durable for ${ACK_TIMEOUT_MS / 1000} s; ` +
+          `the ${this.backend.name} backend has not made this write durable for ${this.#ackTimeoutMs} ms; ` +
             'it is retried and may still be applied',
         ),
       )

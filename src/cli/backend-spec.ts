@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { sqliteBackend } from '../backends/sqlite/index.js'
 import { openDataspace } from '../engine/index.js'
-import type { Dataspace } from '../engine/index.js'
+import type { Dataspace, DataspaceOptions } from '../engine/index.js'
 import { CliError } from './http-client.js'
 
 /** Where `serve` keeps its data unless told: a SQLite file under the working directory. */
@@ -10,7 +10,7 @@ export const DEFAULT_BACKEND = 'sqlite:./.dataspace/dataspace.db'
 /** A parsed `--backend` value: what to show in logs, and how to open the dataspace. */
 export interface BackendSpec {
   readonly label: string
-  open(): Promise<Dataspace>
+  open(options?: DataspaceOptions): Promise<Dataspace>
 }
 
 /** `InvalidArgument` unless `spec` names a backend (checked before anything starts). */
@@ -29,14 +29,14 @@ export function checkBackendSpec(spec: string): string {
  */
 export async function parseBackend(spec: string): Promise<BackendSpec> {
   checkBackendSpec(spec)
-  if (spec === 'memory') return { label: 'memory', open: () => openDataspace() }
+  if (spec === 'memory') return { label: 'memory', open: (options) => openDataspace(options) }
   if (spec === 'sqlite' || spec.startsWith('sqlite:')) {
     const path = resolve(
       spec === 'sqlite' ? DEFAULT_BACKEND.slice('sqlite:'.length) : spec.slice(7),
     )
     return {
       label: `sqlite:${path}`,
-      open: () => openDataspace({ backend: sqliteBackend({ path }) }),
+      open: (options) => openDataspace({ ...options, backend: sqliteBackend({ path }) }),
     }
   }
   // Loaded only when asked for: `pg` stays out of a SQLite or memory server.
@@ -48,8 +48,9 @@ export async function parseBackend(spec: string): Promise<BackendSpec> {
   const redacted = url.toString().replace(/\/\/[^@/]*@/, '//***@')
   return {
     label: `postgres:${redacted}${schema === undefined ? '' : ` schema ${schema}`}`,
-    open: () =>
+    open: (options) =>
       openDataspace({
+        ...options,
         backend: postgresBackend({
           url: url.toString(),
           ...(schema === undefined ? {} : { schema }),

@@ -51,7 +51,9 @@ export const serveCommand: Command = {
     const auth = settings.auth === undefined ? undefined : await loadTokenFile(settings.auth)
     const logger = stderrLogger(ctx, settings.logLevel)
     const backend = await parseBackend(settings.backend)
-    const ds = await backend.open()
+    const ds = await backend.open({
+      log: { warn: (message, fields) => logger.warn(fields, message) },
+    })
     let server
     try {
       server = await createServer({

@@ -53,6 +53,13 @@ export interface DataspaceOptions {
   readonly watchBufferSize?: number
   /** Per-process mailbox bound in messages (default 10 000). */
   readonly mailboxSize?: number
+  /**
+   * How long a write waits for a durable backend before it fails `Unavailable` (default 10 s);
+   * the commit is still retried and may be applied later.
+   */
+  readonly durableTimeoutMs?: number
+  /** Where a durable backend's warnings go (failed writes being retried); default `console.warn`. */
+  readonly log?: { warn(message: string, fields?: Record<string, unknown>): void }
 }
 
 /** Counters for observability; metrics (and tests) read them. */
@@ -80,7 +87,9 @@ export class Dataspace implements DataspaceApi, WatchContext {
   readonly #expiries = new ExpiryQueue()
   readonly #processes = new Map<string, LocalProcess>()
   readonly #watches: WatchRegistry
-  readonly #options: Required<Omit<DataspaceOptions, 'node' | 'backend'>>
+  readonly #options: Required<
+    Omit<DataspaceOptions, 'node' | 'backend' | 'durableTimeoutMs' | 'log'>
+  >
   readonly #ops: ProcessHost
   #revision = 0
   #pidCounter = 0
@@ -134,7 +143,10 @@ export class Dataspace implements DataspaceApi, WatchContext {
     this.#runtime =
       backend === 'memory' || !backend.capabilities.durable
         ? undefined
-        : new BackendRuntime(backend, state?.revision ?? 0, { warn: (m, f) => console.warn(m, f) })
+        : new BackendRuntime(backend, state?.revision ?? 0, {
+            log: options.log ?? { warn: (m, f) => console.warn(m, f) },
+            ackTimeoutMs: positive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
+          })
     if (state !== undefined) this.#install(state)
   }
 

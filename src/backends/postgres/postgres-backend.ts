@@ -316,6 +316,12 @@ class PostgresBackend implements Backend {
   async #transaction<T>(begin: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pooled().connect()
     let broken: Error | undefined
+    // A connection that dies while checked out emits 'error' on the client, which the pool only
+    // listens for on idle clients: unheard, it would crash the process. The query fails anyway.
+    const onError = (error: Error): void => {
+      broken = error
+    }
+    client.on('error', onError)
     try {
       await client.query(begin)
       try {
@@ -330,6 +336,7 @@ class PostgresBackend implements Backend {
         throw error
       }
     } finally {
+      client.off('error', onError)
       client.release(broken)
     }
   }
