@@ -170,6 +170,12 @@ export class Dataspace implements DataspaceApi, WatchContext {
         this.#expiries.push({ at: frozen.expiresAt, kind: frozen.kind, id: frozen.id })
       }
     }
+    // New pids must not repeat one of the previous run's: restored sessions still use theirs,
+    // and other stores may still mention the others.
+    for (const pid of storedPids(state)) {
+      const n = Number(/#(\d+)/.exec(pid)?.[1] ?? 0)
+      if (n > this.#pidCounter) this.#pidCounter = n
+    }
     for (const session of state.sessions) {
       this.#register(session.pid, session.name)
       for (const child of session.children) this.#register(child.pid, child.name)
@@ -667,5 +673,14 @@ export async function openDataspace(options: DataspaceOptions = {}): Promise<Dat
 function checkProcessName(name: unknown): void {
   if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
     throw new InvalidArgument('process name must be a non-empty string of at most 200 characters')
+  }
+}
+
+/** Every pid a loaded state mentions: record owners, sessions and their children. */
+function* storedPids(state: LoadedState): Iterable<string> {
+  for (const record of state.records) if (record.owner !== null) yield record.owner
+  for (const session of state.sessions) {
+    yield session.pid
+    for (const child of session.children) yield child.pid
   }
 }

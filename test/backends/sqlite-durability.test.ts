@@ -92,6 +92,34 @@ describe('sqlite backend: durability through the dataspace', () => {
     await again.close()
   })
 
+  it('keeps a persisted session alive across a reopen, and never hands out its pid again', async () => {
+    const path = file()
+    const ds = createDataspace({ backend: sqliteBackend({ path }) })
+    const session = ds.process('client')
+    await session.assert('route', 'kept', { by: 'session' })
+    ds.persistSession({
+      id: 'session-1',
+      resumeTokenHash: '00',
+      pid: session.id,
+      name: 'client',
+      ttl: 10_000,
+      children: [],
+      lastChild: 0,
+      principal: null,
+    })
+    await ds.close()
+    const again = createDataspace({ backend: sqliteBackend({ path }) })
+    assert.deepEqual(
+      again.restoredSessions.map((s) => s.pid),
+      [session.id],
+    )
+    assert.equal((await again.get('route', 'kept'))?.owner, session.id, 'the session still owns it')
+    assert.equal(again.processById(session.id)?.alive, true)
+    const fresh = again.process('client')
+    assert.notEqual(fresh.id, session.id)
+    await again.close()
+  })
+
   it('acknowledges a write only once its batch is durable, and writes one batch per turn', async () => {
     const backend = spied(file())
     const ds = createDataspace({ backend })
