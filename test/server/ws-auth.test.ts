@@ -4,33 +4,10 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { connect } from '../../src/client/index.js'
 import { CLOSE_CODES } from '../../src/protocol/index.js'
-import type { AuthOptions } from '../../src/server/index.js'
+import { ADMIN, API_WRITER, AUTH, bearer, KV_WRITER, READER } from './auth-fixtures.js'
 import { start } from './helpers.js'
 import type { Harness } from './helpers.js'
 import { RawWs } from './ws-helpers.js'
-
-const ADMIN = 'admin-token-0123456789'
-const READER = 'reader-token-0123456789'
-const API_WRITER = 'api-writer-token-012345'
-const KV_WRITER = 'kv-writer-token-0123456'
-
-const AUTH: AuthOptions = {
-  tokens: [
-    { token: ADMIN, name: 'admin', rights: [{ kinds: '*', rights: ['admin'] }] },
-    { token: READER, name: 'reader', rights: [{ kinds: '*', rights: ['read'] }] },
-    {
-      token: API_WRITER,
-      name: 'api-writer',
-      rights: [
-        { kinds: 'api.*', rights: ['read', 'write'] },
-        { kinds: '$group.member', rights: ['write'] },
-      ],
-    },
-    { token: KV_WRITER, rights: [{ kinds: '$kv.config', rights: ['read', 'write'] }] },
-  ],
-}
-
-const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
 
 describe('auth over WebSocket', () => {
   let h: Harness
