@@ -119,6 +119,53 @@ describe('postgres backend', { skip }, () => {
       }
     })
 
+    it('writes a batch in one statement, and refuses a gap with the stored revision', async (t) => {
+      const own = freshSchema()
+      const writer = postgresBackend({ url: URL, schema: own, pool: { max: 1 } })
+      await writer.open()
+      // Every statement goes through Client#query: one call is one round trip.
+      const query = t.mock.method(pg.Client.prototype, 'query')
+      try {
+        await writer.write({
+          id: nextBatchId(),
+          commits: [commit(1, [record('k', 'a', 1)]), commit(2, [], [['k', 'a']])],
+          kinds: [],
+          sessions: { put: [], delete: [] },
+        })
+        assert.equal(query.mock.callCount(), 1)
+        query.mock.restore()
+        await assert.rejects(
+          writer.write({
+            id: nextBatchId(),
+            commits: [commit(5, [record('k', 'b', 5)])],
+            kinds: [{ kind: 'k', indexes: ['x'] }],
+            sessions: { put: [], delete: [] },
+          }),
+          (error: unknown) => error instanceof Conflict && error.currentRevision === 2,
+        )
+        // The refused batch left nothing behind, and the connection is usable again.
+        await writer.write({
+          id: nextBatchId(),
+          commits: [commit(3, [record('k', 'c', 3)])],
+          kinds: [],
+          sessions: { put: [], delete: [] },
+        })
+        const reader = postgresBackend({ url: URL, schema: own })
+        const state = await reader.open()
+        await reader.close()
+        assert.equal(state.revision, 3)
+        assert.deepEqual(
+          state.records.map((r) => r.id),
+          ['c'],
+        )
+        assert.deepEqual(state.kinds, [])
+      } finally {
+        query.mock.restore()
+        await writer.close()
+        await dropSchema(own)
+      }
+    })
+
     it('records its migrations once', async () => {
       const again = postgresBackend({ url: URL, schema })
       await again.open()

@@ -19,6 +19,7 @@ export interface SchemaTables {
   readonly sessions: string
   readonly migrations: string
   readonly ensureFieldIndexes: string
+  readonly writeBatch: string
 }
 
 /** Checks a schema name and returns the quoted names of its tables. */
@@ -38,6 +39,7 @@ export function schemaTables(schema: string): SchemaTables {
     sessions: q('sessions'),
     migrations: q('migrations'),
     ensureFieldIndexes: q('ensure_field_indexes'),
+    writeBatch: q('write_batch'),
   })
 }
 
@@ -60,6 +62,12 @@ export function fieldIndexNames(kind: string, path: string): { btree: string; gi
   const hash = createHash('sha256').update(`${kind}\0${path}`).digest('hex').slice(0, 10)
   return { btree: `ds_f_${slug}_${hash}`, gin: `ds_fa_${slug}_${hash}` }
 }
+
+/**
+ * The SQLSTATE `write_batch` raises when a batch's first revision does not follow the stored one
+ * (a second writer, a gap, a replay); its DETAIL is the stored revision.
+ */
+export const REVISION_CONFLICT = 'DS409'
 
 type Migration = (t: SchemaTables, schemaName: string) => readonly string[]
 
@@ -125,6 +133,89 @@ const MIGRATIONS: readonly Migration[] = [
   // The id of the last batch written, beside the revision it ended at: a retry of that batch
   // (its COMMIT went through but the answer was lost) is recognised and not refused.
   (t) => [`ALTER TABLE ${t.revision} ADD COLUMN last_batch text NOT NULL DEFAULT ''`],
+  // A whole batch in one statement, so one round trip: called outside BEGIN/COMMIT it is its own
+  // transaction, and any error (the revision check included) rolls all of it back. The row lock
+  // on the counter still orders every writer. Arguments are JSON (or NULL when there is none):
+  // deletes [{kind, id}], upserts [records as rows], feed [{revision, seq, kind, id, after}],
+  // kinds [{kind, fields?, indexes, ensure: [{path, btree, gin}]}], session rows, and ids.
+  (t) => [
+    `CREATE FUNCTION ${t.writeBatch}(p_batch text, p_first bigint, p_last bigint,
+       p_deletes jsonb, p_upserts jsonb, p_feed jsonb,
+       p_kinds jsonb, p_session_puts jsonb, p_session_deletes text[])
+     RETURNS boolean LANGUAGE plpgsql AS $fn$
+     DECLARE
+       v_revision bigint;
+       v_last_batch text;
+       v_kind jsonb;
+       v_index jsonb;
+     BEGIN
+       IF p_first IS NOT NULL THEN
+         SELECT revision, last_batch INTO v_revision, v_last_batch FROM ${t.revision} FOR UPDATE;
+         -- The same batch again, already stored: its answer was lost. Nothing to do.
+         IF v_last_batch = p_batch AND v_revision = p_last THEN
+           RETURN false;
+         END IF;
+         IF p_first <> v_revision + 1 THEN
+           RAISE EXCEPTION 'commit % does not follow the stored revision %', p_first, v_revision
+             USING ERRCODE = '${REVISION_CONFLICT}', DETAIL = v_revision::text;
+         END IF;
+         IF p_deletes IS NOT NULL THEN
+           DELETE FROM ${t.records} r USING jsonb_to_recordset(p_deletes) AS d(kind text, id text)
+           WHERE r.kind = d.kind AND r.id = d.id;
+         END IF;
+         IF p_upserts IS NOT NULL THEN
+           INSERT INTO ${t.records}
+             (kind, id, data, labels, owner, revision, created_revision, expires_at)
+           -- jsonb_to_recordset reads a JSON null as SQL NULL; record data may be JSON null.
+           SELECT r.kind, r.id, coalesce(r.data, 'null'::jsonb), r.labels, r.owner, r.revision,
+             r.created_revision,
+             CASE WHEN r.expires_at IS NULL THEN NULL
+               ELSE 'epoch'::timestamptz + r.expires_at * interval '1 millisecond' END
+           FROM jsonb_to_recordset(p_upserts) AS r(kind text, id text, data jsonb, labels jsonb,
+             owner text, revision bigint, created_revision bigint, expires_at float8)
+           ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, labels = excluded.labels,
+             owner = excluded.owner, revision = excluded.revision,
+             created_revision = excluded.created_revision, expires_at = excluded.expires_at;
+         END IF;
+         IF p_feed IS NOT NULL THEN
+           INSERT INTO ${t.changes} (revision, seq, kind, id, after)
+           SELECT c.revision, c.seq, c.kind, c.id, c.after
+           FROM jsonb_to_recordset(p_feed)
+             AS c(revision bigint, seq int, kind text, id text, after jsonb);
+         END IF;
+         UPDATE ${t.revision} SET revision = p_last, last_batch = p_batch;
+       END IF;
+       IF p_kinds IS NOT NULL THEN
+         FOR v_kind IN SELECT jsonb_array_elements(p_kinds) LOOP
+           INSERT INTO ${t.kinds} (kind, fields, indexes)
+           VALUES (v_kind->>'kind', v_kind->'fields', v_kind->'indexes')
+           ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes;
+           FOR v_index IN SELECT jsonb_array_elements(v_kind->'ensure') LOOP
+             PERFORM ${t.ensureFieldIndexes}(v_kind->>'kind',
+               ARRAY(SELECT jsonb_array_elements_text(v_index->'path')),
+               v_index->>'btree', v_index->>'gin');
+           END LOOP;
+         END LOOP;
+       END IF;
+       IF p_session_puts IS NOT NULL THEN
+         INSERT INTO ${t.sessions}
+           (id, resume_token_hash, pid, name, ttl, children, last_child, principal, expires_at)
+         SELECT s.id, s.resume_token_hash, s.pid, s.name, s.ttl, s.children, s.last_child,
+           s.principal, now() + s.ttl * interval '1 millisecond'
+         FROM jsonb_to_recordset(p_session_puts) AS s(id text, resume_token_hash text, pid text,
+           name text, ttl float8, children jsonb, last_child int, principal text)
+         ON CONFLICT (id) DO UPDATE SET resume_token_hash = excluded.resume_token_hash,
+           pid = excluded.pid, name = excluded.name, ttl = excluded.ttl,
+           children = excluded.children, last_child = excluded.last_child,
+           principal = excluded.principal, expires_at = excluded.expires_at;
+       END IF;
+       IF p_session_deletes IS NOT NULL THEN
+         DELETE FROM ${t.sessions} WHERE id = ANY(p_session_deletes);
+       END IF;
+       RETURN true;
+     END
+     $fn$`,
+  ],
 ]
 
 /** The schema version this code expects. */

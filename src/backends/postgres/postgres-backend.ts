@@ -13,7 +13,7 @@ import type {
   StoredSession,
   WriteBatch,
 } from '../types.js'
-import { fieldIndexNames, migrate, schemaTables } from './migrations.js'
+import { fieldIndexNames, migrate, REVISION_CONFLICT, schemaTables } from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
 
@@ -118,124 +118,41 @@ class PostgresBackend implements Backend {
         )
       }
     }
-    await this.#transaction('BEGIN', (client) => this.#writeIn(client, batch))
-  }
-
-  async #writeIn(client: PoolClient, batch: WriteBatch): Promise<void> {
-    const t = this.#t
-    // The row lock orders every writer: revision order is commit order, with no gaps.
-    const locked = await client.query<{ revision: string; last_batch: string }>(
-      `SELECT revision, last_batch FROM ${t.revision} FOR UPDATE`,
-    )
-    const stored = Number(locked.rows[0]?.revision ?? 0)
-    const first = batch.commits[0]
-    const last = batch.commits[batch.commits.length - 1]
-    if (first !== undefined && last !== undefined) {
-      // The same batch again, already stored: its answer was lost. Nothing to do.
-      if (locked.rows[0]?.last_batch === batch.id && last.revision === stored) return
-      if (first.revision !== stored + 1) {
+    const { deletes, upserts, feed } = commitRows(commits)
+    const kinds = [...new Map(batch.kinds.map((kind) => [kind.kind, kind])).values()]
+    const { put, delete: gone } = batch.sessions
+    if (commits.length + kinds.length + put.length + gone.length === 0) return
+    const json = (rows: readonly unknown[]): string | null =>
+      rows.length === 0 ? null : JSON.stringify(rows)
+    // One statement, so one round trip and, outside BEGIN/COMMIT, one transaction: the function
+    // (migration 3) locks the counter row, checks the revision, and writes everything or nothing.
+    const values = [
+      batch.id,
+      commits[0]?.revision ?? null,
+      commits[commits.length - 1]?.revision ?? null,
+      json(deletes),
+      json(upserts),
+      json(feed),
+      json(kinds.map(kindToInput)),
+      json(latestById(put).map(sessionToRow)),
+      gone.length === 0 ? null : [...gone],
+    ]
+    try {
+      await this.#single(
+        `SELECT ${this.#t.writeBatch}($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,
+           $8::jsonb, $9::text[])`,
+        values,
+      )
+    } catch (error) {
+      if (error instanceof pg.DatabaseError && error.code === REVISION_CONFLICT) {
+        const stored = Number(error.detail)
         throw new Conflict(
-          `postgres backend: commit ${first.revision} does not follow the stored revision ${stored} (a second writer on this schema?)`,
+          `postgres backend: commit ${commits[0]?.revision} does not follow the stored revision ${stored} (a second writer on this schema?)`,
           stored,
+          { cause: error },
         )
       }
-      await this.#writeCommits(client, batch.commits)
-      await client.query(`UPDATE ${t.revision} SET revision = $1, last_batch = $2`, [
-        last.revision,
-        batch.id,
-      ])
-    }
-    const kinds = new Map(batch.kinds.map((kind) => [kind.kind, kind]))
-    for (const kind of kinds.values()) {
-      await client.query(
-        `INSERT INTO ${t.kinds} (kind, fields, indexes) VALUES ($1, $2::jsonb, $3::jsonb)
-         ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes`,
-        [
-          kind.kind,
-          kind.fields === undefined ? null : JSON.stringify(kind.fields),
-          JSON.stringify(kind.indexes),
-        ],
-      )
-      await this.#ensureIndexes(client, kind.kind, kind.indexes)
-    }
-    if (batch.sessions.put.length > 0) {
-      await client.query(
-        `INSERT INTO ${t.sessions}
-           (id, resume_token_hash, pid, name, ttl, children, last_child, principal, expires_at)
-         SELECT s.id, s.resume_token_hash, s.pid, s.name, s.ttl, s.children, s.last_child,
-           s.principal, now() + s.ttl * interval '1 millisecond'
-         FROM jsonb_to_recordset($1::jsonb) AS s(id text, resume_token_hash text, pid text,
-           name text, ttl float8, children jsonb, last_child int, principal text)
-         ON CONFLICT (id) DO UPDATE SET resume_token_hash = excluded.resume_token_hash,
-           pid = excluded.pid, name = excluded.name, ttl = excluded.ttl,
-           children = excluded.children, last_child = excluded.last_child,
-           principal = excluded.principal, expires_at = excluded.expires_at`,
-        [JSON.stringify(latestById(batch.sessions.put).map(sessionToRow))],
-      )
-    }
-    if (batch.sessions.delete.length > 0) {
-      await client.query(`DELETE FROM ${t.sessions} WHERE id = ANY($1::text[])`, [
-        [...batch.sessions.delete],
-      ])
-    }
-  }
-
-  /** Every change goes to the feed; the records table gets each key's final state once. */
-  async #writeCommits(client: PoolClient, commits: readonly StoredCommit[]): Promise<void> {
-    const t = this.#t
-    const feed: ChangeRow[] = []
-    const final = new Map<string, StoredChange>()
-    for (const commit of commits) {
-      commit.changes.forEach((change, seq) => {
-        feed.push({
-          revision: commit.revision,
-          seq,
-          kind: change.kind,
-          id: change.id,
-          after: change.after ?? null,
-        })
-        // JSON.stringify of the pair cannot collide, unlike a joined string.
-        final.set(JSON.stringify([change.kind, change.id]), change)
-      })
-    }
-    const upserts: RecordInput[] = []
-    const deletes: { kind: string; id: string }[] = []
-    for (const change of final.values()) {
-      if (change.after === undefined) deletes.push({ kind: change.kind, id: change.id })
-      else upserts.push(recordToInput(change.after))
-    }
-    if (deletes.length > 0) {
-      await client.query(
-        `DELETE FROM ${t.records} r USING jsonb_to_recordset($1::jsonb) AS d(kind text, id text)
-         WHERE r.kind = d.kind AND r.id = d.id`,
-        [JSON.stringify(deletes)],
-      )
-    }
-    if (upserts.length > 0) {
-      await client.query(
-        `INSERT INTO ${t.records}
-           (kind, id, data, labels, owner, revision, created_revision, expires_at)
-         -- jsonb_to_recordset reads a JSON null as SQL NULL; record data may be JSON null.
-         SELECT r.kind, r.id, coalesce(r.data, 'null'::jsonb), r.labels, r.owner, r.revision,
-           r.created_revision,
-           CASE WHEN r.expires_at IS NULL THEN NULL
-             ELSE 'epoch'::timestamptz + r.expires_at * interval '1 millisecond' END
-         FROM jsonb_to_recordset($1::jsonb) AS r(kind text, id text, data jsonb, labels jsonb,
-           owner text, revision bigint, created_revision bigint, expires_at float8)
-         ON CONFLICT (kind, id) DO UPDATE SET data = excluded.data, labels = excluded.labels,
-           owner = excluded.owner, revision = excluded.revision,
-           created_revision = excluded.created_revision, expires_at = excluded.expires_at`,
-        [JSON.stringify(upserts)],
-      )
-    }
-    if (feed.length > 0) {
-      await client.query(
-        `INSERT INTO ${t.changes} (revision, seq, kind, id, after)
-         SELECT c.revision, c.seq, c.kind, c.id, c.after
-         FROM jsonb_to_recordset($1::jsonb)
-           AS c(revision bigint, seq int, kind text, id text, after jsonb)`,
-        [JSON.stringify(feed)],
-      )
+      throw error
     }
   }
 
@@ -312,6 +229,31 @@ class PostgresBackend implements Backend {
     return this.#pool
   }
 
+  /**
+   * Runs one statement on a pooled connection (its own transaction). Unlike `pool.query`, a
+   * connection whose statement failed in the database (a refused batch) goes back to the pool.
+   */
+  async #single(text: string, values: readonly unknown[]): Promise<void> {
+    const client = await this.#pooled().connect()
+    let broken: Error | undefined
+    // As in #transaction: a connection that dies while checked out must not crash the process.
+    const onError = (error: Error): void => {
+      broken = error
+    }
+    client.on('error', onError)
+    try {
+      await client.query(text, [...values])
+    } catch (error) {
+      if (!(error instanceof pg.DatabaseError)) {
+        broken = error instanceof Error ? error : new Error(String(error))
+      }
+      throw error
+    } finally {
+      client.off('error', onError)
+      client.release(broken)
+    }
+  }
+
   /** Runs `run` in one transaction on one pooled connection; rolls back on any error. */
   async #transaction<T>(begin: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pooled().connect()
@@ -356,6 +298,53 @@ function indexNames(plan: unknown): string[] {
   }
   visit(plan)
   return found
+}
+
+/**
+ * A batch's commits as rows: every change goes to the feed; the records table gets each key's
+ * final state once (a delete or an upsert).
+ */
+function commitRows(commits: readonly StoredCommit[]): {
+  deletes: { kind: string; id: string }[]
+  upserts: RecordInput[]
+  feed: ChangeRow[]
+} {
+  const feed: ChangeRow[] = []
+  const final = new Map<string, StoredChange>()
+  for (const commit of commits) {
+    commit.changes.forEach((change, seq) => {
+      feed.push({
+        revision: commit.revision,
+        seq,
+        kind: change.kind,
+        id: change.id,
+        after: change.after ?? null,
+      })
+      // JSON.stringify of the pair cannot collide, unlike a joined string.
+      final.set(JSON.stringify([change.kind, change.id]), change)
+    })
+  }
+  const upserts: RecordInput[] = []
+  const deletes: { kind: string; id: string }[] = []
+  for (const change of final.values()) {
+    if (change.after === undefined) deletes.push({ kind: change.kind, id: change.id })
+    else upserts.push(recordToInput(change.after))
+  }
+  return { deletes, upserts, feed }
+}
+
+/** A kind declaration for `write_batch`, with the names of the indexes its paths get. */
+function kindToInput(kind: StoredKind): Record<string, unknown> {
+  return {
+    kind: kind.kind,
+    // Absent (SQL NULL in the column) when the kind declares no fields.
+    ...(kind.fields === undefined ? {} : { fields: kind.fields }),
+    indexes: kind.indexes,
+    ensure: kind.indexes.map((path) => ({
+      path: path.split('.'),
+      ...fieldIndexNames(kind.kind, path),
+    })),
+  }
 }
 
 function latestById(sessions: readonly StoredSession[]): StoredSession[] {
