@@ -141,33 +141,72 @@ export class KindStore {
 }
 
 /**
- * Buckets sorted by id, made on first ordered read and dropped by the next write to the bucket:
- * a read-mostly bucket is sorted once, not on every list.
+ * Buckets sorted by id, made on the first ordered read of a bucket and then kept in order by the
+ * writes to it (a binary search and one splice each), so that a scheduler claiming from a pool
+ * bucket that every claim writes does not sort the pool again per claim. A cache that takes many
+ * writes relative to its size (a bulk load into a listed bucket) is dropped instead, and the next
+ * ordered read sorts again: each write costs O(log n) plus a bounded share of one sort.
  */
-const sortedBuckets = new WeakMap<Bucket, readonly Rec[]>()
+interface SortedCache {
+  readonly records: Rec[]
+  /** Writes left before keeping the cache costs more than sorting again. */
+  budget: number
+}
 
-/** The bucket's records in id order. */
+const sortedBuckets = new WeakMap<Bucket, SortedCache>()
+
+/** The bucket's records in id order. The array is the engine's: read it, never keep it. */
 export function sortedBucket(bucket: Bucket): readonly Rec[] {
-  let sorted = sortedBuckets.get(bucket)
-  if (sorted === undefined) {
-    sorted = [...bucket.values()].sort((a, b) => (a.id < b.id ? -1 : 1))
-    sortedBuckets.set(bucket, sorted)
+  let cache = sortedBuckets.get(bucket)
+  if (cache === undefined) {
+    const records = [...bucket.values()].sort((a, b) => (a.id < b.id ? -1 : 1))
+    cache = { records, budget: Math.max(64, records.length >> 3) }
+    sortedBuckets.set(bucket, cache)
   }
-  return sorted
+  return cache.records
+}
+
+/** The first position whose id is not below `id`. */
+function lowerBound(records: readonly Rec[], id: string): number {
+  let lo = 0
+  let hi = records.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((records[mid] as Rec).id < id) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** Keeps a bucket's sorted cache in step with a write: `record` put, or the id `removed`. */
+function updateSorted(bucket: Bucket, record: Rec | undefined, removed?: string): void {
+  const cache = sortedBuckets.get(bucket)
+  if (cache === undefined) return
+  if (--cache.budget < 0) {
+    sortedBuckets.delete(bucket)
+    return
+  }
+  const id = record?.id ?? (removed)
+  const at = lowerBound(cache.records, id)
+  const found = cache.records[at]?.id === id
+  if (record === undefined) {
+    if (found) cache.records.splice(at, 1)
+  } else if (found) cache.records[at] = record
+  else cache.records.splice(at, 0, record)
 }
 
 function addTo<K>(map: Map<K, Bucket>, key: K, record: Rec): void {
   let bucket = map.get(key)
   if (bucket === undefined) map.set(key, (bucket = new Map<string, Rec>()))
-  else sortedBuckets.delete(bucket)
   bucket.set(record.id, record)
+  updateSorted(bucket, record)
 }
 
 function removeFrom<K>(map: Map<K, Bucket>, key: K, id: string): void {
   const bucket = map.get(key)
   if (bucket === undefined) return
   bucket.delete(id)
-  sortedBuckets.delete(bucket)
+  updateSorted(bucket, undefined, id)
   if (bucket.size === 0) map.delete(key)
 }
 
