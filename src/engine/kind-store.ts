@@ -178,15 +178,14 @@ function lowerBound(records: readonly Rec[], id: string): number {
   return lo
 }
 
-/** Keeps a bucket's sorted cache in step with a write: `record` put, or the id `removed`. */
-function updateSorted(bucket: Bucket, record: Rec | undefined, removed?: string): void {
+/** Keeps a bucket's sorted cache in step with a write: `record` put at `id`, or `id` removed. */
+function updateSorted(bucket: Bucket, id: string, record: Rec | undefined): void {
   const cache = sortedBuckets.get(bucket)
   if (cache === undefined) return
   if (--cache.budget < 0) {
     sortedBuckets.delete(bucket)
     return
   }
-  const id = record?.id ?? (removed)
   const at = lowerBound(cache.records, id)
   const found = cache.records[at]?.id === id
   if (record === undefined) {
@@ -199,14 +198,14 @@ function addTo<K>(map: Map<K, Bucket>, key: K, record: Rec): void {
   let bucket = map.get(key)
   if (bucket === undefined) map.set(key, (bucket = new Map<string, Rec>()))
   bucket.set(record.id, record)
-  updateSorted(bucket, record)
+  updateSorted(bucket, record.id, record)
 }
 
 function removeFrom<K>(map: Map<K, Bucket>, key: K, id: string): void {
   const bucket = map.get(key)
   if (bucket === undefined) return
   bucket.delete(id)
-  updateSorted(bucket, undefined, id)
+  updateSorted(bucket, id, undefined)
   if (bucket.size === 0) map.delete(key)
 }
 
