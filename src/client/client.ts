@@ -186,10 +186,15 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
     }
     const proc = new RemoteProcess(this, this.#childPid(), name)
     this.#processes.set(proc.id, proc)
-    // Pipelined: calls made as this process right after are queued behind its opening.
+    // Pipelined: calls made as this process right after are queued behind its opening. The pid
+    // is read when the call goes out, and opening is safe to repeat on a new session, so it is
+    // re-sent rather than failed if the session is lost before the answer (`write: false`).
     this.connection
-      .call('process.open', () => ({ name, pid: proc.id }), { write: true })
-      .catch((error: unknown) => proc.markExited({ error }))
+      .call('process.open', () => ({ name, pid: proc.id }), { write: false })
+      .then(
+        () => (proc.opened = true),
+        (error: unknown) => proc.markExited({ error }),
+      )
     return proc
   }
 
@@ -279,6 +284,7 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
     const { session } = welcome
     if (first) {
       this.#session = new RemoteProcess(this, session.pid, 'session')
+      this.#session.opened = true
       this.#processes.set(session.pid, this.#session)
       this.#status.emit({ type: 'connected', session: session.id, pid: session.pid })
       return
@@ -296,7 +302,8 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
     for (const proc of live) {
       proc.repid(proc === previous ? session.pid : `${session.pid}.${++this.#childCounter}`)
       this.#processes.set(proc.id, proc)
-      if (proc !== previous) reopened.push(proc)
+      // A child whose own opening has not been answered yet is opened by that call (re-sent).
+      if (proc !== previous && proc.opened) reopened.push(proc)
     }
     const { restored, conflicts } = await restore(this.connection, this.owned, reopened)
     this.#status.emit({

@@ -60,6 +60,8 @@ export class RemoteProcess implements Process, OwnerRef {
   readonly #abort = new AbortController()
   #id: string
   #alive = true
+  /** True once the server has opened this process (the session's own is open from the start). */
+  opened = false
   #resolveExited!: (reason: ExitReason) => void
   #messages: Stream<Message> | undefined
   #exiting: Promise<void> | undefined

@@ -176,6 +176,31 @@ describe('client reconnects (in-process server, TCP proxy)', () => {
     await thief.exit()
   })
 
+  it('opens a process made while disconnected on the new session when the old one is lost', async () => {
+    const kind = 'rc.late'
+    const TTL = 300
+    const c = await client(TTL)
+    const status = new Collector<ClientStatus>(c.status())
+    proxy.down()
+    await status.until((s) => types(s).includes('disconnected'), 2_000, 'disconnected')
+    // Made while away: its opening waits, and the lease runs out meanwhile.
+    const late = c.process('late')
+    const write = late.assert(kind, 'x', { by: 'late' })
+    await until(async () => ds.stats.processes === 0, TTL + 2_000, 'the session expired')
+    proxy.up()
+    await status.until((s) => types(s).includes('session-lost'), 5_000, 'session-lost')
+    const record = await write
+    assert.equal(late.alive, true)
+    assert.ok(late.id.startsWith(`${c.session.id}.`), late.id)
+    assert.equal(record.owner, late.id)
+    assert.equal((await ds.get(kind, 'x'))?.owner, late.id)
+    assert.deepEqual(
+      status.items.filter((s) => s.type === 'conflict'),
+      [],
+    )
+    status.close()
+  })
+
   it('closes at once while disconnected; the lease then ends the session', async () => {
     const kind = 'rc.close'
     const TTL = 300
