@@ -34,7 +34,7 @@ import { sqliteBackend } from '../src/backends/sqlite/index.js'
 import { createDataspace, openDataspace } from '../src/index.js'
 import type { DataspaceApi, DataspaceRecord, Op, Process } from '../src/index.js'
 import type { Row } from './lib.js'
-import { fmt, msSince, now, percentile, settledHeap } from './lib.js'
+import { fmt, msSince, now, percentile, prng, settledHeap } from './lib.js'
 import { benchArgs, runBenchmark } from './run-benchmark.js'
 import type { ScenarioGroup } from './run-benchmark.js'
 
@@ -125,18 +125,6 @@ interface Request {
   readonly actor: string
   readonly pool: string
   readonly snapshot: string
-}
-
-/** A small deterministic PRNG (mulberry32): every run places the same fleet and asks the same questions. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
 }
 
 function pickPool(r: number): string {
@@ -238,7 +226,7 @@ async function load(ds: DataspaceApi, count: number): Promise<void> {
   // One owner for the whole fleet: in the example each worker is its own session, which changes
   // nothing for the claim (it never changes the owner).
   const fleet = ds.process('fleet')
-  const rand = random(42)
+  const rand = prng(42)
   for (let from = 0; from < count; from += BATCH) {
     const ops: Op[] = []
     for (let n = from; n < Math.min(count, from + BATCH); n++) {
@@ -250,7 +238,7 @@ async function load(ds: DataspaceApi, count: number): Promise<void> {
 }
 
 function makeRequests(count: number): Request[] {
-  const rand = random(7)
+  const rand = prng(7)
   return Array.from({ length: count }, (_, i) => ({
     actor: `actor-${i}`,
     pool: pickPool(rand()),

@@ -9,7 +9,8 @@
  */
 import { createDataspace } from '../src/index.js'
 import type { GroupMonitor, ProcessGroups } from '../src/index.js'
-import { below, MapGroups, prng } from './groups-baseline.js'
+import { below, MapGroups } from './groups-baseline.js'
+import { prng } from './lib.js'
 import type { Row } from './lib.js'
 import { fmt, median, msSince, now, settledHeap, turn } from './lib.js'
 

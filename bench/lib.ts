@@ -169,3 +169,18 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
   }
   return { quick, only }
 }
+
+/**
+ * A small seeded PRNG (mulberry32): the same seed gives the same operations on both sides and
+ * in every run, so runs can be compared.
+ */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

@@ -16,6 +16,7 @@ import type {
 import { validate } from '../engine/schema.js'
 import { freezeJson } from '../engine/validate.js'
 import { InvalidArgument, ProcessExited } from '../errors/index.js'
+import { exitReasonToWire } from '../protocol/index.js'
 import { validateLabels } from '../query/index.js'
 import type { OwnedState, OwnerRef } from './owned-state.js'
 import { RemoteStream } from './remote-stream.js'
@@ -186,9 +187,8 @@ export class RemoteProcess implements Process, OwnerRef {
   exit(reason: ExitReason = 'normal'): Promise<void> {
     if (this.#exiting !== undefined) return this.#exiting
     this.#exiting = (async () => {
-      const wireReason = typeof reason === 'string' ? reason : { error: errorJson(reason.error) }
       try {
-        await this.#call('process.exit', { reason: wireReason })
+        await this.#call('process.exit', { reason: exitReasonToWire(reason) })
       } catch (error) {
         // Already gone on the server (or the client closed): the exit stands either way.
         if (!(error instanceof ProcessExited)) throw error
@@ -257,9 +257,4 @@ export function checkMessage(message: unknown): void {
     throw new InvalidArgument('message must be JSON (null, boolean, number, string, array, object)')
   }
   freezeJson(copy, 'message')
-}
-
-function errorJson(error: unknown): unknown {
-  if (error instanceof Error) return { name: error.name, message: error.message }
-  return error
 }

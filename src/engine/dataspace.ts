@@ -479,29 +479,22 @@ export class Dataspace implements DataspaceApi, WatchContext {
 
   /**
    * Stages and applies ONE commit as `actor` (a pid, or `null` for the system, which may write
-   * reserved kinds and set owners). This is how the facades write: `build` stages operations on
-   * the transaction and anything it throws aborts the whole commit.
+   * reserved kinds and set owners), and resolves once it is durable (at once in memory). This is
+   * how the facades write: `build` stages operations on the transaction and anything it throws
+   * aborts the whole commit.
    */
-  commitAs<R>(
-    actor: string | null,
-    build: (tx: Transaction) => R,
-  ): { revision: number; result: R } {
-    this.beginRead()
-    if (actor !== null) this.checkProcess(actor)
-    const tx = new Transaction(this, actor)
-    const result = build(tx)
-    return { revision: this.apply(tx), result }
-  }
-
-  /** `commitAs`, acknowledged: resolves once the commit is durable (at once in memory). */
   async commit<R>(
     actor: string | null,
     build: (tx: Transaction) => R,
   ): Promise<{ revision: number; result: R }> {
-    const committed = this.commitAs(actor, build)
-    const durable = this.durable(committed.revision)
+    this.beginRead()
+    if (actor !== null) this.checkProcess(actor)
+    const tx = new Transaction(this, actor)
+    const result = build(tx)
+    const revision = this.apply(tx)
+    const durable = this.durable(revision)
     if (durable !== undefined) await durable
-    return committed
+    return { revision, result }
   }
 
   /** Throws `ProcessExited` unless `pid` is a live process of this dataspace. */

@@ -4,3 +4,4 @@
  */
 export * from './frames.js'
 export { jsonCodec, textOf } from './codec.js'
+export { exitReasonToWire } from './exit-reason.js'

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
+import type { TestContext } from 'node:test'
 import fc from 'fast-check'
 import type { Backend } from '../../src/backends/index.js'
 import type { DataspaceRecord, Selector } from '../../src/engine/types.js'
@@ -182,15 +183,25 @@ async function allPages(
   }
 }
 
+/**
+ * Skips a query case for a backend without the `query` capability, saying why and where it is
+ * covered: PostgreSQL claims it and runs every case; SQLite keeps every kind resident in the
+ * engine, so it answers no queries until non-resident kinds exist (issue 5, still open).
+ */
+function lacksQuery(t: TestContext, name: string, has: boolean): boolean {
+  if (!has)
+    t.skip(
+      `${name} does not answer queries itself (capability query is false; PostgreSQL runs this case)`,
+    )
+  return !has
+}
+
 /** Query pushdown: a superset in id order that, filtered, is exactly the in-memory answer. */
 export function queryConformance(name: string, factory: BackendFactory): void {
   it('answers query like the in-memory filter (pushdown never misses a match)', async (t) => {
     await withStore(factory, async (store) => {
       const { backend } = await store.open()
-      if (!store.capabilities.query || backend.query === undefined) {
-        t.skip(`${name} does not answer queries itself (capability query is false)`)
-        return
-      }
+      if (lacksQuery(t, name, store.capabilities.query && backend.query !== undefined)) return
       const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31)
       t.diagnostic(`fast-check seed ${seed} (replay with FC_SEED=${seed})`)
       let revision = 0
@@ -235,10 +246,7 @@ export function queryConformance(name: string, factory: BackendFactory): void {
   it('answers every one-term field and label selector over corner-case data', async (t) => {
     await withStore(factory, async (store) => {
       const { backend } = await store.open()
-      if (!store.capabilities.query || backend.query === undefined) {
-        t.skip(`${name} does not answer queries itself (capability query is false)`)
-        return
-      }
+      if (lacksQuery(t, name, store.capabilities.query && backend.query !== undefined)) return
       const kind = 'corners'
       const stored = cornerData().map((d, i) =>
         record(kind, `c${String(i).padStart(3, '0')}`, 1, {
@@ -273,10 +281,9 @@ export function queryConformance(name: string, factory: BackendFactory): void {
   it('explains a query on a declared field with an index', async (t) => {
     await withStore(factory, async (store) => {
       const { backend } = await store.open()
-      if (!store.capabilities.query || backend.explainQuery === undefined) {
-        t.skip(`${name} does not answer queries itself (capability query is false)`)
+      if (lacksQuery(t, name, store.capabilities.query && backend.explainQuery !== undefined))
         return
-      }
+      if (backend.explainQuery === undefined) return // (narrowing only: lacksQuery returned)
       const many = Array.from({ length: 2000 }, (_, i) =>
         record('big', `b${i}`, 1, { data: { spec: { pool: `p${i}` } } }),
       )

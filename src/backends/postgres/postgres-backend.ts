@@ -234,51 +234,51 @@ class PostgresBackend implements Backend {
    * connection whose statement failed in the database (a refused batch) goes back to the pool.
    */
   async #single(text: string, values: readonly unknown[]): Promise<void> {
-    const client = await this.#pooled().connect()
-    let broken: Error | undefined
-    // As in #transaction: a connection that dies while checked out must not crash the process.
-    const onError = (error: Error): void => {
-      broken = error
-    }
-    client.on('error', onError)
-    try {
-      await client.query(text, [...values])
-    } catch (error) {
-      if (!(error instanceof pg.DatabaseError)) {
-        broken = error instanceof Error ? error : new Error(String(error))
+    await this.#withClient(async (client, distrust) => {
+      try {
+        await client.query(text, [...values])
+      } catch (error) {
+        if (!(error instanceof pg.DatabaseError)) distrust(error)
+        throw error
       }
-      throw error
-    } finally {
-      client.off('error', onError)
-      client.release(broken)
-    }
+    })
   }
 
   /** Runs `run` in one transaction on one pooled connection; rolls back on any error. */
   async #transaction<T>(begin: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pooled().connect()
-    let broken: Error | undefined
-    // A connection that dies while checked out emits 'error' on the client, which the pool only
-    // listens for on idle clients: unheard, it would crash the process. The query fails anyway.
-    const onError = (error: Error): void => {
-      broken = error
-    }
-    client.on('error', onError)
-    try {
+    return this.#withClient(async (client, distrust) => {
       await client.query(begin)
       try {
         const result = await run(client)
         await client.query('COMMIT')
         return result
       } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-          // A connection that cannot roll back is not trusted back into the pool.
-          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))
-        })
+        // A connection that cannot roll back is not trusted back into the pool.
+        await client.query('ROLLBACK').catch(distrust)
         throw error
       }
+    })
+  }
+
+  /**
+   * Checks a connection out for `run` and back in after it. `distrust(error)` marks it broken so
+   * the pool drops it instead of reusing it. A connection that dies while checked out emits
+   * 'error' on the client, which the pool only listens for on idle clients: unheard, it would
+   * crash the process, so it is heard here and marks the connection broken.
+   */
+  async #withClient<T>(
+    run: (client: PoolClient, distrust: (error: unknown) => void) => Promise<T>,
+  ): Promise<T> {
+    const client = await this.#pooled().connect()
+    let broken: Error | undefined
+    const distrust = (error: unknown): void => {
+      broken ??= error instanceof Error ? error : new Error(String(error))
+    }
+    client.on('error', distrust)
+    try {
+      return await run(client, distrust)
     } finally {
-      client.off('error', onError)
+      client.off('error', distrust)
       client.release(broken)
     }
   }

@@ -13,6 +13,7 @@ import { GROUP_MEMBER_KIND } from '../../groups/index.js'
 import { NAME_KIND } from '../../names/index.js'
 import { targetKind, transactionRights } from '../op-rights.js'
 import type { SessionTable } from '../session-table.js'
+import { exitReasonToWire } from '../../protocol/index.js'
 import { mailboxOf } from './mailbox-relay.js'
 import type { OpArgs } from './op-args.js'
 
@@ -288,18 +289,6 @@ function pids(a: OpArgs): string | string[] {
 
 function authorizeTransaction(a: OpArgs, request: TransactRequest): void {
   for (const [kind, right] of transactionRights(request)) a.require(kind, right)
-}
-
-/** An exit reason as JSON: an `{ error }` carries the error's name and message, not the object. */
-export function exitReasonToWire(reason: ExitReason): Json {
-  if (typeof reason === 'string') return reason
-  const error = reason.error
-  if (error instanceof Error) return { error: { name: error.name, message: error.message } }
-  try {
-    return { error: JSON.parse(JSON.stringify(error ?? null)) as Json }
-  } catch {
-    return { error: String(error) }
-  }
 }
 
 function exitReasonFromWire(reason: unknown): ExitReason {
