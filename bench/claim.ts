@@ -13,9 +13,11 @@
  * claim samples, so both see the same machine.
  *
  * Backends: {@link backends} is a factory list: memory, SQLite (a temp file) and PostgreSQL (a
- * schema of its own, dropped after; skipped when the server does not answer). Every kind is
- * resident, so a claim is served from memory on each; a durable backend adds the wait for its
- * commit to be durable (group commit: one transaction per turn).
+ * schema of its own, dropped after; skipped when the server does not answer). On `memory`,
+ * `sqlite` and `postgres` the worker kind is resident, so a claim is served from memory and a
+ * durable backend adds the wait for its commit (group commit: one transaction per turn). The
+ * `non-resident` rows declare it `resident: false`: each claim's read goes to the database's
+ * indexes (pushdown), and so does the baseline's list of every worker (fewer samples there).
  *
  * @example
  * // Full run (about 30 s on 2 cores):
@@ -44,6 +46,13 @@ const WORKER = 'substrate.worker'
 export interface BackendFactory {
   readonly name: string
   create(): Promise<DataspaceApi>
+  /**
+   * `false`: the worker kind is declared non-resident, so claims and the baseline's list go to
+   * the backend's indexes (DESIGN.md §4) instead of memory.
+   */
+  readonly resident: boolean
+  /** Fewer samples where one baseline sample reads 100k rows from the database. */
+  readonly sizes?: (sizes: ClaimSizes) => ClaimSizes
 }
 
 const PG_URL = process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -51,35 +60,48 @@ const scratch = mkdtempSync(join(tmpdir(), 'ds-claim-'))
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }))
 
 /** The backends to measure. A new backend is one more line here. */
+const fewer = (sizes: ClaimSizes): ClaimSizes => ({
+  workers: sizes.workers,
+  claims: Math.min(sizes.claims, 2_000),
+  baselines: Math.min(sizes.baselines, 40),
+})
+
 export const backends: readonly BackendFactory[] = [
-  { name: 'memory', create: () => Promise.resolve(createDataspace({ backend: 'memory' })) },
   {
-    name: 'sqlite',
-    create: () =>
-      openDataspace({ backend: sqliteBackend({ path: join(scratch, `claim-${Date.now()}.db`) }) }),
+    name: 'memory',
+    resident: true,
+    create: () => Promise.resolve(createDataspace({ backend: 'memory' })),
   },
-  {
-    name: 'postgres',
-    async create() {
-      const schema = `ds_bench_claim_${process.pid}`
-      const admin = new pg.Client({ connectionString: PG_URL })
-      await admin.connect()
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-      await admin.end()
-      const ds = await openDataspace({ backend: postgresBackend({ url: PG_URL, schema }) })
-      const close = ds.close.bind(ds)
-      // The schema goes with the dataspace.
-      ds.close = async () => {
-        await close()
-        const drop = new pg.Client({ connectionString: PG_URL })
-        await drop.connect()
-        await drop.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-        await drop.end()
-      }
-      return ds
-    },
-  },
+  { name: 'sqlite', resident: true, create: sqlite },
+  { name: 'postgres', resident: true, create: postgres },
+  { name: 'sqlite-nonresident', resident: false, create: sqlite, sizes: fewer },
+  { name: 'postgres-nonresident', resident: false, create: postgres, sizes: fewer },
 ]
+
+function sqlite(): Promise<DataspaceApi> {
+  return openDataspace({
+    backend: sqliteBackend({ path: join(scratch, `claim-${Date.now()}.db`) }),
+  })
+}
+
+async function postgres(): Promise<DataspaceApi> {
+  const schema = `ds_bench_claim_${process.pid}`
+  const admin = new pg.Client({ connectionString: PG_URL })
+  await admin.connect()
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+  await admin.end()
+  const ds = await openDataspace({ backend: postgresBackend({ url: PG_URL, schema }) })
+  const close = ds.close.bind(ds)
+  // The schema goes with the dataspace.
+  ds.close = async () => {
+    await close()
+    const drop = new pg.Client({ connectionString: PG_URL })
+    await drop.connect()
+    await drop.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    await drop.end()
+  }
+  return ds
+}
 
 export interface ClaimSizes {
   readonly workers: number
@@ -218,10 +240,11 @@ async function release(scheduler: Process, worker: DataspaceRecord<Worker>): Pro
   await scheduler.claim(WORKER, { id: worker.id, patch: { actor_id: '' } })
 }
 
-async function load(ds: DataspaceApi, count: number): Promise<void> {
+async function load(ds: DataspaceApi, count: number, resident: boolean): Promise<void> {
   await ds.defineKind(WORKER, {
     fields: ['pool', 'node_name', 'size', 'gpu_type', 'status', 'actor_id', 'cached_snapshots'],
     indexes: ['pool', 'node_name', 'status', 'actor_id', 'cached_snapshots'],
+    resident,
   })
   // One owner for the whole fleet: in the example each worker is its own session, which changes
   // nothing for the claim (it never changes the owner).
@@ -249,10 +272,11 @@ function makeRequests(count: number): Request[] {
   }))
 }
 
-async function claimScenarios(factory: BackendFactory, sizes: ClaimSizes): Promise<Row[]> {
+async function claimScenarios(factory: BackendFactory, all: ClaimSizes): Promise<Row[]> {
+  const sizes = factory.sizes?.(all) ?? all
   const ds = await factory.create()
   const loadStart = now()
-  await load(ds, sizes.workers)
+  await load(ds, sizes.workers, factory.resident)
   const loadMs = msSince(loadStart)
   const scheduler = ds.process('scheduler')
   const requests = makeRequests(sizes.claims)

@@ -1,13 +1,16 @@
 // The Agent Substrate control plane over the network: worker sessions assert themselves, several
 // scheduler OS processes place actors with the RFC's locality-aware two-stage `claim`, and a
 // node is killed so that its workers disappear and their actors are placed again.
-//   npx tsx examples/control-plane/main.ts
+//   npx tsx examples/control-plane/main.ts [--backend=memory|sqlite:PATH|postgres://…]
+// Over SQLite or PostgreSQL the worker and actor kinds are non-resident: they live in the
+// database, and every claim, list and get below is served from its indexes.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
-import { Conflict, createDataspace } from '../../src/index.js'
+import { parseBackend } from '../../src/cli/backend-spec.js'
+import { Conflict } from '../../src/index.js'
 import type { DataspaceRecord } from '../../src/index.js'
 import { createServer } from '../../src/server/index.js'
 import { ACTOR, WORKER, defineKinds } from './model.js'
@@ -68,7 +71,8 @@ const WAVES: readonly (readonly [id: string, pool: string, snapshot: string])[][
   ],
 ]
 
-const ds = createDataspace()
+const backendArg = process.argv.find((arg) => arg.startsWith('--backend='))
+const ds = await (await parseBackend(backendArg?.slice('--backend='.length) ?? 'memory')).open()
 await defineKinds(ds)
 const server = await createServer({ ds, port: 0, logger: pino({ level: 'warn' }) })
 const controller = ds.process('controller') // the API server's own writer: creates and requeues actors

@@ -45,17 +45,29 @@ export class BackendRuntime {
   /** A batch that failed: it is retried as it was (same id, same contents) before anything else. */
   #failed: WriteBatch | undefined
   #batches = 0
+  readonly #onDurable: (() => void) | undefined
   readonly #runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
 
   constructor(
     backend: Backend,
     revision: number,
-    options: { readonly log: BackendLog; readonly ackTimeoutMs: number },
+    options: {
+      readonly log: BackendLog
+      readonly ackTimeoutMs: number
+      /** Called each time more commits are durable. */
+      readonly onDurable?: () => void
+    },
   ) {
     this.backend = backend
     this.#durable = revision
     this.#log = options.log
     this.#ackTimeoutMs = options.ackTimeoutMs
+    this.#onDurable = options.onDurable
+  }
+
+  /** The highest revision known durable. */
+  get durableRevision(): number {
+    return this.#durable
   }
 
   get durable(): boolean {
@@ -194,6 +206,7 @@ export class BackendRuntime {
       else still.push(waiter)
     }
     this.#waiters = still
+    this.#onDurable?.()
   }
 
   #timeOutWaiters(): void {

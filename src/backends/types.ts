@@ -11,7 +11,11 @@ export interface Backend {
   /** `memory`, `sqlite`, `postgres`: shown in logs and metrics. */
   readonly name: string
   readonly capabilities: BackendCapabilities
-  /** Connects, creates or migrates the storage, and loads the current state. Called once. */
+  /**
+   * Connects, creates or migrates the storage, and loads the current state. Called once. The
+   * records of non-resident kinds (`StoredKind.resident === false`) are not loaded: only how many
+   * each owner has (`LoadedState.owned`); the engine reads them through `query` when it needs them.
+   */
   open(): Promise<LoadedState>
   /**
    * Makes one batch durable, atomically: every commit in it, or none. Commits arrive in revision
@@ -25,7 +29,9 @@ export interface Backend {
    * Selector pushdown (capability `query`): the records of `kind` matching `selector`, in id
    * order, after the id `after` (keyset pagination), at most `limit`. Served from the backend's
    * native indexes (expression indexes on declared fields, GIN on labels); the engine re-applies
-   * the selector in memory, so a backend may return a superset but never miss a match.
+   * the selector in memory, so a backend may return a superset but never miss a match. The rows
+   * reflect every write whose `write` had resolved before `query` was called. A backend with
+   * this capability must honour residency in `open` (DESIGN.md §4).
    */
   query?(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]>
   /** How the backend would run that query: the index it chose (capability `query`). */
@@ -54,14 +60,22 @@ export interface BackendPlan {
   readonly index: string | null
   /** The backend's own plan text (EXPLAIN output), for humans. */
   readonly detail: string
+  /** The planner's estimate of the rows it returns, when it gives one. */
+  readonly rows?: number
 }
 
 /** What `open` loads: the state at `revision`. */
 export interface LoadedState {
   /** The revision of the last durable commit (0 for a new store). */
   readonly revision: number
-  /** Every stored record, any order. */
+  /** Every stored record of a resident kind, any order. */
   readonly records: readonly DataspaceRecord[]
+  /**
+   * For each non-resident kind, how many records each owner holds (ownerless records are not
+   * counted): the engine reaps dead owners and counts per-session records without loading them.
+   * Absent or empty when no kind is non-resident.
+   */
+  readonly owned?: readonly OwnedCount[]
   /** Declared kinds (fields and indexes), so that indexes survive a restart. */
   readonly kinds: readonly StoredKind[]
   /** Network sessions that were alive when the last server stopped. */
@@ -72,6 +86,17 @@ export interface StoredKind {
   readonly kind: string
   readonly fields?: readonly string[]
   readonly indexes: readonly string[]
+  /**
+   * `false`: the kind's records live only in the backend (DESIGN.md §4, residency), and `open`
+   * leaves them out of `records`. Absent means resident.
+   */
+  readonly resident?: boolean
+}
+
+export interface OwnedCount {
+  readonly kind: string
+  readonly owner: string
+  readonly count: number
 }
 
 /** A network session as the server persists it: enough to resume it after a restart. */

@@ -158,7 +158,7 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
   }
 
   /**
-   * Declares a kind on the server (`fields`, `indexes`). A `schema` cannot cross the wire: the
+   * Declares a kind on the server (`fields`, `indexes`, `resident`). A `schema` cannot cross the wire: the
    * client validates this client's writes with it, as the engine would.
    */
   async defineKind<T = unknown>(kind: string, options: KindOptions<T> = {}): Promise<void> {
@@ -172,7 +172,14 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
     }
     await this.connection.call(
       'defineKind',
-      () => ({ kind, options: wireOptions({ fields: options.fields, indexes: options.indexes }) }),
+      () => ({
+        kind,
+        options: wireOptions({
+          fields: options.fields,
+          indexes: options.indexes,
+          resident: options.resident,
+        }),
+      }),
       { write: true },
     )
     if (options.schema === undefined) this.#schemas.delete(kind)

@@ -1,5 +1,7 @@
 import { BackendRuntime } from '../backends/runtime.js'
 import type { Backend, LoadedState, StoredSession } from '../backends/types.js'
+import { BackedReads, viewStore } from './backed-reads.js'
+import type { ReadResult, ReadSpec } from './backed-reads.js'
 import { runProcess } from './run-process.js'
 import { Closed, InvalidArgument, ProcessExited } from '../errors/index.js'
 import { ProcessGroups } from '../groups/process-groups.js'
@@ -11,12 +13,13 @@ import { ExpiryQueue } from './expiry-queue.js'
 import { History } from './history.js'
 import type { Commit } from './history.js'
 import { KindStore } from './kind-store.js'
-import { listPage } from './list-page.js'
+import { backedPage, listPage, readContinue } from './list-page.js'
 import { LocalProcess } from './process.js'
 import type { ProcessHost } from './process.js'
 import { ProcessOps } from './process-ops.js'
 import { plan, select } from './query-planner.js'
 import { Transaction } from './transaction.js'
+import type { TransactionContext } from './transaction.js'
 import type {
   CloseReason,
   DataspaceApi,
@@ -33,6 +36,7 @@ import type {
   WatchEvent,
   WatchOptions,
 } from './types.js'
+import { escapeGlob } from '../query/index.js'
 import { checkId, checkKind, checkLimit, freezeJson } from './validate.js'
 import { WatchRegistry } from './watch-registry.js'
 import type { Observation, WatchContext } from './watch-registry.js'
@@ -91,6 +95,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     Omit<DataspaceOptions, 'node' | 'backend' | 'durableTimeoutMs' | 'log'>
   >
   readonly #ops: ProcessHost
+  readonly #log: NonNullable<DataspaceOptions['log']>
   #revision = 0
   #pidCounter = 0
   #droppedMailbox = 0
@@ -102,6 +107,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
   #names: NameRegistry | undefined
 
   readonly #runtime: BackendRuntime | undefined
+  /** Reads of non-resident kinds: only with a durable backend that answers queries. */
+  readonly #backed: BackedReads | undefined
   /** Sessions the backend had when it was opened (the server adopts them). */
   readonly restoredSessions: readonly StoredSession[]
   /** Pids of persisted sessions and their children: kept, not exited, when a durable store closes. */
@@ -136,6 +143,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
       watchBufferSize: positive('watchBufferSize', options.watchBufferSize ?? 10_000),
       mailboxSize: positive('mailboxSize', options.mailboxSize ?? 10_000),
     })
+    this.#log = options.log ?? { warn: (m, f) => console.warn(m, f) }
     this.#history = new History(this.#options.historySize, state?.revision ?? 0)
     this.#ops = new ProcessOps(this)
     this.#watches = new WatchRegistry(this)
@@ -144,9 +152,15 @@ export class Dataspace implements DataspaceApi, WatchContext {
       backend === 'memory' || !backend.capabilities.durable
         ? undefined
         : new BackendRuntime(backend, state?.revision ?? 0, {
-            log: options.log ?? { warn: (m, f) => console.warn(m, f) },
+            log: this.#log,
             ackTimeoutMs: positive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
+            onDurable: () => this.#backed?.collect(),
           })
+    const runtime = this.#runtime
+    this.#backed =
+      runtime !== undefined && backend !== 'memory' && canQuery(backend)
+        ? new BackedReads(backend, () => runtime.durableRevision)
+        : undefined
     if (state !== undefined) this.#install(state)
   }
 
@@ -162,7 +176,9 @@ export class Dataspace implements DataspaceApi, WatchContext {
       const store = this.storeFor(kind.kind)
       store.closedFields = kind.fields === undefined ? undefined : new Set(kind.fields)
       store.setIndexes([...kind.indexes])
+      if (kind.resident === false && this.#backed !== undefined) store.resident = false
     }
+    this.#backed?.seedOwners(state.owned ?? [])
     for (const record of state.records) {
       const frozen = freezeJson(record, 'record')
       this.storeFor(record.kind).put(frozen, undefined)
@@ -191,6 +207,66 @@ export class Dataspace implements DataspaceApi, WatchContext {
     this.apply(tx)
     const next = this.#expiries.peek()
     if (next !== undefined) this.#armTimer(next.at)
+    const backed = this.#backed
+    if (backed !== undefined) {
+      const dead = [...backed.owners()].filter(([owner]) => !this.#processes.has(owner))
+      if (dead.length > 0) backed.ready = this.#reapNonResident(dead)
+    }
+  }
+
+  /**
+   * The non-resident part of start-up reaping: what dead owners held in non-resident kinds is
+   * read from the backend and retracted in one commit (after the resident part's). Every other
+   * read of a non-resident kind waits for it; `openDataspace` resolves after it.
+   */
+  async #reapNonResident(
+    dead: readonly (readonly [owner: string, kinds: string[]])[],
+  ): Promise<void> {
+    const reads = dead.flatMap(([owner, kinds]) =>
+      kinds.map((kind) => this.#readSpec(kind, { owner }, Infinity)),
+    )
+    const revision = await this.retryRead(() =>
+      (this.#backed as BackedReads).read(reads, (results) => this.#removeRead(results, null), {
+        startup: true,
+      }),
+    )
+    await this.durable(revision)
+  }
+
+  /** Applies, as one commit, the removal of every record `results` hold (reason `owner-exit`). */
+  #removeRead(results: readonly ReadResult[], also: ((tx: Transaction) => void) | null): number {
+    const tx = new Transaction(this, null)
+    also?.(tx)
+    for (const result of results) {
+      for (const record of result.records) tx.remove(record, 'owner-exit')
+    }
+    return this.apply(tx)
+  }
+
+  /**
+   * Retries a backend read that must happen (an exit's, start-up reaping) until it succeeds or
+   * the dataspace closes, with backoff, as the runtime retries writes.
+   */
+  async retryRead<R>(read: () => Promise<R>): Promise<R> {
+    for (let delay = 50; ; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        return await read()
+      } catch (error) {
+        if (this.#closed) throw error
+        this.#log.warn('a read of a non-resident kind failed; retrying', {
+          error: String(error),
+          delayMs: delay,
+        })
+        await new Promise((resolve) => setTimeout(resolve, delay))
+      }
+    }
+  }
+  /**
+   * Settles once start-up is complete: what owners that died with the previous server held in
+   * non-resident kinds has been retracted (resident kinds are done in the constructor).
+   */
+  ready(): Promise<void> {
+    return this.#backed?.ready ?? Promise.resolve()
   }
 
   /** True when commits are written to a durable backend before they are acknowledged. */
@@ -281,15 +357,46 @@ export class Dataspace implements DataspaceApi, WatchContext {
         'schema must be a Standard Schema validator (zod, valibot, arktype, …)',
       )
     }
+    const resident = this.#residency(kind, options.resident)
     const store = this.storeFor(kind)
     store.schema = options.schema
     store.closedFields = fields === undefined ? undefined : new Set(fields)
+    store.resident = resident
+    // A non-resident kind's indexes are the backend's; in memory they only shape claim views.
     store.setIndexes(indexes)
     this.#runtime?.declareKind({
       kind,
       ...(fields === undefined ? {} : { fields }),
       indexes,
+      ...(resident ? {} : { resident: false }),
     })
+  }
+
+  /**
+   * Whether `kind` stays resident after a declaration asking for `wanted`. Residency is set
+   * before the kind holds records and never changes: the engine cannot hand records to a backend
+   * it never loaded them from, or load a table it was told is too large. Without a backend that
+   * answers queries every kind is resident (DESIGN.md §4), so `resident: false` is accepted and
+   * has no effect.
+   */
+  #residency(kind: string, wanted: unknown): boolean {
+    if (wanted !== undefined && typeof wanted !== 'boolean') {
+      throw new InvalidArgument(`resident must be a boolean, got ${JSON.stringify(wanted)}`)
+    }
+    const store = this.#stores.get(kind)
+    const current = store?.resident ?? true
+    if (this.#backed === undefined || wanted === undefined || wanted === current) return current
+    if (!current) {
+      throw new InvalidArgument(
+        `${kind} is non-resident; a kind's residency cannot change once declared`,
+      )
+    }
+    if (store !== undefined && store.size > 0) {
+      throw new InvalidArgument(
+        `${kind} already holds ${store.size} records in memory; declare resident: false before its first record`,
+      )
+    }
+    return false
   }
 
   process(name: string): LocalProcess {
@@ -332,7 +439,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
    * The server uses it for its per-session record limit.
    */
   ownedCount(pid: string): number {
-    let count = 0
+    let count = this.#backed?.ownedCount(pid) ?? 0
     for (const store of this.#stores.values()) count += store.byOwner.get(pid)?.size ?? 0
     return count
   }
@@ -350,8 +457,14 @@ export class Dataspace implements DataspaceApi, WatchContext {
   ): Promise<DataspaceRecord<T> | undefined> {
     this.beginRead()
     options.signal?.throwIfAborted()
-    return this.#stores.get(checkKind(kind, true))?.records.get(checkId(id)) as
-      DataspaceRecord<T> | undefined
+    const store = this.#stores.get(checkKind(kind, true))
+    const key = checkId(id)
+    if (store?.resident === false) {
+      const read = this.#readSpec(kind, { id: escapeGlob(key) }, 1)
+      return (await this.#backedReads().read([read], ([result]) => result?.records[0])) as
+        DataspaceRecord<T> | undefined
+    }
+    return store?.records.get(key) as DataspaceRecord<T> | undefined
   }
 
   async list<T = unknown>(kind: string, options: ListOptions = {}): Promise<ListResult<T>> {
@@ -360,6 +473,16 @@ export class Dataspace implements DataspaceApi, WatchContext {
     checkKind(kind, true)
     const selector = this.compile(kind, options)
     const limit = options.limit === undefined ? undefined : checkLimit(options.limit)
+    if (this.#stores.get(kind)?.resident === false) {
+      const after =
+        options.continue === undefined
+          ? undefined
+          : readContinue(options.continue, kind, selector).a
+      const read = this.#readSpec(kind, options, limit === undefined ? Infinity : limit + 1, after)
+      return (await this.#backedReads().read([read], ([result]) =>
+        backedPage(result?.records ?? [], this.#revision, kind, selector, limit),
+      )) as ListResult<T>
+    }
     return listPage(
       this.#stores.get(kind),
       this.#history,
@@ -377,6 +500,16 @@ export class Dataspace implements DataspaceApi, WatchContext {
     const selector = this.compile(kind, options)
     const store = this.#stores.get(kind)
     if (store === undefined) return { index: null, scanned: 'full', candidates: 0 }
+    if (store.resident === false) {
+      const backend = this.#backedBackend()
+      const chosen = await backend.explainQuery(kind, sourceSelector(options))
+      return {
+        index: chosen.index,
+        scanned: chosen.index === null ? 'full' : 'index',
+        candidates: chosen.rows ?? 0,
+        backend: { name: backend.name, detail: chosen.detail },
+      }
+    }
     const chosen = plan(store, selector)
     return {
       index: chosen.index,
@@ -393,7 +526,23 @@ export class Dataspace implements DataspaceApi, WatchContext {
       options.bufferSize === undefined
         ? this.#options.watchBufferSize
         : positive('bufferSize', options.bufferSize)
-    return this.#watches.watch<T>(kind, selector, options, bufferSize)
+    if (this.#stores.get(kind)?.resident !== false) {
+      return this.#watches.watch<T>(kind, selector, options, bufferSize)
+    }
+    // A non-resident kind's snapshot is read from the backend; its changes come from commits.
+    const read = this.#readSpec(kind, options, Infinity)
+    return this.#watches.watch<T>(kind, selector, options, bufferSize, (later) => {
+      this.#backedReads()
+        .read([read], ([result]) =>
+          later.deliver({
+            type: 'snapshot',
+            records: [...(result?.records ?? [])],
+            revision: this.#revision,
+          }),
+        )
+        .catch((error: unknown) => later.fail(error))
+      return undefined
+    })
   }
 
   /**
@@ -410,7 +559,15 @@ export class Dataspace implements DataspaceApi, WatchContext {
   ): Observation<T> {
     this.beginRead()
     checkKind(kind, true)
+    this.#checkResident(kind, 'observe')
     return this.#watches.observe(kind, this.compile(kind, options), onCommit, onClose)
+  }
+
+  /** The synchronous reads (`observe`, `query`) serve resident kinds only. */
+  #checkResident(kind: string, what: string): void {
+    if (this.#stores.get(kind)?.resident === false) {
+      throw new InvalidArgument(`${what} reads resident kinds only; ${kind} is non-resident`)
+    }
   }
 
   /** Compiles a selector against the kind's declared fields. */
@@ -445,6 +602,10 @@ export class Dataspace implements DataspaceApi, WatchContext {
     let removals: Map<KindStore, DataspaceRecord[]> | undefined
     for (const change of changes) {
       const store = this.storeFor(change.kind)
+      if (!store.resident) {
+        ;(this.#backed as BackedReads).applyChange(change, revision)
+        continue
+      }
       if (change.after === undefined) {
         removals ??= new Map()
         const list = removals.get(store)
@@ -486,15 +647,91 @@ export class Dataspace implements DataspaceApi, WatchContext {
   async commit<R>(
     actor: string | null,
     build: (tx: Transaction) => R,
+    reads: readonly ReadSpec[] = [],
   ): Promise<{ revision: number; result: R }> {
     this.beginRead()
     if (actor !== null) this.checkProcess(actor)
-    const tx = new Transaction(this, actor)
-    const result = build(tx)
-    const revision = this.apply(tx)
-    const durable = this.durable(revision)
+    const applied = await this.withReads(reads, (context) => {
+      // The reads took time: the actor must still be alive when its commit is staged.
+      if (actor !== null) this.checkProcess(actor)
+      const tx = new Transaction(context, actor)
+      const result = build(tx)
+      return { revision: this.apply(tx), result }
+    })
+    const durable = this.durable(applied.revision)
     if (durable !== undefined) await durable
-    return { revision, result }
+    return applied
+  }
+
+  /**
+   * Runs `use` with a transaction context that sees the records `reads` name (non-resident
+   * kinds, read from the backend first; see backed-reads.ts), synchronously right after the
+   * read; with no reads, at once. `use` must apply whatever it stages before it returns.
+   */
+  withReads<R>(
+    reads: readonly ReadSpec[],
+    use: (context: TransactionContext, results: readonly ReadResult[]) => R,
+  ): R | Promise<R> {
+    if (reads.length === 0) return use(this, [])
+    return this.#backedReads().read(reads, (results) =>
+      use(this.#viewContext(reads, results), results),
+    )
+  }
+
+  /** The reads a write of `selector` on `kind` needs first: none for a resident kind. */
+  readsFor(kind: string, selector: Selector, need: number): ReadSpec[] {
+    return this.#stores.get(kind)?.resident === false ? [this.#readSpec(kind, selector, need)] : []
+  }
+
+  /** The non-resident kinds in which `pid` holds records (an exit reads them). */
+  nonResidentKindsOf(pid: string): string[] {
+    return this.#backed?.kindsOwnedBy(pid) ?? []
+  }
+
+  #readSpec(kind: string, selector: Selector, need: number, after?: string): ReadSpec {
+    const source = sourceSelector(selector)
+    return { kind, selector: this.compile(kind, source), source, after, need }
+  }
+
+  /** A context whose non-resident stores are views of what the reads returned. */
+  #viewContext(reads: readonly ReadSpec[], results: readonly ReadResult[]): TransactionContext {
+    const byKind = new Map<string, DataspaceRecord[]>()
+    for (const [i, read] of reads.entries()) {
+      const records = (results[i] as ReadResult).records
+      const list = byKind.get(read.kind)
+      if (list === undefined) byKind.set(read.kind, [...records])
+      else list.push(...records)
+    }
+    const views = new Map<string, KindStore>()
+    for (const [kind, records] of byKind) views.set(kind, viewStore(this.storeFor(kind), records))
+    for (const [i, read] of reads.entries()) {
+      const coveredTo = (results[i] as ReadResult).coveredTo
+      if (coveredTo === undefined) continue
+      const view = views.get(read.kind) as KindStore
+      view.claimBounds ??= new Map()
+      const bound = view.claimBounds.get(read.selector.key)
+      if (bound === undefined || coveredTo < bound)
+        view.claimBounds.set(read.selector.key, coveredTo)
+    }
+    return {
+      store: (kind) => views.get(kind) ?? this.store(kind),
+      revision: this.#revision,
+      now: () => this.now(),
+    }
+  }
+
+  #backedReads(): BackedReads {
+    if (this.#backed === undefined)
+      throw new Error('internal: a non-resident kind without a query backend')
+    return this.#backed
+  }
+
+  #backedBackend(): Backend & Required<Pick<Backend, 'query' | 'explainQuery'>> {
+    const backend = this.#runtime?.backend
+    if (backend === undefined || !canQuery(backend)) {
+      throw new Error('internal: a non-resident kind without a query backend')
+    }
+    return backend
   }
 
   /** Throws `ProcessExited` unless `pid` is a live process of this dataspace. */
@@ -547,9 +784,18 @@ export class Dataspace implements DataspaceApi, WatchContext {
     return this.#stores.values()
   }
 
-  messageRecordWatchers(from: string, kind: string, id: string, message: unknown): number {
-    const record = this.#stores.get(kind)?.records.get(id)
-    return this.#watches.hub.message(kind, id, record, { type: 'message', from, kind, id, message })
+  messageRecordWatchers(
+    from: string,
+    kind: string,
+    id: string,
+    message: unknown,
+  ): number | Promise<number> {
+    const deliver = (record: DataspaceRecord | undefined): number =>
+      this.#watches.hub.message(kind, id, record, { type: 'message', from, kind, id, message })
+    const store = this.#stores.get(kind)
+    if (store?.resident !== false) return deliver(store?.records.get(id))
+    const read = this.#readSpec(kind, { id: escapeGlob(id) }, 1)
+    return this.#backedReads().read([read], ([result]) => deliver(result?.records[0]))
   }
 
   /** The pids a `{ group }` or `{ name }` target stands for (a stale name fence is `Conflict`). */
@@ -589,6 +835,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     this.beginRead()
     const store = this.#stores.get(checkKind(kind, true))
     if (store === undefined) return []
+    this.#checkResident(kind, 'query')
     const compiled = this.compile(kind, selector)
     return select(store, compiled, plan(store, compiled))
   }
@@ -657,10 +904,34 @@ export function createDataspace(options: DataspaceOptions = {}): Dataspace {
  */
 export async function openDataspace(options: DataspaceOptions = {}): Promise<Dataspace> {
   const backend = options.backend
-  if (backend === undefined || backend === 'memory' || 'openSync' in backend) {
-    return new Dataspace(options)
+  const ds =
+    backend === undefined || backend === 'memory' || 'openSync' in backend
+      ? new Dataspace(options)
+      : new Dataspace(options, await backend.open())
+  await ds.ready()
+  return ds
+}
+
+/** A backend that can serve non-resident kinds: it answers `query` and `explainQuery`. */
+function canQuery(
+  backend: Backend,
+): backend is Backend & Required<Pick<Backend, 'query' | 'explainQuery'>> {
+  return (
+    backend.capabilities.query &&
+    typeof backend.query === 'function' &&
+    typeof backend.explainQuery === 'function'
+  )
+}
+
+/** Only the selector part of list or watch options: what a backend query is given. */
+function sourceSelector(options: Selector): Selector {
+  const { id, fields, labels, owner } = options
+  return {
+    ...(id === undefined ? {} : { id }),
+    ...(fields === undefined ? {} : { fields }),
+    ...(labels === undefined ? {} : { labels }),
+    ...(owner === undefined ? {} : { owner }),
   }
-  return new Dataspace(options, await backend.open())
 }
 
 function checkProcessName(name: unknown): void {
@@ -672,6 +943,7 @@ function checkProcessName(name: unknown): void {
 /** Every pid a loaded state mentions: record owners, sessions and their children. */
 function* storedPids(state: LoadedState): Iterable<string> {
   for (const record of state.records) if (record.owner !== null) yield record.owner
+  for (const owned of state.owned ?? []) yield owned.owner
   for (const session of state.sessions) {
     yield session.pid
     for (const child of session.children) yield child.pid

@@ -51,6 +51,16 @@ export class KindStore {
   schema: StandardSchemaV1 | undefined
   /** The closed list of selectable fields, when the kind declares one. */
   closedFields: ReadonlySet<string> | undefined
+  /**
+   * `false` for a non-resident kind (DESIGN.md §4): the engine's store of it holds no records,
+   * and a transaction stages against a view of what was read (`backed-reads.ts`).
+   */
+  resident = true
+  /**
+   * In a view of a non-resident kind: selector key → the last id its read covered. A claim with
+   * that selector must not pick past it (there may be unread matches before the record it saw).
+   */
+  claimBounds: Map<string, string> | undefined
 
   constructor(kind: string) {
     this.kind = kind

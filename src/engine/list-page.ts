@@ -32,12 +32,7 @@ export function listPage(
   let revision = currentRevision
   let after: string | undefined
   if (continueToken !== undefined) {
-    const token = decode(continueToken)
-    if (token.k !== kind || token.q !== selector.key) {
-      throw new InvalidArgument(
-        'continue token belongs to a different list query (kind or selector changed)',
-      )
-    }
+    const token = readContinue(continueToken, kind, selector)
     if (token.r > currentRevision)
       throw new InvalidArgument('continue token is from a revision this dataspace has not reached')
     if (!history.covers(token.r)) {
@@ -58,11 +53,50 @@ export function listPage(
   if (limit === undefined || items.length <= limit) return { items, revision }
   items.length = limit
   const last = items[limit - 1] as DataspaceRecord
-  return {
-    items,
-    revision,
-    continue: encode({ v: 1, k: store?.kind ?? kind, q: selector.key, r: revision, a: last.id }),
+  return { items, revision, continue: continueAfter(kind, selector, revision, last.id) }
+}
+
+/**
+ * One page of a non-resident kind's list, from the matches a backed read returned (`limit + 1`
+ * of them when there is a next page). Its pages are read at the current state, by id after the
+ * last one served (keyset pagination): the backend cannot rebuild an older revision.
+ */
+export function backedPage(
+  records: readonly DataspaceRecord[],
+  revision: number,
+  kind: string,
+  selector: CompiledSelector,
+  limit: number | undefined,
+): ListResult {
+  if (limit === undefined || records.length <= limit) return { items: [...records], revision }
+  const items = records.slice(0, limit)
+  const last = items[limit - 1] as DataspaceRecord
+  return { items, revision, continue: continueAfter(kind, selector, revision, last.id) }
+}
+
+/** The token for the page after `lastId`. */
+function continueAfter(
+  kind: string,
+  selector: CompiledSelector,
+  revision: number,
+  lastId: string,
+): string {
+  return encode({ v: 1, k: kind, q: selector.key, r: revision, a: lastId })
+}
+
+/** Decodes a continue token and checks that it belongs to this query. */
+export function readContinue(
+  text: string,
+  kind: string,
+  selector: CompiledSelector,
+): { readonly r: number; readonly a: string } {
+  const token = decode(text)
+  if (token.k !== kind || token.q !== selector.key) {
+    throw new InvalidArgument(
+      'continue token belongs to a different list query (kind or selector changed)',
+    )
   }
+  return token
 }
 
 function selectAt(

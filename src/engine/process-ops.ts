@@ -1,4 +1,6 @@
 import { Conflict, InvalidArgument } from '../errors/index.js'
+import { escapeGlob } from '../query/index.js'
+import type { ReadResult, ReadSpec } from './backed-reads.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { KindStore } from './kind-store.js'
 import type { LocalProcess, ProcessHost } from './process.js'
@@ -31,11 +33,33 @@ export interface EngineCore extends TransactionContext {
   beginRead(): void
   compile(kind: string, selector: Selector): CompiledSelector
   apply(tx: Transaction): number
+  /** Stages `build` as `actor` after `reads` and applies it as one commit; resolves when durable. */
+  commit<R>(
+    actor: string | null,
+    build: (tx: Transaction) => R,
+    reads?: readonly ReadSpec[],
+  ): Promise<{ revision: number; result: R }>
+  /** Runs `use` against a context that sees `reads` (non-resident records), right after them. */
+  withReads<R>(
+    reads: readonly ReadSpec[],
+    use: (context: TransactionContext, results: readonly ReadResult[]) => R,
+  ): R | Promise<R>
+  /** The reads a write of `selector` on `kind` needs first (none for a resident kind). */
+  readsFor(kind: string, selector: Selector, need: number): ReadSpec[]
+  /** The non-resident kinds in which `pid` holds records. */
+  nonResidentKindsOf(pid: string): string[]
+  /** Retries a read that must happen (an exit's) until it succeeds or the dataspace closes. */
+  retryRead<R>(read: () => Promise<R>): Promise<R>
   /** Settles when `revision` is durable; `undefined` when it already is (or nothing persists). */
   durable(revision: number): Promise<void> | undefined
   processById(pid: string): LocalProcess | undefined
   forgetProcess(proc: LocalProcess): void
-  messageRecordWatchers(from: string, kind: string, id: string, message: unknown): number
+  messageRecordWatchers(
+    from: string,
+    kind: string,
+    id: string,
+    message: unknown,
+  ): number | Promise<number>
   /** Resolves `{ group }` / `{ name }` targets to pids; facades register how. */
   resolveTarget(target: SendTarget): readonly string[]
   readonly storesOf: Iterable<KindStore>
@@ -66,19 +90,27 @@ export class ProcessOps implements ProcessHost {
     const validated: unknown =
       pending instanceof Promise ? await (pending as Promise<unknown>) : pending
     proc.checkAlive()
-    const tx = new Transaction(this.#engine, proc.id)
-    const record = tx.assert({
-      kind,
-      id: key,
-      data: validated,
-      labels: options.labels,
-      ttl: options.ttl,
-      ifRevision: options.ifRevision,
-      owner: ownerOption(options.owner),
-    })
-    const durable = this.#engine.durable(this.#engine.apply(tx))
-    if (durable !== undefined) await durable
-    return record
+    const owner = ownerOption(options.owner)
+    const { result } = await this.#engine.commit(
+      proc.id,
+      (tx) =>
+        tx.assert({
+          kind,
+          id: key,
+          data: validated,
+          labels: options.labels,
+          ttl: options.ttl,
+          ifRevision: options.ifRevision,
+          owner,
+        }),
+      this.#byId(kind, key),
+    )
+    return result
+  }
+
+  /** The read an operation on one id needs (none for a resident kind). */
+  #byId(kind: string, id: string): ReadSpec[] {
+    return this.#engine.readsFor(kind, { id: escapeGlob(id) }, 1)
   }
 
   async retract(
@@ -89,11 +121,13 @@ export class ProcessOps implements ProcessHost {
   ): Promise<DataspaceRecord> {
     this.#begin(proc, options.signal)
     checkKind(kind)
-    const tx = new Transaction(this.#engine, proc.id)
-    const record = tx.retract(kind, checkId(id), options.ifRevision)
-    const durable = this.#engine.durable(this.#engine.apply(tx))
-    if (durable !== undefined) await durable
-    return record
+    const key = checkId(id)
+    const { result } = await this.#engine.commit(
+      proc.id,
+      (tx) => tx.retract(kind, key, options.ifRevision),
+      this.#byId(kind, key),
+    )
+    return result
   }
 
   async claim(
@@ -103,18 +137,15 @@ export class ProcessOps implements ProcessHost {
   ): Promise<DataspaceRecord | undefined> {
     this.#begin(proc, options.signal)
     checkKind(kind)
-    const tx = new Transaction(this.#engine, proc.id)
     const { patch, self } = claimPatch(options)
-    const record = tx.claim(
-      kind,
-      this.#engine.compile(kind, claimSelector(options)),
-      patch,
-      self,
-      options.orderBy,
+    const selector = claimSelector(options)
+    const compiled = this.#engine.compile(kind, selector)
+    const { result } = await this.#engine.commit(
+      proc.id,
+      (tx) => tx.claim(kind, compiled, patch, self, options.orderBy),
+      this.#engine.readsFor(kind, selector, idOrder(options.orderBy) ? 1 : Infinity),
     )
-    const durable = this.#engine.durable(this.#engine.apply(tx))
-    if (durable !== undefined) await durable
-    return record
+    return result
   }
 
   async transact(proc: LocalProcess, request: TransactRequest): Promise<TransactResult> {
@@ -136,12 +167,50 @@ export class ProcessOps implements ProcessHost {
       prepared.push(item)
     }
     proc.checkAlive()
-    const tx = new Transaction(this.#engine, proc.id)
-    conditions.forEach((condition, index) => {
-      checkKind(condition.kind, true)
-      tx.check(condition, index)
-    })
-    const results = prepared.map(({ op, data, id }, index) => {
+    for (const condition of conditions) checkKind(condition?.kind, true)
+    const { revision, result: results } = await this.#engine.commit(
+      proc.id,
+      (tx) => this.#stageTransact(tx, conditions, prepared),
+      this.#transactReads(conditions, prepared),
+    )
+    return { revision, results }
+  }
+
+  /**
+   * What a transaction on non-resident kinds reads first: each id it names, and for each claim
+   * enough matches that every op of the transaction on that kind could take one away.
+   */
+  #transactReads(conditions: readonly Condition[], prepared: readonly Prepared[]): ReadSpec[] {
+    const perKind = new Map<string, number>()
+    for (const { kind } of [...conditions, ...prepared.map((item) => item.op)]) {
+      perKind.set(kind, (perKind.get(kind) ?? 0) + 1)
+    }
+    const reads: ReadSpec[] = []
+    const seen = new Set<string>()
+    const byId = (kind: string, id: string): void => {
+      const key = JSON.stringify([kind, id])
+      if (seen.has(key)) return
+      seen.add(key)
+      reads.push(...this.#byId(kind, id))
+    }
+    for (const condition of conditions) byId(condition.kind, checkId(condition.id))
+    for (const { op, id } of prepared) {
+      if (op.op !== 'claim') byId(op.kind, id as string)
+      else {
+        const need = idOrder(op.orderBy) ? (perKind.get(op.kind) ?? 1) : Infinity
+        reads.push(...this.#engine.readsFor(op.kind, claimSelector(op), need))
+      }
+    }
+    return reads
+  }
+
+  #stageTransact(
+    tx: Transaction,
+    conditions: readonly Condition[],
+    prepared: readonly Prepared[],
+  ): (DataspaceRecord | undefined)[] {
+    conditions.forEach((condition, index) => tx.check(condition, index))
+    return prepared.map(({ op, data, id }, index) => {
       switch (op.op) {
         case 'assert':
           return tx.assert({
@@ -176,10 +245,6 @@ export class ProcessOps implements ProcessHost {
           throw new InvalidArgument(`op ${index}: unknown op`)
       }
     })
-    const revision = this.#engine.apply(tx)
-    const durable = this.#engine.durable(revision)
-    if (durable !== undefined) await durable
-    return { revision, results }
   }
 
   /** Checks an op; an assert's data comes back validated and frozen, or as a promise of that. */
@@ -217,7 +282,12 @@ export class ProcessOps implements ProcessHost {
       return this.#engine.processById(target)?.deliver(proc.id, message) === true ? 1 : 0
     if (target !== null && typeof target === 'object' && 'kind' in target) {
       checkKind(target.kind, true)
-      return this.#engine.messageRecordWatchers(proc.id, target.kind, checkId(target.id), message)
+      return await this.#engine.messageRecordWatchers(
+        proc.id,
+        target.kind,
+        checkId(target.id),
+        message,
+      )
     }
     let delivered = 0
     for (const pid of this.#engine.resolveTarget(target)) {
@@ -233,18 +303,37 @@ export class ProcessOps implements ProcessHost {
     return new Promise((resolve) => target.monitors.add(resolve))
   }
 
-  /** Retracts everything the process owns in ONE commit (reason `owner-exit`), then notifies. */
+  /**
+   * Retracts everything the process owns in ONE commit (reason `owner-exit`), then notifies.
+   * What it holds in non-resident kinds is read from the backend first (retried until it can
+   * be: an owner's records must not outlive it).
+   */
   exit(proc: LocalProcess, reason: ExitReason): Promise<void> {
-    const tx = new Transaction(this.#engine, null)
-    for (const store of this.#engine.storesOf) {
-      const owned = store.byOwner.get(proc.id)
-      if (owned === undefined) continue
-      for (const record of owned.values()) tx.remove(record, 'owner-exit')
+    const engine = this.#engine
+    const finish = (context: TransactionContext, results: readonly ReadResult[]): number => {
+      const tx = new Transaction(context, null)
+      for (const store of engine.storesOf) {
+        const owned = store.byOwner.get(proc.id)
+        if (owned === undefined) continue
+        for (const record of owned.values()) tx.remove(record, 'owner-exit')
+      }
+      for (const result of results) {
+        for (const record of result.records) tx.remove(record, 'owner-exit')
+      }
+      const revision = engine.apply(tx)
+      engine.forgetProcess(proc)
+      proc.finishExit(reason)
+      return revision
     }
-    const revision = this.#engine.apply(tx)
-    this.#engine.forgetProcess(proc)
-    proc.finishExit(reason)
-    return this.#engine.durable(revision) ?? Promise.resolve()
+    const reads = engine
+      .nonResidentKindsOf(proc.id)
+      .flatMap((kind) => engine.readsFor(kind, { owner: proc.id }, Infinity))
+    if (reads.length === 0) {
+      return engine.durable(finish(engine, [])) ?? Promise.resolve()
+    }
+    return engine
+      .retryRead(async () => engine.withReads(reads, finish))
+      .then((revision) => engine.durable(revision))
   }
 
   #begin(proc: LocalProcess, signal: AbortSignal | undefined): void {
@@ -252,6 +341,11 @@ export class ProcessOps implements ProcessHost {
     signal?.throwIfAborted()
     proc.checkAlive()
   }
+}
+
+/** True when a claim takes the lowest id (then its read can stop at the first match). */
+function idOrder(orderBy: string | undefined): boolean {
+  return orderBy === undefined || orderBy === 'id'
 }
 
 /** A process may only ask for no owner (`null`); naming another owner is not its to do. */

@@ -94,6 +94,11 @@ export class Transaction {
 
   assert(input: AssertInput): Rec {
     const { kind, id } = input
+    if (input.ttl !== undefined && this.#context.store(kind)?.resident === false) {
+      throw new InvalidArgument(
+        `${kind} is a non-resident kind: its records cannot have a ttl (give them an owner, or use a resident kind)`,
+      )
+    }
     const current = this.read(kind, id)
     this.#checkRevision(kind, id, current, input.ifRevision)
     const system = this.#actor === null
@@ -223,11 +228,14 @@ export class Transaction {
       if (selector.matches(record) && (best === undefined || compare(record, best) < 0))
         best = record
     }
+    // A view of a non-resident kind covers ids up to a bound: past it, a match may be unread.
+    const bound = store?.claimBounds?.get(selector.key)
     if (store !== undefined) {
       const chosen = plan(store, selector)
       const firstWins = chosen.ordered && (orderBy === undefined || orderBy === 'id')
       for (const record of chosen.candidates()) {
         if (staged?.has(record.id) === true) continue // its staged version is considered below
+        if (bound !== undefined && record.id > bound) continue
         consider(record)
         if (firstWins && best !== undefined) break
       }
@@ -235,7 +243,7 @@ export class Transaction {
     if (staged !== undefined) {
       for (const index of staged.values()) {
         const record = (this.changes[index] as Change).after
-        if (record !== undefined) consider(record)
+        if (record !== undefined && (bound === undefined || record.id <= bound)) consider(record)
       }
     }
     return best

@@ -46,6 +46,14 @@ export interface KindOptions<T = unknown> {
   readonly fields?: readonly string[]
   /** Data paths to index for field selectors (equality and `!=`); array fields index each element. */
   readonly indexes?: readonly string[]
+  /**
+   * `false`: the kind's records live only in the durable backend, not in memory (DESIGN.md §4):
+   * for tables too large to hold. `get`, `list`, `explain` and `claim` go to the backend's
+   * indexes; watches still work. Set it before the kind's first record; it never changes. Its
+   * records cannot have a `ttl`. Ignored (every kind is resident) without a backend that answers
+   * queries (memory). See docs/backends.md, "Non-resident kinds".
+   */
+  readonly resident?: boolean
 }
 
 /** Options shared by `list`, `watch`, `explain` and `claim`: which records. */
@@ -90,8 +98,13 @@ export interface ExplainResult {
   /** The index the query is served from (`id`, `id-prefix`, `owner`, `field:<path>`, `label:<key>`), or `null`. */
   readonly index: string | null
   readonly scanned: 'index' | 'full'
-  /** How many records the chosen access path visits before the full selector is applied. */
+  /**
+   * How many records the chosen access path visits before the full selector is applied; for a
+   * non-resident kind, the backend planner's estimate (0 when it gives none).
+   */
   readonly candidates: number
+  /** For a non-resident kind: the backend that answers, and its own plan (EXPLAIN output). */
+  readonly backend?: { readonly name: string; readonly detail: string }
 }
 
 /**

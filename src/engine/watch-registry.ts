@@ -9,7 +9,7 @@ import type { CloseReason, DataspaceRecord, Watch, WatchEvent, WatchOptions } fr
 import { eventFor, WatchHub } from './watch-hub.js'
 import type { Subscriber } from './watch-hub.js'
 import { WatchStream } from './watch-stream.js'
-import type { WatchCounters } from './watch-stream.js'
+import type { SnapshotSource, WatchCounters } from './watch-stream.js'
 
 /** The kind under which every open watch is visible as a record (Syndicate's `Observe`). */
 export const WATCH_KIND = '$watch'
@@ -51,17 +51,18 @@ export class WatchRegistry {
     this.#context = context
   }
 
+  /** `snapshot` makes the watch's snapshots; by default, from the kind's store at once. */
   watch<T>(
     kind: string,
     selector: CompiledSelector,
     options: WatchOptions,
     bufferSize: number,
+    snapshot: SnapshotSource = () => this.snapshot(kind, selector),
   ): Watch<T> {
     const from = options.fromRevision
     if (from !== undefined && (!Number.isSafeInteger(from) || from < 0)) {
       throw new InvalidArgument(`fromRevision must be a non-negative integer, got ${String(from)}`)
     }
-    const snapshot = (): Snapshot => this.snapshot(kind, selector)
     if (options.signal?.aborted === true) {
       const stream = new WatchStream<T>({
         kind,
@@ -92,7 +93,7 @@ export class WatchRegistry {
     options.signal?.addEventListener('abort', onAbort, { once: true })
     this.#streams.add(stream)
     if (from === undefined) {
-      if (options.snapshot !== false) stream.onEvents([snapshot()])
+      if (options.snapshot !== false) stream.beginSnapshot()
     } else if (from > this.#context.revision || !this.#context.history.covers(from)) {
       stream.resync('history-gone')
     } else {

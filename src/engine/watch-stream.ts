@@ -10,6 +10,16 @@ export interface WatchCounters {
 }
 
 /**
+ * Makes a watch's snapshot: returns it now, or returns `undefined` and later calls `deliver`
+ * (synchronously, at the revision the snapshot is of) or `fail`. A non-resident kind's snapshot
+ * is read from the backend, so it comes later.
+ */
+export type SnapshotSource = (later: {
+  deliver(event: WatchEvent): void
+  fail(error: unknown): void
+}) => WatchEvent | undefined
+
+/**
  * A public watch: a subscriber whose events go into a bounded queue. When state events would
  * overflow the queue, everything queued is discarded and replaced by `reset` + a fresh `snapshot`
  * (the Kubernetes relist): a slow watcher is never silently skipped. Messages carry no state, so
@@ -22,15 +32,18 @@ export class WatchStream<T = unknown>
   readonly kind: string
   readonly selector: CompiledSelector
   readonly #bufferSize: number
-  readonly #snapshot: () => WatchEvent
+  readonly #snapshot: SnapshotSource
   readonly #counters: WatchCounters
   #droppedMessages = 0
+  /** The snapshot being read, while it is; events meanwhile are in it, except messages. */
+  #loading: object | undefined
+  #held: WatchEvent[] = []
 
   constructor(options: {
     kind: string
     selector: CompiledSelector
     bufferSize: number
-    snapshot: () => WatchEvent
+    snapshot: SnapshotSource
     counters: WatchCounters
     onClose: (reason: CloseReason) => void
   }) {
@@ -48,6 +61,15 @@ export class WatchStream<T = unknown>
 
   onEvents(events: WatchEvent[]): void {
     if (this.done) return
+    if (this.#loading !== undefined) {
+      // State events before the snapshot is taken are part of it; messages wait for it.
+      for (const event of events) {
+        if (event.type !== 'message') continue
+        if (this.#held.length < this.#bufferSize) this.#held.push(event)
+        else this.#dropMessages(1)
+      }
+      return
+    }
     if (this.length + events.length <= this.#bufferSize) {
       for (const event of events) this.#push(event)
       return
@@ -65,7 +87,31 @@ export class WatchStream<T = unknown>
     const lost = this.clear().filter((event) => event.type === 'message').length
     if (lost > 0) this.#dropMessages(lost)
     this.#push({ type: 'reset', reason })
-    this.#push(this.#snapshot())
+    this.beginSnapshot()
+  }
+
+  /** Queues the snapshot, now or when it has been read. */
+  beginSnapshot(): void {
+    const token = {}
+    this.#loading = token
+    this.#held = []
+    const now = this.#snapshot({
+      deliver: (event) => {
+        if (this.#loading !== token || this.done) return
+        this.#loading = undefined
+        this.#push(event)
+        const held = this.#held
+        this.#held = []
+        for (const message of held) this.#push(message)
+      },
+      fail: (error) => {
+        if (this.#loading === token && !this.done) this.end({ error })
+      },
+    })
+    if (now !== undefined) {
+      this.#loading = undefined
+      this.#push(now)
+    }
   }
 
   #dropMessages(count: number): void {

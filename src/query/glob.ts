@@ -153,3 +153,18 @@ function find(segment: Segment, id: string, from: number, end: number): number {
 export function escapeGlob(text: string): string {
   return text.replace(/[\\*?]/g, (char) => `\\${char}`)
 }
+
+/**
+ * The least string greater than every string that starts with `prefix`, in code point order
+ * (UTF-8 byte order: PostgreSQL's `C` collation, SQLite's BINARY); `undefined` when there is
+ * none. With it a backend serves a literal-prefix glob as a range on its primary key.
+ */
+export function nextPrefix(prefix: string): string | undefined {
+  const points = Array.from(prefix, (char) => char.codePointAt(0)!)
+  while (points.length > 0 && points[points.length - 1] === 0x10ffff) points.pop()
+  const last = points.pop()
+  if (last === undefined) return undefined
+  // Surrogates are not characters: after U+D7FF comes U+E000.
+  points.push(last === 0xd7ff ? 0xe000 : last + 1)
+  return String.fromCodePoint(...points)
+}

@@ -9,7 +9,7 @@
  * const fields = parseFieldSelector('spec.pool=cpu')
  * const labels = parseLabelSelector('tier in (web,api),!canary')
  */
-export { compileGlob, escapeGlob, isGlob } from './glob.js'
+export { compileGlob, escapeGlob, isGlob, nextPrefix } from './glob.js'
 export type { CompiledGlob } from './glob.js'
 export { parseFieldSelector } from './field-selector.js'
 export type { FieldOperator, FieldRequirement, FieldSelector } from './field-selector.js'

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { WriteBatch } from '../../src/backends/index.js'
+import type { Selector } from '../../src/engine/types.js'
 import type { BackendFactory } from './fixtures.js'
 import {
   canonical,
   commit,
+  compare,
   Model,
   prng,
   record,
@@ -271,6 +273,79 @@ export function backendConformance(name: string, factory: BackendFactory): void 
         assert.deepEqual(await backend.changesSince(2, 2), commits.slice(2, 4))
         assert.deepEqual(await backend.changesSince(4, 10), commits.slice(4))
         assert.deepEqual(await backend.changesSince(5, 10), [])
+      })
+    })
+
+    it('keeps a non-resident kind in the store: counted per owner at open, found by query', async (t) => {
+      await withStore(factory, async (store) => {
+        const { backend } = await store.open()
+        const away = [
+          record('away', 'a1', 1, { owner: 'p1', data: { pool: 'cpu' } }),
+          record('away', 'a2', 1, { owner: 'p1', data: { pool: 'gpu' } }),
+          record('away', 'a3', 1, { owner: 'p2', data: { pool: 'cpu' } }),
+          record('away', 'a4', 1, { data: { pool: 'cpu' } }),
+        ]
+        const home = record('home', 'h1', 1, { owner: 'p1' })
+        await backend.write({
+          id: nextBatchId(),
+          commits: [commit(1, [...away, home])],
+          kinds: [
+            { kind: 'away', indexes: ['pool'], resident: false },
+            { kind: 'home', indexes: [] },
+          ],
+          sessions: { put: [], delete: [] },
+        })
+        const reopened = await store.reopen()
+        assert.deepEqual(canonical(reopened.state).kinds, [
+          { kind: 'away', indexes: ['pool'], resident: false },
+          { kind: 'home', indexes: [] },
+        ])
+        if (!store.capabilities.query || reopened.backend.query === undefined) {
+          t.skip(`${name} keeps every kind resident (capability query is false)`)
+          return
+        }
+        assert.deepEqual(reopened.state.records, [home])
+        const owned = [...(reopened.state.owned ?? [])].sort((a, b) => compare(a.owner, b.owner))
+        assert.deepEqual(owned, [
+          { kind: 'away', owner: 'p1', count: 2 },
+          { kind: 'away', owner: 'p2', count: 1 },
+        ])
+        const query = reopened.backend.query.bind(reopened.backend)
+        const ids = async (selector: Selector): Promise<string[]> =>
+          (await query('away', selector, { limit: 100 })).map((r) => r.id)
+        assert.deepEqual(await query('away', {}, { limit: 100 }), away)
+        assert.deepEqual(await ids({ owner: 'p1' }), ['a1', 'a2'])
+        const cpu = (await ids({ fields: 'pool=cpu' })).filter((id) => id !== 'a2')
+        assert.deepEqual(cpu, ['a1', 'a3', 'a4'])
+      })
+    })
+
+    it('loads a resident kind, also one declared resident again', async () => {
+      await withStore(factory, async (store) => {
+        const { backend } = await store.open()
+        const a = record('k', 'a', 1, { owner: 'p1' })
+        await backend.write({
+          id: nextBatchId(),
+          commits: [commit(1, [a])],
+          kinds: [{ kind: 'k', indexes: [], resident: false }],
+          sessions: { put: [], delete: [] },
+        })
+        const first = await store.reopen()
+        const b = record('k', 'b', 2)
+        await first.backend.write({
+          id: nextBatchId(),
+          commits: [commit(2, [b])],
+          kinds: [{ kind: 'k', indexes: [] }],
+          sessions: { put: [], delete: [] },
+        })
+        const { state } = await store.reopen()
+        assert.deepEqual(canonical(state), {
+          revision: 2,
+          records: [a, b],
+          kinds: [{ kind: 'k', indexes: [] }],
+          sessions: [],
+        })
+        assert.deepEqual(state.owned ?? [], [])
       })
     })
 

@@ -5,12 +5,12 @@ import pg from 'pg'
 import {
   fieldIndexNames,
   LABELS_INDEX,
-  nextPrefix,
   postgresBackend,
   PRIMARY_INDEX,
   SCHEMA_VERSION,
 } from '../../src/backends/postgres/index.js'
 import { Conflict, InvalidArgument } from '../../src/errors/index.js'
+import { nextPrefix } from '../../src/query/index.js'
 import { backendConformance } from './conformance.js'
 import type { BackendHarness } from './conformance.js'
 import { commit, record, nextBatchId } from './fixtures.js'

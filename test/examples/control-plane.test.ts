@@ -3,7 +3,10 @@
 // and a node SIGKILLed so that its workers disappear and their actors are placed again.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { it } from 'node:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, it } from 'node:test'
 import { promisify } from 'node:util'
 
 interface Placement {
@@ -30,49 +33,56 @@ function distinct(values: readonly string[]): boolean {
   return new Set(values).size === values.length
 }
 
-it('places every actor once, on one worker of its pool, warm when it can, and again when its node dies', async () => {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['--import', 'tsx', 'examples/control-plane/main.ts'],
-    { timeout: 90_000 },
-  )
-  const line = stdout.split('\n').find((l) => l.startsWith('RESULT '))
-  assert.ok(line, stdout)
-  const result = JSON.parse(line.slice('RESULT '.length)) as Result
-  const [wave1 = [], wave2 = []] = result.waves
+const scratch = mkdtempSync(join(tmpdir(), 'ds-control-plane-'))
+after(() => rmSync(scratch, { recursive: true, force: true }))
 
-  // No worker ever got a second actor and no actor was ever on two live workers: the example's
-  // referee watches every commit to every worker from the start and found nothing.
-  assert.deepEqual(result.violations, [])
-  // Each actor was assigned exactly once, plus once more for each time its worker died.
-  const actors = result.final.length
-  assert.equal(actors, wave1.length + wave2.length)
-  assert.equal(result.assignments, actors + result.requeued.length)
+// On memory every kind is resident; on SQLite workers and actors are non-resident (served by
+// the database's indexes), and the outcome must be the same.
+for (const backend of ['memory', `sqlite:${join(scratch, 'cp.db')}`]) {
+  it(`places every actor once, on one worker of its pool, warm when it can, and again when its node dies [${backend.split(':')[0]}]`, async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'examples/control-plane/main.ts', `--backend=${backend}`],
+      { timeout: 90_000 },
+    )
+    const line = stdout.split('\n').find((l) => l.startsWith('RESULT '))
+    assert.ok(line, stdout)
+    const result = JSON.parse(line.slice('RESULT '.length)) as Result
+    const [wave1 = [], wave2 = []] = result.waves
 
-  // Final state: one distinct live worker per actor, in the actor's pool, none on the dead node.
-  assert.ok(distinct(result.final.map((p) => p.worker)), 'no worker runs two actors')
-  for (const p of result.final) {
-    assert.ok(result.liveWorkers.includes(p.worker), `${p.id} runs on live ${p.worker}`)
-    assert.equal(p.workerPool, p.pool, `${p.id} runs in its pool`)
-    assert.notEqual(p.node, result.victim, `${p.id} left the dead node`)
-  }
-  // The dead node's workers disappeared by themselves (lease expiry), and only they did.
-  assert.equal(result.liveWorkers.length, 30)
-  const victimNumber = result.victim.slice('node-'.length)
-  assert.ok(result.liveWorkers.every((w) => w.split('-')[1] !== victimNumber))
-  assert.ok(result.lost.length > 0, 'the killed node ran actors')
-  assert.deepEqual([...result.requeued].sort(), [...result.lost].sort())
+    // No worker ever got a second actor and no actor was ever on two live workers: the example's
+    // referee watches every commit to every worker from the start and found nothing.
+    assert.deepEqual(result.violations, [])
+    // Each actor was assigned exactly once, plus once more for each time its worker died.
+    const actors = result.final.length
+    assert.equal(actors, wave1.length + wave2.length)
+    assert.equal(result.assignments, actors + result.requeued.length)
 
-  // Locality: in wave 1 a free worker with the snapshot hot existed for every actor whatever
-  // order the schedulers raced in, so every actor got one (stage 1 of the claim).
-  for (const p of wave1) assert.ok(p.hot, `${p.id} was placed where its snapshot is hot`)
-  // Wave 2's snapshots are cached nowhere: stage 2 placed them on any free worker of the pool.
-  for (const p of wave2) {
-    assert.equal(p.hot, false)
-    assert.equal(p.workerPool, p.pool)
-  }
-  assert.ok(distinct([...wave1, ...wave2].map((p) => p.worker)))
+    // Final state: one distinct live worker per actor, in the actor's pool, none on the dead node.
+    assert.ok(distinct(result.final.map((p) => p.worker)), 'no worker runs two actors')
+    for (const p of result.final) {
+      assert.ok(result.liveWorkers.includes(p.worker), `${p.id} runs on live ${p.worker}`)
+      assert.equal(p.workerPool, p.pool, `${p.id} runs in its pool`)
+      assert.notEqual(p.node, result.victim, `${p.id} left the dead node`)
+    }
+    // The dead node's workers disappeared by themselves (lease expiry), and only they did.
+    assert.equal(result.liveWorkers.length, 30)
+    const victimNumber = result.victim.slice('node-'.length)
+    assert.ok(result.liveWorkers.every((w) => w.split('-')[1] !== victimNumber))
+    assert.ok(result.lost.length > 0, 'the killed node ran actors')
+    assert.deepEqual([...result.requeued].sort(), [...result.lost].sort())
 
-  // Three scheduler OS processes ran to the end.
-  assert.equal(stdout.match(/scheduler-\d: placed \d+ actors/g)?.length, 3, stdout)
-})
+    // Locality: in wave 1 a free worker with the snapshot hot existed for every actor whatever
+    // order the schedulers raced in, so every actor got one (stage 1 of the claim).
+    for (const p of wave1) assert.ok(p.hot, `${p.id} was placed where its snapshot is hot`)
+    // Wave 2's snapshots are cached nowhere: stage 2 placed them on any free worker of the pool.
+    for (const p of wave2) {
+      assert.equal(p.hot, false)
+      assert.equal(p.workerPool, p.pool)
+    }
+    assert.ok(distinct([...wave1, ...wave2].map((p) => p.worker)))
+
+    // Three scheduler OS processes ran to the end.
+    assert.equal(stdout.match(/scheduler-\d: placed \d+ actors/g)?.length, 3, stdout)
+  })
+}

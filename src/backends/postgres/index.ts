@@ -10,4 +10,4 @@
 export { postgresBackend } from './postgres-backend.js'
 export type { PostgresBackendOptions } from './postgres-backend.js'
 export { fieldIndexNames, LABELS_INDEX, PRIMARY_INDEX, SCHEMA_VERSION } from './migrations.js'
-export { nextPrefix, selectQuery } from './pushdown.js'
+export { selectQuery } from './pushdown.js'

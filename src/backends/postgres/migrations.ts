@@ -133,13 +133,46 @@ const MIGRATIONS: readonly Migration[] = [
   // The id of the last batch written, beside the revision it ended at: a retry of that batch
   // (its COMMIT went through but the answer was lost) is recognised and not refused.
   (t) => [`ALTER TABLE ${t.revision} ADD COLUMN last_batch text NOT NULL DEFAULT ''`],
-  // A whole batch in one statement, so one round trip: called outside BEGIN/COMMIT it is its own
-  // transaction, and any error (the revision check included) rolls all of it back. The row lock
-  // on the counter still orders every writer. Arguments are JSON (or NULL when there is none):
-  // deletes [{kind, id}], upserts [records as rows], feed [{revision, seq, kind, id, after}],
-  // kinds [{kind, fields?, indexes, ensure: [{path, btree, gin}]}], session rows, and ids.
+  // A whole batch in one statement, so one round trip (see writeBatchFunction).
+  (t) => [writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V3)],
+  // Residency (DESIGN.md §4): a non-resident kind's records are not loaded at open. The batch
+  // function is replaced to store the flag; the owner index serves the per-owner counts.
   (t) => [
-    `CREATE FUNCTION ${t.writeBatch}(p_batch text, p_first bigint, p_last bigint,
+    `ALTER TABLE ${t.kinds} ADD COLUMN resident boolean NOT NULL DEFAULT true`,
+    `CREATE INDEX ds_records_kind_owner ON ${t.records} (kind, owner) WHERE owner IS NOT NULL`,
+    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4),
+  ],
+]
+
+/** How `write_batch` stores a kind declaration (`v_kind` is one element of `p_kinds`). */
+type KindsUpsert = (t: SchemaTables) => string
+
+const KINDS_UPSERT_V3: KindsUpsert = (t) =>
+  `INSERT INTO ${t.kinds} (kind, fields, indexes)
+           VALUES (v_kind->>'kind', v_kind->'fields', v_kind->'indexes')
+           ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes;`
+
+const KINDS_UPSERT_V4: KindsUpsert = (t) =>
+  `INSERT INTO ${t.kinds} (kind, fields, indexes, resident)
+           VALUES (v_kind->>'kind', v_kind->'fields', v_kind->'indexes',
+             coalesce((v_kind->>'resident')::boolean, true))
+           ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes,
+             resident = excluded.resident;`
+
+/**
+ * A whole batch in one statement, so one round trip: called outside BEGIN/COMMIT it is its own
+ * transaction, and any error (the revision check included) rolls all of it back. The row lock
+ * on the counter still orders every writer. Arguments are JSON (or NULL when there is none):
+ * deletes [{kind, id}], upserts [records as rows], feed [{revision, seq, kind, id, after}],
+ * kinds [{kind, fields?, indexes, resident?, ensure: [{path, btree, gin}]}], session rows, and ids.
+ * Migrations keep their text: only the kinds upsert differs between versions.
+ */
+function writeBatchFunction(
+  t: SchemaTables,
+  create: 'CREATE' | 'CREATE OR REPLACE',
+  kindsUpsert: KindsUpsert,
+): string {
+  return `${create} FUNCTION ${t.writeBatch}(p_batch text, p_first bigint, p_last bigint,
        p_deletes jsonb, p_upserts jsonb, p_feed jsonb,
        p_kinds jsonb, p_session_puts jsonb, p_session_deletes text[])
      RETURNS boolean LANGUAGE plpgsql AS $fn$
@@ -187,9 +220,7 @@ const MIGRATIONS: readonly Migration[] = [
        END IF;
        IF p_kinds IS NOT NULL THEN
          FOR v_kind IN SELECT jsonb_array_elements(p_kinds) LOOP
-           INSERT INTO ${t.kinds} (kind, fields, indexes)
-           VALUES (v_kind->>'kind', v_kind->'fields', v_kind->'indexes')
-           ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes;
+           ${kindsUpsert(t)}
            FOR v_index IN SELECT jsonb_array_elements(v_kind->'ensure') LOOP
              PERFORM ${t.ensureFieldIndexes}(v_kind->>'kind',
                ARRAY(SELECT jsonb_array_elements_text(v_index->'path')),
@@ -214,9 +245,8 @@ const MIGRATIONS: readonly Migration[] = [
        END IF;
        RETURN true;
      END
-     $fn$`,
-  ],
-]
+     $fn$`
+}
 
 /** The schema version this code expects. */
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -80,8 +80,20 @@ class PostgresBackend implements Backend {
   async #load(client: PoolClient): Promise<LoadedState> {
     const t = this.#t
     const revision = await client.query<{ revision: string }>(`SELECT revision FROM ${t.revision}`)
-    const records = await client.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM ${t.records}`)
-    const kinds = await client.query<KindRow>(`SELECT kind, fields, indexes FROM ${t.kinds}`)
+    const kinds = await client.query<KindRow>(
+      `SELECT kind, fields, indexes, resident FROM ${t.kinds}`,
+    )
+    // Non-resident kinds stay in the database: only their per-owner counts are loaded.
+    const away = kinds.rows.filter((row) => !row.resident).map((row) => row.kind)
+    const records = await client.query<RecordRow>(
+      `SELECT ${RECORD_COLUMNS} FROM ${t.records} WHERE NOT (kind = ANY($1::text[]))`,
+      [away],
+    )
+    const owned = await client.query<{ kind: string; owner: string; count: string }>(
+      `SELECT kind, owner, count(*) AS count FROM ${t.records}
+       WHERE kind = ANY($1::text[]) AND owner IS NOT NULL GROUP BY kind, owner`,
+      [away],
+    )
     const sessions = await client.query<SessionRow>(
       `SELECT id, resume_token_hash, pid, name, ttl, children, last_child, principal
        FROM ${t.sessions}`,
@@ -95,7 +107,17 @@ class PostgresBackend implements Backend {
         kind: row.kind,
         ...(row.fields === null ? {} : { fields: row.fields }),
         indexes: row.indexes,
+        ...(row.resident ? {} : { resident: false }),
       })),
+      ...(owned.rows.length === 0
+        ? {}
+        : {
+            owned: owned.rows.map((row) => ({
+              kind: row.kind,
+              owner: row.owner,
+              count: Number(row.count),
+            })),
+          }),
       sessions: sessions.rows.map((row): StoredSession => ({
         id: row.id,
         resumeTokenHash: row.resume_token_hash,
@@ -215,7 +237,14 @@ class PostgresBackend implements Backend {
     )
     const plan = rows[0]?.['QUERY PLAN']
     const indexes = indexNames(plan)
-    return { index: indexes[0] ?? null, detail: JSON.stringify(plan, null, 2) }
+    const estimate = (plan as [{ Plan?: { 'Plan Rows'?: unknown } }] | undefined)?.[0]?.Plan?.[
+      'Plan Rows'
+    ]
+    return {
+      index: indexes[0] ?? null,
+      detail: JSON.stringify(plan, null, 2),
+      ...(typeof estimate === 'number' ? { rows: estimate } : {}),
+    }
   }
 
   async close(): Promise<void> {
@@ -340,6 +369,7 @@ function kindToInput(kind: StoredKind): Record<string, unknown> {
     // Absent (SQL NULL in the column) when the kind declares no fields.
     ...(kind.fields === undefined ? {} : { fields: kind.fields }),
     indexes: kind.indexes,
+    ...(kind.resident === false ? { resident: false } : {}),
     ensure: kind.indexes.map((path) => ({
       path: path.split('.'),
       ...fieldIndexNames(kind.kind, path),
@@ -415,6 +445,7 @@ interface KindRow {
   kind: string
   fields: string[] | null
   indexes: string[]
+  resident: boolean
 }
 
 interface SessionRow {

@@ -1,5 +1,10 @@
 import type { Selector } from '../../engine/types.js'
-import { compileGlob, parseFieldSelector, parseLabelSelector } from '../../query/index.js'
+import {
+  compileGlob,
+  nextPrefix,
+  parseFieldSelector,
+  parseLabelSelector,
+} from '../../query/index.js'
 import type { FieldRequirement, LabelRequirement } from '../../query/index.js'
 import type { QueryPage } from '../types.js'
 
@@ -78,20 +83,6 @@ function idConditions(pattern: string, params: Params): string[] {
   const next = nextPrefix(glob.prefix)
   if (next !== undefined) conditions.push(`id < ${params.add(next)}`)
   return conditions
-}
-
-/**
- * The least string greater than every string that starts with `prefix`, in code point order
- * (which is UTF-8 byte order, the `C` collation of the id column); `undefined` when there is none.
- */
-export function nextPrefix(prefix: string): string | undefined {
-  const points = Array.from(prefix, (char) => char.codePointAt(0)!)
-  while (points.length > 0 && points[points.length - 1] === 0x10ffff) points.pop()
-  const last = points.pop()
-  if (last === undefined) return undefined
-  // Surrogates are not characters: after U+D7FF comes U+E000.
-  points.push(last === 0xd7ff ? 0xe000 : last + 1)
-  return String.fromCodePoint(...points)
 }
 
 /** A path segment that `#>` / `#>>` would read as an array index (Postgres uses strtol). */

@@ -1,9 +1,26 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import type { DataspaceRecord } from '../../engine/types.js'
+import type { DataspaceRecord, Selector } from '../../engine/types.js'
 import { InvalidArgument } from '../../errors/index.js'
-import type { Backend, LoadedState, StoredKind, StoredSession, WriteBatch } from '../types.js'
+import type {
+  Backend,
+  BackendPlan,
+  LoadedState,
+  OwnedCount,
+  QueryPage,
+  StoredKind,
+  StoredSession,
+  WriteBatch,
+} from '../types.js'
+import {
+  fieldIndexDdl,
+  fieldIndexName,
+  OWNER_INDEX,
+  PRIMARY_INDEX,
+  RECORD_COLUMNS,
+  selectQuery,
+} from './pushdown.js'
 
 export interface SqliteBackendOptions {
   /** The database file (created with its folder), or `:memory:` for tests. */
@@ -22,6 +39,10 @@ const MIGRATIONS: readonly string[] = [
   // The id of the last batch written: a retry of it (its answer was lost) is recognised.
   `CREATE TABLE last_batch (id TEXT NOT NULL) STRICT;
    INSERT INTO last_batch (id) VALUES ('');`,
+  // Residency (DESIGN.md §4): a non-resident kind's records are not loaded at open, only counted
+  // per owner; the owner index serves those counts and `owner` selectors.
+  `ALTER TABLE kinds ADD COLUMN resident INTEGER NOT NULL DEFAULT 1;
+   CREATE INDEX ${OWNER_INDEX} ON records (kind, owner) WHERE owner IS NOT NULL;`,
 ]
 
 /**
@@ -30,6 +51,10 @@ const MIGRATIONS: readonly string[] = [
  * turn into one `write`, which is one SQLite transaction (group commit): durability costs one
  * fsync per turn, not per write. better-sqlite3 is synchronous, so the state also loads
  * synchronously (`openSync`) and `createDataspace` can take this backend directly.
+ *
+ * It answers `query` itself (selector pushdown, pushdown.ts): each declared field of a kind gets
+ * a partial expression index over that kind's rows, created with the kind's declaration and
+ * repaired at open, so non-resident kinds (DESIGN.md §4) are served from the file.
  */
 export function sqliteBackend(
   options: SqliteBackendOptions,
@@ -39,6 +64,7 @@ export function sqliteBackend(
   }
   let db: Database.Database | undefined
   let write: ((batch: WriteBatch) => void) | undefined
+  let statements: StatementCache | undefined
 
   const openSync = (): LoadedState => {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
@@ -46,24 +72,118 @@ export function sqliteBackend(
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
     migrate(db)
+    seedPlannerStats(db)
     write = prepareWrite(db)
+    statements = new StatementCache(db)
     return load(db)
+  }
+
+  const opened = (): StatementCache => {
+    if (statements === undefined) throw new Error('sqlite backend: query before open')
+    return statements
   }
 
   return {
     name: 'sqlite',
-    capabilities: { durable: options.path !== ':memory:', changes: false, query: false },
+    capabilities: { durable: options.path !== ':memory:', changes: false, query: true },
     openSync,
     open: async () => openSync(),
     async write(batch) {
       if (write === undefined) throw new Error('sqlite backend: write before open')
       write(batch)
     },
+    async query(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]> {
+      const { text, values } = selectQuery(kind, selector, page)
+      return (
+        opened()
+          .get(text)
+          .all(...values) as RecordRow[]
+      ).map(fromRow)
+    },
+    async explainQuery(kind: string, selector: Selector): Promise<BackendPlan> {
+      const { text, values } = selectQuery(kind, selector, undefined)
+      const rows = opened()
+        .get(`EXPLAIN QUERY PLAN ${text}`)
+        .all(...values) as PlanRow[]
+      return explain(rows)
+    },
     async close() {
+      statements = undefined
       db?.close()
       db = undefined
     },
   }
+}
+
+/** Prepared statements by text, the most recently used kept (selectors repeat). */
+class StatementCache {
+  readonly #db: Database.Database
+  readonly #statements = new Map<string, Database.Statement>()
+
+  constructor(db: Database.Database) {
+    this.#db = db
+  }
+
+  get(text: string): Database.Statement {
+    let statement = this.#statements.get(text)
+    if (statement === undefined) {
+      statement = this.#db.prepare(text)
+      if (this.#statements.size >= 256) {
+        this.#statements.delete(this.#statements.keys().next().value!)
+      }
+    } else {
+      this.#statements.delete(text)
+    }
+    this.#statements.set(text, statement)
+    return statement
+  }
+}
+
+interface PlanRow {
+  id: number
+  parent: number
+  detail: string
+}
+
+/** The first index the plan searches (the primary key if only that), and the plan as text. */
+function explain(rows: readonly PlanRow[]): BackendPlan {
+  const depth = new Map<number, number>()
+  const lines = rows.map((row) => {
+    const level = (depth.get(row.parent) ?? -1) + 1
+    depth.set(row.id, level)
+    return `${'  '.repeat(level)}${row.detail}`
+  })
+  let index: string | null = null
+  for (const row of rows) {
+    const named = /\bUSING (?:COVERING )?INDEX (\S+)/.exec(row.detail)
+    if (named !== null) {
+      index = named[1]!
+      break
+    }
+    if (index === null && /\bUSING PRIMARY KEY\b/.test(row.detail)) index = PRIMARY_INDEX
+  }
+  return { index, detail: lines.join('\n') }
+}
+
+/**
+ * Without statistics SQLite guesses that `kind = ?` selects about ten rows, and so prefers the
+ * primary key (already in id order) to a declared field's index or the owner index. Until ANALYZE
+ * measures the table, tell the planner that a kind holds many rows. (SQLite documents editing
+ * `sqlite_stat1` for this; `ANALYZE meta` only creates the table, and `ANALYZE sqlite_schema`
+ * reloads it.)
+ */
+function seedPlannerStats(db: Database.Database): void {
+  const exists = db
+    .prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_stat1'`)
+    .get()
+  if (exists === undefined) db.exec('ANALYZE meta')
+  const seeded = db
+    .prepare(
+      `INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT 'records', ?, '1000000 100000 1'
+       WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE tbl = 'records' AND idx = ?)`,
+    )
+    .run(PRIMARY_INDEX, PRIMARY_INDEX)
+  if (seeded.changes > 0) db.exec('ANALYZE sqlite_schema')
 }
 
 function migrate(db: Database.Database): void {
@@ -83,19 +203,40 @@ function load(db: Database.Database): LoadedState {
   const { value: revision } = db.prepare(`SELECT value FROM meta WHERE key = 'revision'`).get() as {
     value: number
   }
+  const kindRows = db.prepare('SELECT * FROM kinds').all() as KindRow[]
+  // Declared indexes are created with their kind; this repairs any that were dropped.
+  db.transaction(() => {
+    for (const row of kindRows) {
+      for (const path of JSON.parse(row.indexes) as string[]) ensureFieldIndex(db, row.kind, path)
+    }
+  })()
+  // Non-resident kinds stay in the file: only their per-owner counts are loaded.
+  const away = 'SELECT kind FROM kinds WHERE resident = 0'
   const records: DataspaceRecord[] = []
-  for (const row of db.prepare('SELECT * FROM records').iterate() as Iterable<RecordRow>) {
-    records.push(fromRow(row))
-  }
-  const kinds = (db.prepare('SELECT * FROM kinds').all() as KindRow[]).map((row): StoredKind => ({
+  const all = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE kind NOT IN (${away})`)
+  for (const row of all.iterate() as Iterable<RecordRow>) records.push(fromRow(row))
+  const owned = db
+    .prepare(
+      `SELECT kind, owner, count(*) AS count FROM records
+       WHERE kind IN (${away}) AND owner IS NOT NULL GROUP BY kind, owner`,
+    )
+    .all() as OwnedCount[]
+  const kinds = kindRows.map((row): StoredKind => ({
     kind: row.kind,
     ...(row.fields === null ? {} : { fields: JSON.parse(row.fields) as string[] }),
     indexes: JSON.parse(row.indexes) as string[],
+    ...(row.resident === 0 ? { resident: false } : {}),
   }))
   const sessions = (db.prepare('SELECT body FROM sessions').all() as { body: string }[]).map(
     (row) => JSON.parse(row.body) as StoredSession,
   )
-  return { revision, records, kinds, sessions }
+  return { revision, records, ...(owned.length === 0 ? {} : { owned }), kinds, sessions }
+}
+
+/** Creates the index of a declared field if it is missing (its DDL is idempotent). */
+function ensureFieldIndex(db: Database.Database, kind: string, path: string): void {
+  const ddl = fieldIndexDdl(kind, path)
+  if (ddl !== undefined) db.exec(ddl)
 }
 
 interface RecordRow {
@@ -113,6 +254,7 @@ interface KindRow {
   kind: string
   fields: string | null
   indexes: string
+  resident: number
 }
 
 function fromRow(row: RecordRow): DataspaceRecord {
@@ -140,9 +282,11 @@ function prepareWrite(db: Database.Database): (batch: WriteBatch) => void {
        created_revision = excluded.created_revision, expires_at = excluded.expires_at`,
   )
   const remove = db.prepare('DELETE FROM records WHERE kind = ? AND id = ?')
+  const getIndexes = db.prepare('SELECT indexes FROM kinds WHERE kind = ?').pluck()
   const putKind = db.prepare(
-    `INSERT INTO kinds (kind, fields, indexes) VALUES (?, ?, ?)
-     ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes`,
+    `INSERT INTO kinds (kind, fields, indexes, resident) VALUES (?, ?, ?, ?)
+     ON CONFLICT (kind) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes,
+       resident = excluded.resident`,
   )
   const putSession = db.prepare(
     'INSERT INTO sessions (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body',
@@ -183,10 +327,19 @@ function prepareWrite(db: Database.Database): (batch: WriteBatch) => void {
     setRevision.run(revision)
     setLastBatch.run(batch.id)
     for (const kind of batch.kinds) {
+      // The kind's field indexes change in the same transaction as its declaration.
+      const before = getIndexes.get(kind.kind) as string | undefined
+      for (const path of before === undefined ? [] : (JSON.parse(before) as string[])) {
+        if (!kind.indexes.includes(path)) {
+          db.exec(`DROP INDEX IF EXISTS ${fieldIndexName(kind.kind, path)}`)
+        }
+      }
+      for (const path of kind.indexes) ensureFieldIndex(db, kind.kind, path)
       putKind.run(
         kind.kind,
         kind.fields === undefined ? null : JSON.stringify(kind.fields),
         JSON.stringify(kind.indexes),
+        kind.resident === false ? 0 : 1,
       )
     }
     for (const session of batch.sessions.put) putSession.run(session.id, JSON.stringify(session))

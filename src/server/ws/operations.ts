@@ -58,7 +58,7 @@ export const OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operat
   [
     'defineKind',
     write(async ({ ds }, a) => {
-      const options = a.pick('options', ['fields', 'indexes']) as KindOptions
+      const options = a.pick('options', ['fields', 'indexes', 'resident']) as KindOptions
       await ds.defineKind(a.kind('admin'), options)
       return null
     }),
