@@ -226,7 +226,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
       kinds.map((kind) => this.#readSpec(kind, { owner }, Infinity)),
     )
     const revision = await this.retryRead(() =>
-      (this.#backed as BackedReads).read(reads, (results) => this.#removeRead(results, null), {
+      (this.#backed as BackedReads).read(reads, (results) => this.#removeRead(results), {
         startup: true,
       }),
     )
@@ -234,9 +234,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
   }
 
   /** Applies, as one commit, the removal of every record `results` hold (reason `owner-exit`). */
-  #removeRead(results: readonly ReadResult[], also: ((tx: Transaction) => void) | null): number {
+  #removeRead(results: readonly ReadResult[]): number {
     const tx = new Transaction(this, null)
-    also?.(tx)
     for (const result of results) {
       for (const record of result.records) tx.remove(record, 'owner-exit')
     }
