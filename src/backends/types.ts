@@ -141,3 +141,12 @@ export interface WriteBatch {
   /** Sessions opened or changed (put), and ended (deleted by id). */
   readonly sessions: { readonly put: readonly StoredSession[]; readonly delete: readonly string[] }
 }
+
+/**
+ * A parameterized statement, as the SQL backends' pushdown builds it: selector values only ever
+ * travel in `values`, never in `text`.
+ */
+export interface SqlQuery {
+  readonly text: string
+  readonly values: readonly unknown[]
+}

@@ -107,13 +107,6 @@ export class BackedReads {
     return count
   }
 
-  /** Writes pending right now (tests and metrics). */
-  get pendingSize(): number {
-    let size = 0
-    for (const kind of this.#pending.values()) size += kind.size
-    return size
-  }
-
   /** Takes a committed change of a non-resident kind (the engine applies no store for it). */
   applyChange(change: Change, revision: number): void {
     let kind = this.#pending.get(change.kind)

@@ -6,13 +6,7 @@ import {
   parseLabelSelector,
 } from '../../query/index.js'
 import type { FieldRequirement, LabelRequirement } from '../../query/index.js'
-import type { QueryPage } from '../types.js'
-
-/** A parameterized statement: selector values only ever travel in `values`. */
-export interface SqlQuery {
-  readonly text: string
-  readonly values: readonly unknown[]
-}
+import type { QueryPage, SqlQuery } from '../types.js'
 
 /** The columns every record read selects, `expires_at` as epoch milliseconds. */
 export const RECORD_COLUMNS = `kind, id, data, labels, owner, revision, created_revision,

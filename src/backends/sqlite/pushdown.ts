@@ -7,13 +7,7 @@ import {
   parseLabelSelector,
 } from '../../query/index.js'
 import type { FieldRequirement, LabelRequirement } from '../../query/index.js'
-import type { QueryPage } from '../types.js'
-
-/** A parameterized statement: selector values only ever travel in `values` (`?` parameters). */
-export interface SqlQuery {
-  readonly text: string
-  readonly values: readonly unknown[]
-}
+import type { QueryPage, SqlQuery } from '../types.js'
 
 /** The columns every record read selects. */
 export const RECORD_COLUMNS =
