@@ -9,6 +9,8 @@ import { KvBucket } from '../kv/kv-bucket.js'
 import { NameRegistry } from '../names/name-registry.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import { compileSelector } from './compiled-selector.js'
+import { durableGate, whenDurable } from './durable-gate.js'
+import type { DurableGate } from './durable-gate.js'
 import { ExpiryQueue } from './expiry-queue.js'
 import { History } from './history.js'
 import type { Commit } from './history.js'
@@ -109,6 +111,11 @@ export class Dataspace implements DataspaceApi, WatchContext {
   readonly #runtime: BackendRuntime | undefined
   /** Reads of non-resident kinds: only with a durable backend that answers queries. */
   readonly #backed: BackedReads | undefined
+  /**
+   * Holds what readers see until it is durable (durable-gate.ts); `undefined` on the memory
+   * backend, where a commit is as durable as it will ever be once applied.
+   */
+  readonly gate: DurableGate | undefined
   /** Sessions the backend had when it was opened (the server adopts them). */
   readonly restoredSessions: readonly StoredSession[]
   /** Pids of persisted sessions and their children: kept, not exited, when a durable store closes. */
@@ -157,6 +164,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
             onDurable: () => this.#backed?.collect(),
           })
     const runtime = this.#runtime
+    this.gate = runtime === undefined ? undefined : durableGate(runtime)
     this.#backed =
       runtime !== undefined && backend !== 'memory' && canQuery(backend)
         ? new BackedReads(backend, () => runtime.durableRevision)
@@ -460,10 +468,19 @@ export class Dataspace implements DataspaceApi, WatchContext {
     const key = checkId(id)
     if (store?.resident === false) {
       const read = this.#readSpec(kind, { id: escapeGlob(key) }, 1)
-      return (await this.#backedReads().read([read], ([result]) => result?.records[0])) as
-        DataspaceRecord<T> | undefined
+      const record = await this.#backedReads().read([read], ([result]) => result?.records[0])
+      return this.released(record as DataspaceRecord<T> | undefined)
     }
-    return store?.records.get(key) as DataspaceRecord<T> | undefined
+    return this.released(store?.records.get(key) as DataspaceRecord<T> | undefined)
+  }
+
+  /**
+   * `value`, read now, once the current revision is durable: every read of the public API goes
+   * out through here, so no process sees a commit a crash could still undo (DESIGN §5). The
+   * writer itself is acknowledged only when its commit is durable, so it reads its own writes.
+   */
+  released<T>(value: T): T | Promise<T> {
+    return whenDurable(this.gate, this.#revision, value)
   }
 
   async list<T = unknown>(kind: string, options: ListOptions = {}): Promise<ListResult<T>> {
@@ -478,19 +495,22 @@ export class Dataspace implements DataspaceApi, WatchContext {
           ? undefined
           : readContinue(options.continue, kind, selector).a
       const read = this.#readSpec(kind, options, limit === undefined ? Infinity : limit + 1, after)
-      return (await this.#backedReads().read([read], ([result]) =>
+      const page = await this.#backedReads().read([read], ([result]) =>
         backedPage(result?.records ?? [], this.#revision, kind, selector, limit),
-      )) as ListResult<T>
+      )
+      return this.released(page as ListResult<T>)
     }
-    return listPage(
-      this.#stores.get(kind),
-      this.#history,
-      this.#revision,
-      kind,
-      selector,
-      limit,
-      options.continue,
-    ) as ListResult<T>
+    return this.released(
+      listPage(
+        this.#stores.get(kind),
+        this.#history,
+        this.#revision,
+        kind,
+        selector,
+        limit,
+        options.continue,
+      ) as ListResult<T>,
+    )
   }
 
   async explain(kind: string, options: Selector = {}): Promise<ExplainResult> {

@@ -1,3 +1,5 @@
+import { revisionOf, whenDurable } from './durable-gate.js'
+import type { DurableGate } from './durable-gate.js'
 import type { CloseReason, Stream } from './types.js'
 
 interface Waiter<T> {
@@ -20,10 +22,17 @@ export class QueuedStream<T> implements Stream<T> {
   #resolveClosed!: (reason: CloseReason) => void
   readonly closed: Promise<CloseReason>
   readonly #onClose: ((reason: CloseReason) => void) | undefined
+  readonly #gate: DurableGate | undefined
 
-  /** @param onClose runs once, synchronously, when the stream ends (unsubscribe hooks go here). */
-  constructor(onClose?: (reason: CloseReason) => void) {
+  /**
+   * @param onClose runs once, synchronously, when the stream ends (unsubscribe hooks go here).
+   * @param gate holds each item that carries a `revision` until that revision is durable (the
+   *   engine's streams on a durable backend; see durable-gate.ts). Items wait in order, so
+   *   nothing behind a held event overtakes it.
+   */
+  constructor(onClose?: (reason: CloseReason) => void, gate?: DurableGate) {
     this.#onClose = onClose
+    this.#gate = gate
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
@@ -77,6 +86,14 @@ export class QueuedStream<T> implements Stream<T> {
   }
 
   next(): Promise<IteratorResult<T, undefined>> {
+    const taken = this.#take()
+    if (this.#gate === undefined) return taken
+    return taken.then((result) =>
+      result.done === true ? result : whenDurable(this.#gate, revisionOf([result.value]), result),
+    )
+  }
+
+  #take(): Promise<IteratorResult<T, undefined>> {
     if (this.#head < this.#items.length) {
       const value = this.#items[this.#head] as T
       this.#items[this.#head] = undefined as T // release for GC before compaction
@@ -107,12 +124,16 @@ export class QueuedStream<T> implements Stream<T> {
    * holds whole commits: the network server frames and resumes on these boundaries.
    */
   async nextBatch(): Promise<T[] | undefined> {
+    let batch: T[]
     if (this.length === 0) {
-      const first = await this.next()
+      const first = await this.#take()
       if (first.done === true) return undefined
-      return [first.value, ...this.#takeAll()]
+      batch = [first.value, ...this.#takeAll()]
+    } else {
+      batch = this.#takeAll()
     }
-    return this.#takeAll()
+    // Revisions only grow along a stream: the batch is released when its last commit is durable.
+    return this.#gate === undefined ? batch : whenDurable(this.#gate, revisionOf(batch), batch)
   }
 
   #takeAll(): T[] {

@@ -1,5 +1,6 @@
 import { InvalidArgument } from '../errors/index.js'
 import type { CompiledSelector } from './compiled-selector.js'
+import type { DurableGate } from './durable-gate.js'
 import type { Commit, History } from './history.js'
 import type { KindStore } from './kind-store.js'
 import { plan, select } from './query-planner.js'
@@ -28,6 +29,8 @@ export interface Observation<T = unknown> {
 export interface WatchContext extends TransactionContext {
   readonly history: History
   readonly closed: boolean
+  /** Holds watch events until durable; `undefined` when every commit is durable at once. */
+  readonly gate: DurableGate | undefined
   apply(tx: Transaction): number
   applyWhenSafe(tx: Transaction): void
 }
@@ -83,6 +86,7 @@ export class WatchRegistry {
       bufferSize,
       snapshot,
       counters: this.counters,
+      gate: this.#context.gate,
       onClose: () => {
         this.hub.remove(stream)
         this.#streams.delete(stream)

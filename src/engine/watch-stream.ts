@@ -1,4 +1,5 @@
 import type { CompiledSelector } from './compiled-selector.js'
+import type { DurableGate } from './durable-gate.js'
 import { QueuedStream } from './queued-stream.js'
 import type { Subscriber } from './watch-hub.js'
 import type { CloseReason, Watch, WatchEvent } from './types.js'
@@ -46,8 +47,10 @@ export class WatchStream<T = unknown>
     snapshot: SnapshotSource
     counters: WatchCounters
     onClose: (reason: CloseReason) => void
+    /** Holds events until durable (a durable backend); see durable-gate.ts. */
+    gate?: DurableGate | undefined
   }) {
-    super(options.onClose)
+    super(options.onClose, options.gate)
     this.kind = options.kind
     this.selector = options.selector
     this.#bufferSize = options.bufferSize

@@ -95,7 +95,7 @@ export class ProcessGroups implements ProcessGroupsApi {
 
   async members(group: string): Promise<string[]> {
     checkGroup(group)
-    return groupsOf(this.#memberships(group))[group] ?? []
+    return this.#ds.released(groupsOf(this.#memberships(group))[group] ?? [])
   }
 
   async localMembers(group: string): Promise<string[]> {
@@ -103,15 +103,17 @@ export class ProcessGroups implements ProcessGroupsApi {
     const local = this.#memberships(group).filter(
       (record) => (record.data as Membership).node === this.#ds.node,
     )
-    return groupsOf(local)[group] ?? []
+    return this.#ds.released(groupsOf(local)[group] ?? [])
   }
 
   async membersWithMeta(group: string): Promise<MemberWithMeta[]> {
     checkGroup(group)
-    return this.#memberships(group).map((record) => {
-      const { pid, count, meta } = record.data as Membership
-      return { pid, count, meta }
-    })
+    return this.#ds.released(
+      this.#memberships(group).map((record) => {
+        const { pid, count, meta } = record.data as Membership
+        return { pid, count, meta }
+      }),
+    )
   }
 
   async updateMeta(group: string, pid: PidLike, meta: MemberMeta): Promise<void> {
@@ -132,20 +134,23 @@ export class ProcessGroups implements ProcessGroupsApi {
   }
 
   async whichGroups(): Promise<string[]> {
-    return Object.keys(groupsOf(this.#memberships()))
+    return this.#ds.released(Object.keys(groupsOf(this.#memberships())))
   }
 
   async whichLocalGroups(): Promise<string[]> {
     const local = this.#memberships().filter(
       (record) => (record.data as Membership).node === this.#ds.node,
     )
-    return Object.keys(groupsOf(local))
+    return this.#ds.released(Object.keys(groupsOf(local)))
   }
 
   monitor(group?: string): GroupMonitor {
     if (group !== undefined) checkGroup(group)
     const selector = this.#selector(group)
-    const stream: QueuedStream<GroupEvent> = new QueuedStream<GroupEvent>(() => observation.close())
+    const stream: QueuedStream<GroupEvent> = new QueuedStream<GroupEvent>(
+      () => observation.close(),
+      this.#ds.gate,
+    )
     const snapshot = (records: readonly DataspaceRecord[], revision: number): GroupEvent => ({
       type: 'snapshot',
       groups: groupsOf(records),

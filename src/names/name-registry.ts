@@ -88,7 +88,9 @@ export class NameRegistry implements NameRegistryApi {
   }
 
   async list(glob?: string): Promise<NameBinding[]> {
-    return this.#ds.query(NAME_KIND, glob === undefined ? {} : { id: glob }).map(binding)
+    return this.#ds.released(
+      this.#ds.query(NAME_KIND, glob === undefined ? {} : { id: glob }).map(binding),
+    )
   }
 
   watch(glob?: string): Watch<NameData> {

@@ -80,7 +80,10 @@ function localContract(backend: BackendName, cleanups: (() => Promise<void>)[]):
     async peer(ds) {
       return ds
     },
-    async settle() {
+    async settle(ds) {
+      // A read is released once the current revision is durable (DESIGN §5), and so is every
+      // event up to it: after that and one more turn, what the commits caused has arrived.
+      await ds.get('$settle', 'x')
       await new Promise((resolve) => setImmediate(resolve))
     },
   }
