@@ -7,10 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import pino from 'pino'
 import type { Backend, WriteBatch } from '../../src/backends/index.js'
 import { sqliteBackend } from '../../src/backends/sqlite/index.js'
+import { connect } from '../../src/client/index.js'
 import { createDataspace } from '../../src/index.js'
 import type { Dataspace } from '../../src/index.js'
+import { createServer } from '../../src/server/index.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-durable-release-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -139,6 +142,32 @@ describe('durable release: nothing is seen before it is durable', () => {
     await monitor.return()
     await kvWatch.return()
     await ds.close()
+  })
+
+  it('holds events and reads over the network too (WebSocket client, HTTP)', async () => {
+    const { ds, valve } = await setup()
+    const server = await createServer({ ds, port: 0, logger: pino({ level: 'silent' }) })
+    const client = await connect(server.url, { name: 'watcher' })
+    try {
+      const watch = client.watch('task')
+      assert.equal((await watch.next()).value?.type, 'snapshot')
+      valve.shut()
+      const write = ds.process('writer').assert('task', 't1', { n: 1 })
+      const event = watch.next()
+      const read = fetch(`${server.url}/v1/records/task/t1`)
+      assert.equal(await within(event, 200), 'pending', 'remote event released early')
+      assert.equal(await within(read, 50), 'pending', 'HTTP read released early')
+      valve.open()
+      await write
+      assert.equal((await event).value?.type, 'asserted')
+      assert.equal((await read).status, 200)
+      await watch.return()
+    } finally {
+      valve.open()
+      await client.close()
+      await server.close()
+      await ds.close()
+    }
   })
 
   it('releases at once on the memory backend (nothing to wait for)', async () => {
