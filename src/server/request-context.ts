@@ -7,6 +7,8 @@ import type { Principal, Right } from './auth.js'
 import { readJsonObject } from './http-body.js'
 import { callerKey, sessionKey } from './limits.js'
 import type { LimitGuard, LimitKey } from './limits.js'
+import type { LogThrottle } from './log-throttle.js'
+import type { ConnectionGate } from './connection-gate.js'
 import type { ServerMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session, SessionTable } from './session-table.js'
@@ -45,6 +47,10 @@ export interface ServerState {
   /** Per-session limits: records, streams, call rate; counts and logs every hit. */
   readonly guard: LimitGuard
   readonly logger: Logger
+  /** Warnings a client can cause (auth failures, refusals): at most one a second per reason. */
+  readonly warnings: LogThrottle
+  /** Open connections, in total and per address; marks those past a cap. */
+  readonly gate: ConnectionGate
 }
 
 /** One request as handlers see it. */

@@ -34,7 +34,7 @@ export class WsEndpoint {
             state.guard.hit('maxFrameBytes', { transport: 'ws' })
           }
         })
-        const conn = new WsConnection(ws, state, refusal.principal, (c) =>
+        const conn = new WsConnection(ws, state, refusal.principal, req.socket.remoteAddress, (c) =>
           this.#connections.delete(c),
         )
         this.#connections.add(conn)
@@ -71,6 +71,8 @@ export class WsEndpoint {
     if (path !== WS_PATH)
       return httpResponse(404, `no WebSocket endpoint at ${path}; use ${WS_PATH}`)
     if (!state.accepting) return httpResponse(503, 'server is shutting down')
+    const over = state.gate.refusal(req.socket)
+    if (over !== undefined) return httpResponse(503, over.message)
     const header = req.headers.authorization
     const auth = state.options.auth
     if (auth === undefined || header === undefined) return { principal: undefined }
