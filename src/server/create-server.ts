@@ -234,7 +234,7 @@ async function handle(
     principal =
       auth === undefined || PUBLIC_PATHS.has(url.pathname)
         ? undefined
-        : auth.authenticate(req.headers.authorization)
+        : state.guard.authenticate(auth, req.headers.authorization, req.socket.remoteAddress)
     const current = session(state, req, principal)
     if (!UNLIMITED_PATHS.has(url.pathname)) {
       state.guard.takeCall(

@@ -1,5 +1,6 @@
 import type { Dataspace } from '../engine/index.js'
 import { RateLimited, TooLarge } from '../errors/index.js'
+import type { Principal, TokenTable } from './auth.js'
 import type { LogThrottle } from './log-throttle.js'
 import type { ServerLimits } from './options.js'
 import type { Session } from './session-table.js'
@@ -154,6 +155,25 @@ export class LimitGuard {
   /** Forgets `key`'s rate bucket (its session ended). */
   forget(key: LimitKey): void {
     this.#calls.forget(key.id)
+  }
+
+  /**
+   * The principal of an Authorization header, or `Unauthorized` (counted against `address`), or
+   * `RateLimited` before the token is even looked at while `address` is over
+   * `maxAuthFailuresPerSecond`. Both transports authenticate through here.
+   */
+  authenticate(
+    auth: TokenTable,
+    header: string | undefined,
+    address: string | undefined,
+  ): Principal {
+    this.checkAuthAllowed(address)
+    try {
+      return auth.authenticate(header)
+    } catch (error) {
+      this.authFailed(address)
+      throw error
+    }
   }
 
   /**

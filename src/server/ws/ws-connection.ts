@@ -175,7 +175,11 @@ export class WsConnection {
         if (typeof hello.token !== 'string' || auth === undefined) {
           throw new Unauthorized('missing token: pass hello.token or an Authorization header')
         }
-        this.#principal = auth.authenticate(`Bearer ${hello.token}`)
+        this.#principal = this.#state.guard.authenticate(
+          auth,
+          `Bearer ${hello.token}`,
+          this.#address,
+        )
       }
       if (!this.#state.accepting) {
         this.close(CLOSE_CODES.goingAway, 'server is shutting down')

@@ -77,10 +77,13 @@ export class WsEndpoint {
     const auth = state.options.auth
     if (auth === undefined || header === undefined) return { principal: undefined }
     try {
-      return { principal: auth.authenticate(header) }
+      return { principal: state.guard.authenticate(auth, header, req.socket.remoteAddress) }
     } catch (error) {
       const message = error instanceof DataspaceError ? error.message : 'unauthorized'
-      state.logger.warn({ transport: 'ws', reason: message }, 'auth failed')
+      if (error instanceof DataspaceError && error.code === 'RateLimited') {
+        return httpResponse(429, message)
+      }
+      state.warnings.warn('auth failed', { transport: 'ws', reason: message }, 'auth failed')
       return httpResponse(401, message)
     }
   }
@@ -88,7 +91,9 @@ export class WsEndpoint {
 
 const REFUSALS = {
   401: { code: 'Unauthorized', text: 'Unauthorized' },
+  403: { code: 'Forbidden', text: 'Forbidden' },
   404: { code: 'NotFound', text: 'Not Found' },
+  429: { code: 'RateLimited', text: 'Too Many Requests' },
   503: { code: 'Unavailable', text: 'Service Unavailable' },
 } as const
 
