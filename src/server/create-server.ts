@@ -4,6 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Unavailable } from '../errors/index.js'
+import { BrowserGuard, checkJsonBody, UnsupportedMediaType } from './browser-guard.js'
 import { ConnectionGate } from './connection-gate.js'
 import { ConnectionTracker } from './connections.js'
 import type { Principal } from './auth.js'
@@ -109,6 +110,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     },
   )
   const gate = new ConnectionGate(limits, guard)
+  const browser = new BrowserGuard(resolved)
   const state: ServerState = {
     ds: resolved.ds,
     epoch: randomUUID(),
@@ -124,6 +126,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     logger,
     warnings,
     gate,
+    browser,
   }
   // Sessions a durable store kept across a restart: their clients have one TTL to come back.
   for (const stored of resolved.ds.restoredSessions) {
@@ -212,6 +215,13 @@ async function handle(
   try {
     if (!state.accepting) throw new Unavailable('server is shutting down')
     const url = new URL(req.url ?? '/', 'http://localhost')
+    const origin = state.browser.check(req)
+    state.browser.cors(res, origin)
+    if (req.method === 'OPTIONS' && origin !== undefined) {
+      state.browser.preflight(res, origin)
+      return
+    }
+    checkJsonBody(req)
     const over = state.gate.refusal(req.socket)
     if (over !== undefined) {
       // One answer on a connection past a limit: a probe's or a scrape's, else 503; then it
@@ -247,7 +257,9 @@ async function handle(
     const reply = await match.handler(ctx)
     if (reply !== STREAMED) sendJson(res, reply.status, reply.body)
   } catch (error) {
-    const { status, body } = toWireError(error)
+    const wire = toWireError(error)
+    const { body } = wire
+    const status = error instanceof UnsupportedMediaType ? 415 : wire.status
     outcome = body.error.code
     reportError(state, error, status, principal, 'http')
     sendError(res, status, body, extraHeaders(status, body))

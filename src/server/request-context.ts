@@ -8,6 +8,7 @@ import { readJsonObject } from './http-body.js'
 import { callerKey, sessionKey } from './limits.js'
 import type { LimitGuard, LimitKey } from './limits.js'
 import type { LogThrottle } from './log-throttle.js'
+import type { BrowserGuard } from './browser-guard.js'
 import type { ConnectionGate } from './connection-gate.js'
 import type { ServerMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
@@ -51,6 +52,8 @@ export interface ServerState {
   readonly warnings: LogThrottle
   /** Open connections, in total and per address; marks those past a cap. */
   readonly gate: ConnectionGate
+  /** The Origin, Host and CORS rules for browsers. */
+  readonly browser: BrowserGuard
 }
 
 /** One request as handlers see it. */

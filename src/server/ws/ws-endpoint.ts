@@ -71,6 +71,13 @@ export class WsEndpoint {
     if (path !== WS_PATH)
       return httpResponse(404, `no WebSocket endpoint at ${path}; use ${WS_PATH}`)
     if (!state.accepting) return httpResponse(503, 'server is shutting down')
+    try {
+      // Browsers always send Origin on a WebSocket, and CORS does not apply to one: this check
+      // is all that keeps another site's page from using the server.
+      state.browser.check(req)
+    } catch (error) {
+      return httpResponse(403, error instanceof Error ? error.message : 'forbidden')
+    }
     const over = state.gate.refusal(req.socket)
     if (over !== undefined) return httpResponse(503, over.message)
     const header = req.headers.authorization
