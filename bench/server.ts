@@ -62,6 +62,9 @@ const BENCH_LIMITS = {
   callBurst: 1_000_000_000,
   maxRecordsPerSession: 1_000_000_000,
   maxStreamsPerSession: 1_000_000,
+  // One parent process opens every session and connection from 127.0.0.1.
+  maxSessionsPerAddress: 1_000_000,
+  maxConnectionsPerAddress: 1_000_000,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,10 @@ export interface ServeSettings {
   readonly logLevel: (typeof LOG_LEVELS)[number]
   /** Server limits given with `--limits` / `DATASPACE_LIMITS`; the rest keep their defaults. */
   readonly limits: Partial<ServerLimits>
+  /** Browser origins allowed to call (`--allow-origin` / `DATASPACE_ALLOW_ORIGIN`). */
+  readonly allowedOrigins?: readonly string[]
+  /** Extra `Host` names answered (`--allow-host` / `DATASPACE_ALLOW_HOST`). */
+  readonly allowedHosts?: readonly string[]
 }
 
 /**
@@ -34,7 +38,7 @@ export const serveCommand: Command = {
   usage:
     'serve [--host H] [--port P] [--backend sqlite[:PATH]|memory|postgres://…] ' +
     '[--auth TOKENS.json] [--insecure] ' +
-    '[--log-level info] [--limits NAME=N,…]',
+    '[--log-level info] [--limits NAME=N,…] [--allow-origin ORIGIN,…] [--allow-host NAME,…]',
   summary: 'run the server with an embedded dataspace',
   options: {
     host: { type: 'string' },
@@ -44,6 +48,8 @@ export const serveCommand: Command = {
     insecure: { type: 'boolean' },
     'log-level': { type: 'string' },
     limits: { type: 'string' },
+    'allow-origin': { type: 'string' },
+    'allow-host': { type: 'string' },
   },
   arity: [0, 0],
   async run(ctx) {
@@ -64,6 +70,10 @@ export const serveCommand: Command = {
         logger,
         limits: settings.limits,
         ...(auth === undefined ? {} : { auth }),
+        ...(settings.allowedOrigins === undefined
+          ? {}
+          : { allowedOrigins: settings.allowedOrigins }),
+        ...(settings.allowedHosts === undefined ? {} : { allowedHosts: settings.allowedHosts }),
       })
     } catch (error) {
       await ds.close()
@@ -101,7 +111,15 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
     throw usageError(serveCommand, `log level must be one of ${LOG_LEVELS.join(', ')}`)
   }
   const limits = parseLimits(stringFlag(ctx.flags.limits) ?? nonEmpty(env.DATASPACE_LIMITS))
+  const allowedOrigins = list(
+    stringFlag(ctx.flags['allow-origin']) ?? nonEmpty(env.DATASPACE_ALLOW_ORIGIN),
+  )
+  const allowedHosts = list(
+    stringFlag(ctx.flags['allow-host']) ?? nonEmpty(env.DATASPACE_ALLOW_HOST),
+  )
   return {
+    ...(allowedOrigins === undefined ? {} : { allowedOrigins }),
+    ...(allowedHosts === undefined ? {} : { allowedHosts }),
     host,
     port,
     backend,
@@ -128,6 +146,15 @@ function parseLimits(text: string | undefined): Partial<ServerLimits> {
     limits[name] = Number(value)
   }
   return limits
+}
+
+/** `a,b` → `['a', 'b']` (blank items dropped); `undefined` when not given. */
+function list(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
 }
 
 /** A pino logger writing its JSON lines through the command's stderr. */

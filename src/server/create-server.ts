@@ -2,11 +2,15 @@ import { randomUUID } from 'node:crypto'
 import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { Unavailable } from '../errors/index.js'
+import { BrowserGuard, checkJsonBody, UnsupportedMediaType } from './browser-guard.js'
+import { ConnectionGate } from './connection-gate.js'
 import { ConnectionTracker } from './connections.js'
 import type { Principal } from './auth.js'
 import { sendError, sendJson } from './http-body.js'
 import { callerKey, LimitGuard, sessionKey } from './limits.js'
+import { LogThrottle } from './log-throttle.js'
 import { ServerMetrics } from './metrics.js'
 import { resolveOptions } from './options.js'
 import type { ServerOptions } from './options.js'
@@ -83,7 +87,8 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     wsConnections: () => endpoint.size,
     queueDepth: () => sse.queued() + endpoint.queued(),
   })
-  const guard = new LimitGuard(resolved.ds, limits, logger, (limit) => metrics.limitHit(limit))
+  const warnings = new LogThrottle(logger)
+  const guard = new LimitGuard(resolved.ds, limits, warnings, (limit) => metrics.limitHit(limit))
   const sessions = new SessionTable(
     resolved.ds,
     resolved.sessionTtl,
@@ -104,6 +109,8 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
       if (event === 'expired' || event === 'ended') guard.forget(sessionKey(session))
     },
   )
+  const gate = new ConnectionGate(limits, guard)
+  const browser = new BrowserGuard(resolved)
   const state: ServerState = {
     ds: resolved.ds,
     epoch: randomUUID(),
@@ -117,6 +124,9 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     },
     guard,
     logger,
+    warnings,
+    gate,
+    browser,
   }
   // Sessions a durable store kept across a restart: their clients have one TTL to come back.
   for (const stored of resolved.ds.restoredSessions) {
@@ -126,13 +136,27 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     if (session !== undefined && principal !== undefined)
       state.sessionOwners.set(session, principal)
   }
-  const http = createHttpServer((req, res) => {
-    connections.track(req, res)
-    handle(router, state, req, res).catch((error: unknown) => {
-      resolved.onInternalError(error)
-      res.destroy()
-    })
+  const http = createHttpServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above on this interval (30 s by default, which let a
+      // slowloris hold a socket for minutes): a quarter of the headers timeout, at most 1 s.
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, limits.headersTimeoutMs / 4)),
+    },
+    (req, res) => {
+      connections.track(req, res)
+      handle(router, state, req, res).catch((error: unknown) => {
+        resolved.onInternalError(error)
+        res.destroy()
+      })
+    },
+  )
+  http.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    answerClientError(state, error, socket)
   })
+  gate.watch(http)
   const connections = new ConnectionTracker(http)
   const endpoint = new WsEndpoint(http, state)
   await listen(http, resolved.host, resolved.port)
@@ -191,6 +215,20 @@ async function handle(
   try {
     if (!state.accepting) throw new Unavailable('server is shutting down')
     const url = new URL(req.url ?? '/', 'http://localhost')
+    const origin = state.browser.check(req)
+    state.browser.cors(res, origin)
+    if (req.method === 'OPTIONS' && origin !== undefined) {
+      state.browser.preflight(res, origin)
+      return
+    }
+    checkJsonBody(req)
+    const over = state.gate.refusal(req.socket)
+    if (over !== undefined) {
+      // One answer on a connection past a limit: a probe's or a scrape's, else 503; then it
+      // closes. Operators can still see a server under a connection flood.
+      res.setHeader('connection', 'close')
+      if (!UNLIMITED_PATHS.has(url.pathname)) throw over
+    }
     const match = router.match(req.method ?? 'GET', url.pathname)
     if (match.type === 'not-found') {
       sendJson(res, 404, { error: { code: 'NotFound', message: `no route ${url.pathname}` } })
@@ -206,7 +244,7 @@ async function handle(
     principal =
       auth === undefined || PUBLIC_PATHS.has(url.pathname)
         ? undefined
-        : auth.authenticate(req.headers.authorization)
+        : state.guard.authenticate(auth, req.headers.authorization, req.socket.remoteAddress)
     const current = session(state, req, principal)
     if (!UNLIMITED_PATHS.has(url.pathname)) {
       state.guard.takeCall(
@@ -219,7 +257,9 @@ async function handle(
     const reply = await match.handler(ctx)
     if (reply !== STREAMED) sendJson(res, reply.status, reply.body)
   } catch (error) {
-    const { status, body } = toWireError(error)
+    const wire = toWireError(error)
+    const { body } = wire
+    const status = error instanceof UnsupportedMediaType ? 415 : wire.status
     outcome = body.error.code
     reportError(state, error, status, principal, 'http')
     sendError(res, status, body, extraHeaders(status, body))
@@ -273,6 +313,26 @@ function session(
   // Checked before renewing: another token must not keep someone else's session alive.
   checkSessionOwner(state, state.sessions.find(id), principal)
   return state.sessions.touch(id)
+}
+
+/**
+ * Answers a request the HTTP parser gave up on: 408 when it took longer than `headersTimeoutMs`
+ * / `requestTimeoutMs` (counted as a `requestTimeoutMs` hit), 431 for oversized headers, 400
+ * for anything else unparsable — what Node answers by default, plus the count.
+ */
+function answerClientError(state: ServerState, error: NodeJS.ErrnoException, socket: Duplex): void {
+  const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+  if (timeout) state.guard.hit('requestTimeoutMs', { transport: 'http' })
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const status = timeout
+    ? '408 Request Timeout'
+    : error.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : '400 Bad Request'
+  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
 }
 
 function listen(http: Server, host: string, port: number): Promise<void> {

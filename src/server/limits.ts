@@ -1,8 +1,10 @@
-import type { Logger } from 'pino'
 import type { Dataspace } from '../engine/index.js'
 import { RateLimited, TooLarge } from '../errors/index.js'
+import type { Principal, TokenTable } from './auth.js'
+import type { LogThrottle } from './log-throttle.js'
 import type { ServerLimits } from './options.js'
 import type { Session } from './session-table.js'
+import { TokenBuckets } from './token-buckets.js'
 
 /** The limits whose hits are counted (`dataspace_limit_hits_total{limit}`) and logged. */
 export const LIMIT_NAMES = [
@@ -13,6 +15,14 @@ export const LIMIT_NAMES = [
   'maxFrameBytes',
   'wsMaxBufferBytes',
   'sseBufferBytes',
+  'maxSessions',
+  'maxSessionsPerToken',
+  'maxSessionsPerAddress',
+  'maxConnections',
+  'maxConnectionsPerAddress',
+  'wsHelloTimeoutMs',
+  'requestTimeoutMs',
+  'maxAuthFailuresPerSecond',
 ] as const satisfies readonly (keyof ServerLimits)[]
 
 export type LimitName = (typeof LIMIT_NAMES)[number]
@@ -37,56 +47,40 @@ export function callerKey(token: string | undefined, address: string | undefined
   return { id: `a:${where}`, label: `client ${where}` }
 }
 
-interface Bucket {
-  tokens: number
-  /** When `tokens` was last brought up to date (ms, from `performance.now()`). */
-  at: number
-}
-
-// Idle rate buckets are swept after this many new ones, so the map stays bounded by activity.
-const SWEEP_EVERY = 1024
-// A limit is logged at most once per this many ms (a flood of 429s must not flood the log).
-const LOG_EVERY_MS = 1000
-
 /**
- * The per-session limits the server enforces on both transports: records owned, open streams
- * and call rate. Every hit is counted (`onHit`, the limit-hits metric) and logged, at most once
- * a second per limit with a count of the hits in between.
+ * The per-session limits the server enforces on both transports: records owned, open streams,
+ * call rate, sessions per caller and failed authentications per address. Every hit is counted
+ * (`onHit`, the limit-hits metric) and logged, at most once a second per limit with a count of
+ * the hits in between.
  */
 export class LimitGuard {
   readonly #ds: Dataspace
   readonly #limits: ServerLimits
-  readonly #logger: Logger
+  readonly #log: LogThrottle
   readonly #onHit: (limit: LimitName) => void
   readonly #streams = new Map<string, number>()
-  readonly #buckets = new Map<string, Bucket>()
-  #created = 0
-  readonly #lastLog = new Map<LimitName, { at: number; suppressed: number }>()
+  readonly #sessions = new Map<string, number>()
+  readonly #calls: TokenBuckets
+  readonly #authFailures: TokenBuckets
 
   constructor(
     ds: Dataspace,
     limits: ServerLimits,
-    logger: Logger,
+    log: LogThrottle,
     onHit: (limit: LimitName) => void,
   ) {
     this.#ds = ds
     this.#limits = limits
-    this.#logger = logger
+    this.#log = log
     this.#onHit = onHit
+    this.#calls = new TokenBuckets(limits.maxCallsPerSecond, limits.callBurst)
+    this.#authFailures = new TokenBuckets(limits.maxAuthFailuresPerSecond, limits.authFailureBurst)
   }
 
   /** Counts and logs one hit of `limit`; `fields` go into the log line. */
   hit(limit: LimitName, fields: Record<string, unknown> = {}): void {
     this.#onHit(limit)
-    const now = Date.now()
-    const last = this.#lastLog.get(limit)
-    if (last !== undefined && now - last.at < LOG_EVERY_MS) {
-      last.suppressed++
-      return
-    }
-    const suppressed = last?.suppressed ?? 0
-    this.#lastLog.set(limit, { at: now, suppressed: 0 })
-    this.#logger.warn({ limit, value: this.#limits[limit], ...fields, suppressed }, 'limit hit')
+    this.#log.warn(`limit:${limit}`, { limit, value: this.#limits[limit], ...fields }, 'limit hit')
   }
 
   /**
@@ -145,23 +139,9 @@ export class LimitGuard {
 
   /** Takes one call from `key`'s token bucket, or `RateLimited` with how long to wait. */
   takeCall(key: LimitKey): void {
-    const rate = this.#limits.maxCallsPerSecond
-    const burst = this.#limits.callBurst
-    const now = performance.now()
-    let bucket = this.#buckets.get(key.id)
-    if (bucket === undefined) {
-      if (++this.#created % SWEEP_EVERY === 0) this.#sweep(now)
-      bucket = { tokens: burst, at: now }
-      this.#buckets.set(key.id, bucket)
-    } else {
-      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) * rate) / 1000)
-      bucket.at = now
-    }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1
-      return
-    }
-    const retryAfterMs = Math.max(1, Math.ceil(((1 - bucket.tokens) * 1000) / rate))
+    const retryAfterMs = this.#calls.take(key.id)
+    if (retryAfterMs === undefined) return
+    const { maxCallsPerSecond: rate, callBurst: burst } = this.#limits
     this.hit('maxCallsPerSecond', { who: key.label })
     throw new RateLimited(
       `${key.label} made more than limits.maxCallsPerSecond (${rate}/s, bursts of ${burst}) ` +
@@ -174,14 +154,94 @@ export class LimitGuard {
 
   /** Forgets `key`'s rate bucket (its session ended). */
   forget(key: LimitKey): void {
-    this.#buckets.delete(key.id)
+    this.#calls.forget(key.id)
   }
 
-  // Drops buckets that have refilled: forgetting them changes nothing.
-  #sweep(now: number): void {
-    const { maxCallsPerSecond: rate, callBurst: burst } = this.#limits
-    for (const [id, bucket] of this.#buckets) {
-      if (bucket.tokens + ((now - bucket.at) * rate) / 1000 >= burst) this.#buckets.delete(id)
+  /**
+   * The principal of an Authorization header, or `Unauthorized` (counted against `address`), or
+   * `RateLimited` before the token is even looked at while `address` is over
+   * `maxAuthFailuresPerSecond`. Both transports authenticate through here.
+   */
+  authenticate(
+    auth: TokenTable,
+    header: string | undefined,
+    address: string | undefined,
+  ): Principal {
+    this.checkAuthAllowed(address)
+    try {
+      return auth.authenticate(header)
+    } catch (error) {
+      this.authFailed(address)
+      throw error
     }
   }
+
+  /**
+   * `RateLimited` while `address` has used up its failed authentications
+   * (`maxAuthFailuresPerSecond`): checked before a token is, so a flood costs no hashing and no
+   * log line per request.
+   */
+  checkAuthAllowed(address: string | undefined): void {
+    const retryAfterMs = this.#authFailures.wait(addressId(address))
+    if (retryAfterMs !== undefined) this.#authLimited(address, retryAfterMs)
+  }
+
+  /** Counts one failed authentication from `address`. */
+  authFailed(address: string | undefined): void {
+    this.#authFailures.take(addressId(address))
+  }
+
+  #authLimited(address: string | undefined, retryAfterMs: number): never {
+    const { maxAuthFailuresPerSecond: rate, authFailureBurst: burst } = this.#limits
+    this.hit('maxAuthFailuresPerSecond', { who: `client ${address ?? 'unknown'}` })
+    throw new RateLimited(
+      `too many failed authentications from client ${address ?? 'unknown'}: over ` +
+        `limits.maxAuthFailuresPerSecond (${rate}/s, bursts of ${burst}); retry after ` +
+        `${retryAfterMs} ms with a valid token`,
+      retryAfterMs,
+      { limit: 'maxAuthFailuresPerSecond' },
+    )
+  }
+
+  /**
+   * Counts one more open session against `key` (its token, or its address without auth) and
+   * the server (`open`: sessions open now), or `TooLarge` at `maxSessions`,
+   * `maxSessionsPerToken` or `maxSessionsPerAddress`. Answers the release function
+   * (idempotent): call it when the session ends.
+   */
+  openSession(key: LimitKey, open: number): () => void {
+    const mine = this.#sessions.get(key.id) ?? 0
+    const perKey = key.id.startsWith('t:') ? 'maxSessionsPerToken' : 'maxSessionsPerAddress'
+    const over =
+      open >= this.#limits.maxSessions
+        ? 'maxSessions'
+        : mine >= this.#limits[perKey]
+          ? perKey
+          : undefined
+    if (over !== undefined) {
+      const max = this.#limits[over]
+      this.hit(over, { who: key.label })
+      const whose = over === 'maxSessions' ? 'the server' : key.label
+      throw new TooLarge(
+        `${whose} has ${over === 'maxSessions' ? open : mine} open sessions, the most ` +
+          `limits.${over} (${max}) allows. End a session first (DELETE /v1/sessions/:id, or ` +
+          `close the client), wait for one to expire, or raise the limit: createServer({ ` +
+          `limits: { ${over} } }) or dataspace serve --limits ${over}=N`,
+        { limit: over },
+      )
+    }
+    this.#sessions.set(key.id, mine + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const left = (this.#sessions.get(key.id) ?? 1) - 1
+      if (left <= 0) this.#sessions.delete(key.id)
+      else this.#sessions.set(key.id, left)
+    }
+  }
+}
+
+function addressId(address: string | undefined): string {
+  return address ?? 'unknown'
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
@@ -52,6 +53,46 @@ export interface ServerLimits {
   readonly maxCallsPerSecond: number
   /** Calls a session may make at once above the sustained rate: the bucket's size (100 000). */
   readonly callBurst: number
+  /**
+   * Open sessions in total (default 50 000). One more (`POST /v1/sessions`, or a WebSocket
+   * `hello` that opens one) is `TooLarge` (413) until a session ends or expires.
+   */
+  readonly maxSessions: number
+  /** Open sessions opened with one token, auth on (default 10 000); over it is `TooLarge`. */
+  readonly maxSessionsPerToken: number
+  /** Open sessions opened from one client address, auth off (default 1000); over it is `TooLarge`. */
+  readonly maxSessionsPerAddress: number
+  /**
+   * Open TCP connections in total, HTTP and WebSocket (default 10 000, or the process's open-file
+   * limit minus 256 when that is lower). Past it a connection gets only the probes (`/livez`,
+   * `/readyz`) and `/metrics`; anything else is answered 503 `Unavailable` and the connection closed. Past it by
+   * 64 more, new connections are closed at once.
+   */
+  readonly maxConnections: number
+  /** Open connections from one client address (default 1000); past it, as `maxConnections`. */
+  readonly maxConnectionsPerAddress: number
+  /**
+   * How long a WebSocket may stay open without a `hello`, in ms (default 10 s); then it is
+   * closed with 4000 (`badHello`).
+   */
+  readonly wsHelloTimeoutMs: number
+  /**
+   * How long a client may take to send a request's headers, in ms (default 10 s): the slowloris
+   * bound. Then the server answers 408 and closes the connection.
+   */
+  readonly headersTimeoutMs: number
+  /** How long a client may take to send a whole request, body included, in ms (default 30 s). */
+  readonly requestTimeoutMs: number
+  /** How long an idle keep-alive connection stays open between requests, in ms (default 5 s). */
+  readonly keepAliveTimeoutMs: number
+  /**
+   * Failed authentications per second per client address, sustained (default 10): a token
+   * bucket of `authFailureBurst`. While it is empty, requests and upgrades from that address
+   * that carry a token are refused with `RateLimited` (429) before the token is checked.
+   */
+  readonly maxAuthFailuresPerSecond: number
+  /** Failed authentications a client address may make at once (default 100). */
+  readonly authFailureBurst: number
 }
 
 /** Options of {@link createServer}. */
@@ -80,6 +121,20 @@ export interface ServerOptions {
   readonly logger?: Logger
   /** Called with every error that became a 500 (default: logged by `logger` at `error`). */
   readonly onInternalError?: (error: unknown) => void
+  /**
+   * Origins (`scheme://host[:port]`) whose browser pages may call the server: their requests
+   * and WebSocket upgrades are accepted and CORS answers them. Default none: any request that
+   * carries an `Origin` header is refused (403), so no web page can drive the server. `'*'`
+   * allows every origin (only behind auth). See `docs/server.md`, "Browsers".
+   */
+  readonly allowedOrigins?: readonly string[]
+  /**
+   * Host names (with or without `:port`) the server answers besides its own address, for DNS
+   * rebinding protection. On a loopback bind the default is `localhost`, `127.0.0.1` and `[::1]`
+   * with the bound port; any other `Host` is refused (403). On other binds `Host` is not checked
+   * unless this is given. `'*'` turns the check off.
+   */
+  readonly allowedHosts?: readonly string[]
 }
 
 /** Options with every default filled in, frozen. */
@@ -93,6 +148,10 @@ export interface ResolvedOptions {
   readonly limits: ServerLimits
   readonly logger: Logger
   readonly onInternalError: (error: unknown) => void
+  /** Lower-cased origins allowed to call (CORS); empty: none. */
+  readonly allowedOrigins: readonly string[]
+  /** Lower-cased extra `Host` values allowed, or `undefined` for the default rule. */
+  readonly allowedHosts: readonly string[] | undefined
 }
 
 export const DEFAULT_PORT = 7411
@@ -110,7 +169,38 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   maxStreamsPerSession: 1_000,
   maxCallsPerSecond: 100_000,
   callBurst: 100_000,
+  maxSessions: 50_000,
+  maxSessionsPerToken: 10_000,
+  maxSessionsPerAddress: 1_000,
+  maxConnections: defaultMaxConnections(),
+  maxConnectionsPerAddress: 1_000,
+  wsHelloTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxAuthFailuresPerSecond: 10,
+  authFailureBurst: 100,
 })
+
+// File descriptors kept free for what the server itself opens (database files, pools, logs).
+const FD_RESERVE = 256
+
+/**
+ * 10 000 connections, or fewer when the open-file limit is lower: a connection past that limit
+ * would fail `accept()` and stop the server answering anyone, probes included.
+ */
+function defaultMaxConnections(): number {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8')
+    const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1])
+    if (Number.isSafeInteger(soft) && soft > FD_RESERVE * 2) {
+      return Math.min(10_000, soft - FD_RESERVE)
+    }
+  } catch {
+    // Not Linux: keep the default.
+  }
+  return 10_000
+}
 
 /** Fills defaults and checks the options; refuses a non-loopback host without auth or `insecure`. */
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
@@ -131,7 +221,20 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     throw new InvalidArgument(`port must be an integer from 0 to 65535, got ${port}`)
   }
   const logger = options.logger ?? pino({ name: 'dataspace', level: 'info' }, pino.destination(2))
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new InvalidArgument(
+      `limits.headersTimeoutMs (${limits.headersTimeoutMs}) must not exceed ` +
+        `limits.requestTimeoutMs (${limits.requestTimeoutMs})`,
+    )
+  }
   return Object.freeze({
+    allowedOrigins: Object.freeze(
+      (options.allowedOrigins ?? []).map((origin) => checkOrigin(origin)),
+    ),
+    allowedHosts:
+      options.allowedHosts === undefined
+        ? undefined
+        : Object.freeze(options.allowedHosts.map((h) => h.toLowerCase())),
     ds: options.ds,
     host,
     port,
@@ -151,6 +254,24 @@ export function isLoopback(host: string): boolean {
   if (isIP(bare) === 4) return bare.startsWith('127.')
   if (isIP(bare) === 6) return bare === '::1' || bare.startsWith('::ffff:127.')
   return false
+}
+
+/** An allowed origin as browsers send it: `scheme://host[:port]` lower-cased, or `*`. */
+function checkOrigin(origin: string): string {
+  if (origin === '*') return origin
+  let url: URL | undefined
+  try {
+    url = new URL(origin)
+  } catch {
+    url = undefined
+  }
+  if (url === undefined || url.origin === 'null' || url.origin !== origin.toLowerCase()) {
+    throw new InvalidArgument(
+      `allowed origin "${origin}" must be scheme://host[:port] with no path, as browsers send ` +
+        `it in the Origin header (e.g. http://localhost:3000), or "*"`,
+    )
+  }
+  return url.origin
 }
 
 function positive(name: string, value: unknown): number {

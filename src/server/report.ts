@@ -4,7 +4,8 @@ import type { ServerState } from './request-context.js'
 
 /**
  * Reports an error answered to a client: a 500 goes to `onInternalError` (logged by default),
- * an auth failure is logged at `warn` with the token's name only (never the token), the rest
+ * an auth failure is logged at `warn` with the token's name only (never the token), at most once
+ * a second per kind of failure with a count of those `suppressed` in between; the rest
  * are the client's business and only counted by the operations metric.
  */
 export function reportError(
@@ -19,9 +20,11 @@ export function reportError(
     return
   }
   if (!(error instanceof DataspaceError)) return
+  // Throttled: a client must not be able to write a log line per request it makes.
   if (error.code === 'Unauthorized') {
-    state.logger.warn({ transport, reason: error.message }, 'auth failed')
+    state.warnings.warn('auth failed', { transport, reason: error.message }, 'auth failed')
   } else if (error.code === 'Forbidden' && principal !== undefined) {
-    state.logger.warn({ transport, token: principal.name, reason: error.message }, 'forbidden')
+    const fields = { transport, token: principal.name, reason: error.message }
+    state.warnings.warn('forbidden', fields, 'forbidden')
   }
 }

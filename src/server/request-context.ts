@@ -7,6 +7,9 @@ import type { Principal, Right } from './auth.js'
 import { readJsonObject } from './http-body.js'
 import { callerKey, sessionKey } from './limits.js'
 import type { LimitGuard, LimitKey } from './limits.js'
+import type { LogThrottle } from './log-throttle.js'
+import type { BrowserGuard } from './browser-guard.js'
+import type { ConnectionGate } from './connection-gate.js'
 import type { ServerMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session, SessionTable } from './session-table.js'
@@ -45,6 +48,12 @@ export interface ServerState {
   /** Per-session limits: records, streams, call rate; counts and logs every hit. */
   readonly guard: LimitGuard
   readonly logger: Logger
+  /** Warnings a client can cause (auth failures, refusals): at most one a second per reason. */
+  readonly warnings: LogThrottle
+  /** Open connections, in total and per address; marks those past a cap. */
+  readonly gate: ConnectionGate
+  /** The Origin, Host and CORS rules for browsers. */
+  readonly browser: BrowserGuard
 }
 
 /** One request as handlers see it. */
@@ -176,6 +185,27 @@ export function checkSessionOwner(
   if (server.sessionOwners.get(session) !== principal) {
     throw new Forbidden('this session was opened with another token; use that token')
   }
+}
+
+/**
+ * `pid` when it is a process of `session` — its own or a child `<pid>.<n>`, alive or exited —
+ * else `Forbidden`. The one rule of every transport for each pid a caller acts as, joins to or
+ * removes from a group, or makes the owner of a key: a caller without a session has no pid.
+ * Children are matched exactly (digits after the dot), not by prefix: another client may
+ * choose a process name that makes its pid start with this session's pid.
+ */
+export function checkOwnPid(session: Session | undefined, pid: string): string {
+  if (session !== undefined) {
+    const own = session.process.id
+    if (pid === own || session.processes.has(pid)) return pid
+    if (pid.startsWith(`${own}.`) && /^[1-9]\d*$/.test(pid.slice(own.length + 1))) return pid
+  }
+  const why =
+    session === undefined ? 'this request has no session' : 'it is not a process of this session'
+  throw new Forbidden(
+    `${pid} is not yours (${why}): a caller may act as, join, leave or give ownership only to ` +
+      `its own session's process and its children`,
+  )
 }
 
 /** `{ …obj }` without its `undefined` values, for `exactOptionalPropertyTypes` option objects. */

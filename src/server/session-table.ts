@@ -249,12 +249,13 @@ export class SessionTable {
 
   /** Re-attaches a session after a reconnect: the token must match (compared in constant time). */
   resume(id: string, resumeToken: string): Session {
-    const session = this.touch(id)
     const entry = this.#entry(id)
     // Digests have one length, so the comparison takes the same time whatever was given.
+    // Checked before renewing: a wrong token must not keep someone else's session alive.
     if (!timingSafeEqual(entry.tokenHash, sha256(resumeToken))) {
       throw new InvalidArgument('resume token does not match the session')
     }
+    const session = this.touch(id)
     entry.resumeToken = resumeToken
     this.#observe('resumed', session)
     return session

@@ -36,6 +36,13 @@ describe('dataspace serve', () => {
     assert.throws(() => settings([], { DATASPACE_BACKEND: 'redis' }), /unknown backend "redis"/)
   })
 
+  it('takes browser origins and host names to allow', () => {
+    const flags = settings(['--allow-origin', 'http://localhost:3000, https://app.example'])
+    assert.deepEqual(flags.allowedOrigins, ['http://localhost:3000', 'https://app.example'])
+    const env = settings([], { DATASPACE_ALLOW_HOST: 'dataspace.internal' })
+    assert.deepEqual(env.allowedHosts, ['dataspace.internal'])
+  })
+
   it('serves on the port it prints, and exits 0 on SIGTERM', async () => {
     const serve = await startServe()
     const live = await fetch(`${serve.url}/livez`)

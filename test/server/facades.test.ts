@@ -85,18 +85,30 @@ describe('groups over HTTP', () => {
       assert.deepEqual((await h.call('POST', '/v1/groups/jobs/workers/join', { session })).body, {
         result: 'ok',
       })
-      await h.call('POST', '/v1/groups/jobs/workers/join', { body: { pids: [other.id, other.id] } })
+      // `pids` names the session's own processes (multiset: two joins need two leaves).
+      await h.call('POST', '/v1/groups/jobs/workers/join', { session, body: { pids: [pid, pid] } })
       const members = await h.call('GET', '/v1/groups/jobs/workers')
-      assert.deepEqual([...members.body.members].sort(), [other.id, other.id, pid].sort())
+      assert.deepEqual([...members.body.members].sort(), [pid, pid, pid].sort())
       assert.deepEqual((await h.call('GET', '/v1/groups/default/workers')).body, { members: [] })
 
-      const dead = await h.call('POST', '/v1/groups/jobs/workers/join', {
-        body: { pids: ['local/ghost#99'] },
-      })
-      assert.equal(dead.body.error.code, 'InvalidArgument')
+      // Another process's pid is Forbidden, with or without a session (it used to be allowed:
+      // any client could join or remove any process).
+      for (const pids of [[other.id], ['local/ghost#99']]) {
+        for (const as of [{ session }, {}]) {
+          const foreign = await h.call('POST', '/v1/groups/jobs/workers/join', {
+            ...as,
+            body: { pids },
+          })
+          assert.equal(foreign.status, 403, JSON.stringify(foreign.body))
+          assert.equal(foreign.body.error.code, 'Forbidden')
+        }
+      }
       const noSession = await h.call('POST', '/v1/groups/jobs/workers/join')
       assert.match(noSession.body.error.message, /session/)
 
+      for (let i = 0; i < 2; i++) {
+        await h.call('POST', '/v1/groups/jobs/workers/leave', { session, body: { pids: [pid] } })
+      }
       assert.deepEqual((await h.call('POST', '/v1/groups/jobs/workers/leave', { session })).body, {
         result: 'ok',
       })

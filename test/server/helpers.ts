@@ -231,3 +231,15 @@ export async function until(
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+/** `dataspace_limit_hits_total{limit}` as scraped from the server's `/metrics` (0 if absent). */
+export async function limitHits(
+  url: string,
+  limit: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, { headers })).text()
+  const series = `dataspace_limit_hits_total{limit="${limit}"} `
+  const line = text.split('\n').find((l) => l.startsWith(series))
+  return line === undefined ? 0 : Number(line.slice(series.length))
+}

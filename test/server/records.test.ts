@@ -245,7 +245,7 @@ describe('HTTP server options and probes', () => {
       })
       const res = await fetch(`${h.url}/v1/records/job/1`, {
         method: 'PUT',
-        headers: { 'dataspace-session': session },
+        headers: { 'dataspace-session': session, 'content-type': 'application/json' },
         body: chunks,
         duplex: 'half',
       })

@@ -118,7 +118,9 @@ describe('SSE watches', () => {
       const socket = connect(Number(port), '127.0.0.1')
       socket.pause()
       await new Promise<void>((resolve) => socket.once('connect', resolve))
-      socket.write('GET /v1/watch/blob HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n')
+      socket.write(
+        'GET /v1/watch/blob HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n',
+      )
       await until(() => h.ds.stats.watchers === baseline + 1, 2000, 'watch open')
       const proc = h.ds.process('producer')
       const blob = 'x'.repeat(64 * 1024)

@@ -2,7 +2,7 @@ import type { Json } from '../../engine/index.js'
 import { InvalidArgument, NotFound } from '../../errors/index.js'
 import type { KvPutOptions } from '../../kv/index.js'
 import { kvScanOptionsFrom, QueryReader } from '../query-params.js'
-import { defined, json } from '../request-context.js'
+import { checkOwnPid, defined, json } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
 import { watchKv } from './watches.js'
@@ -44,7 +44,8 @@ async function get(ctx: RequestContext): Promise<Reply> {
 
 /**
  * Body `{ value, ttl?, ifRevision?, owner? }` → the entry. `owner: "session"` binds the key to
- * the caller's session (it goes when the session goes); any other string is a pid.
+ * the caller's session (it goes when the session goes); any other string is a pid of the
+ * caller's session (its process or a child), else `Forbidden`.
  */
 async function put(ctx: RequestContext): Promise<Reply> {
   ctx.authorize('kv.put', kvKind(ctx.param('bucket')), 'write')
@@ -56,6 +57,8 @@ async function put(ctx: RequestContext): Promise<Reply> {
   if (owner !== undefined && typeof owner !== 'string') {
     throw new InvalidArgument('"owner" must be "session" or a pid')
   }
+  // A key is charged to its owner: only the caller's own processes, as over WebSocket.
+  if (owner !== undefined) checkOwnPid(ctx.session, owner)
   const options = defined({ ttl: body.ttl, ifRevision: body.ifRevision, owner }) as KvPutOptions
   // An owned key counts against the session making the request, if there is one.
   if (owner !== undefined && ctx.session !== undefined) ctx.checkRecords(ctx.session)

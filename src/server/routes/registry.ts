@@ -1,7 +1,7 @@
 import type { Json } from '../../engine/index.js'
 import { InvalidArgument, NotFound } from '../../errors/index.js'
 import { QueryReader } from '../query-params.js'
-import { json, NO_CONTENT } from '../request-context.js'
+import { checkOwnPid, json, NO_CONTENT } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
 import { monitorGroups } from './watches.js'
@@ -32,7 +32,10 @@ async function members(ctx: RequestContext): Promise<Reply> {
   return json({ members: await ctx.ds.groups(scope).members(group) })
 }
 
-/** Body `{ pids?, meta? }`; without `pids`, the session's process joins. → `{ result: 'ok' }`. */
+/**
+ * Body `{ pids?, meta? }`; without `pids`, the session's process joins; `pids` may name only the
+ * session's process and its children (else `Forbidden`). → `{ result: 'ok' }`.
+ */
 async function join(ctx: RequestContext): Promise<Reply> {
   ctx.authorize('groups.join', GROUPS, 'write')
   const { pids, meta } = await membership(ctx, 'joining a group')
@@ -61,7 +64,8 @@ async function membership(
   if (!Array.isArray(body.pids) || !body.pids.every((pid) => typeof pid === 'string')) {
     throw new InvalidArgument('"pids" must be an array of pids')
   }
-  return { pids: body.pids, meta }
+  // Only the session's own processes, as over WebSocket: never another client's.
+  return { pids: body.pids.map((pid: string) => checkOwnPid(ctx.session, pid)), meta }
 }
 
 /** `?glob=` → `{ names: [{ name, pid, fence, meta }] }`. */

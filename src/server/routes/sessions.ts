@@ -2,6 +2,7 @@ import { QueryReader } from '../query-params.js'
 import { json, NO_CONTENT } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
+import { openSession } from '../session-quota.js'
 
 /** Sessions (processes with a lease) and the liveness / readiness probes. */
 export function sessionRoutes(router: Router<Handler>): void {
@@ -13,13 +14,21 @@ export function sessionRoutes(router: Router<Handler>): void {
     .add('GET', '/readyz', readyz)
 }
 
-/** Body `{ name, ttl? }` → 201 `{ session, pid, ttl, resumeToken }`. */
+/**
+ * Body `{ name, ttl? }` → 201 `{ session, pid, ttl, resumeToken }`; `TooLarge` past the session
+ * caps (`maxSessions`, `maxSessionsPerToken`, `maxSessionsPerAddress`).
+ */
 async function open(ctx: RequestContext): Promise<Reply> {
   ctx.named('sessions.open')
   new QueryReader(ctx.query, [])
   const body = await ctx.body()
-  const session = ctx.server.sessions.open(body.name, body.ttl, ctx.principal?.name ?? null)
-  if (ctx.principal !== undefined) ctx.server.sessionOwners.set(session, ctx.principal)
+  const session = openSession(
+    ctx.server,
+    body.name,
+    body.ttl,
+    ctx.principal,
+    ctx.req.socket.remoteAddress,
+  )
   return json(
     {
       session: session.id,

@@ -1,7 +1,8 @@
 import type { LocalProcess } from '../../engine/index.js'
-import { Forbidden, InvalidArgument, ProcessExited } from '../../errors/index.js'
+import { InvalidArgument, ProcessExited } from '../../errors/index.js'
 import { authorize } from '../auth.js'
 import type { Principal, Right } from '../auth.js'
+import { checkOwnPid } from '../request-context.js'
 import type { Session } from '../session-table.js'
 
 /**
@@ -82,13 +83,10 @@ export class OpArgs {
    * processes. A pid of the session that has exited is `ProcessExited`.
    */
   process(name = 'pid'): LocalProcess {
-    const pid = this.string(name)
+    const pid = this.ownPid(name)
     const proc = this.session.processes.get(pid)
     if (proc !== undefined) return proc
-    if (pid === this.session.process.id || pid.startsWith(`${this.session.process.id}.`)) {
-      throw new ProcessExited(`process ${pid} has exited`, pid)
-    }
-    throw new Forbidden(`${pid} is not a process of this session; act only as your own processes`)
+    throw new ProcessExited(`process ${pid} has exited`, pid)
   }
 
   /**
@@ -97,9 +95,7 @@ export class OpArgs {
    */
   ownPid(name = 'pid', value: unknown = this.#args[name]): string {
     if (typeof value !== 'string') throw this.#bad(name, 'a pid')
-    const session = this.session.process.id
-    if (value === session || value.startsWith(`${session}.`)) return value
-    throw new Forbidden(`${value} is not a process of this session; act only as your own processes`)
+    return checkOwnPid(this.session, value)
   }
 
   #bad(name: string, what: string): InvalidArgument {

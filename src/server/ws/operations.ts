@@ -86,7 +86,8 @@ export const OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operat
   [
     'process.open',
     write(async ({ sessions }, a) => {
-      sessions.openChild(a.session, a.string('name'), a.string('pid'))
+      // Another session's pid is Forbidden before its shape is looked at.
+      sessions.openChild(a.session, a.string('name'), a.ownPid())
       return null
     }),
   ],

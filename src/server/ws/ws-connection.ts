@@ -9,6 +9,7 @@ import { sessionKey } from '../limits.js'
 import { callAdds } from '../record-quota.js'
 import { reportError } from '../report.js'
 import { checkSessionOwner } from '../request-context.js'
+import { openSession } from '../session-quota.js'
 import type { ServerState } from '../request-context.js'
 import type { Session } from '../session-table.js'
 import { queuedLength } from '../sse-stream.js'
@@ -45,19 +46,36 @@ export class WsConnection {
   /** Whether a token is required: auth is on and no Authorization header was accepted. */
   readonly #needsToken: boolean
   readonly #onClose: (conn: WsConnection) => void
+  /** The client's address: sessions and failed authentications count against it. */
+  readonly #address: string | undefined
+  /** Closes the connection if no `hello` comes within `wsHelloTimeoutMs`. */
+  #helloTimer: NodeJS.Timeout | undefined
 
   constructor(
     socket: WebSocket,
     state: ServerState,
     principal: Principal | undefined,
+    address: string | undefined,
     onClose: (conn: WsConnection) => void,
   ) {
     this.#socket = socket
     this.#state = state
     this.#env = { ds: state.ds, sessions: state.sessions }
     this.#principal = principal
+    this.#address = address
     this.#needsToken = state.options.auth !== undefined && principal === undefined
     this.#onClose = onClose
+    // A socket that never says hello would otherwise hold its file descriptor for ever.
+    const helloTimeout = state.options.limits.wsHelloTimeoutMs
+    this.#helloTimer = setTimeout(() => {
+      if (this.#session !== undefined) return
+      state.guard.hit('wsHelloTimeoutMs', { who: `client ${address ?? 'unknown'}` })
+      this.close(
+        CLOSE_CODES.badHello,
+        `no hello within limits.wsHelloTimeoutMs (${helloTimeout} ms)`,
+      )
+    }, helloTimeout)
+    this.#helloTimer.unref()
     socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
     socket.on('pong', () => {
       this.#awaitingPong = false
@@ -157,7 +175,11 @@ export class WsConnection {
         if (typeof hello.token !== 'string' || auth === undefined) {
           throw new Unauthorized('missing token: pass hello.token or an Authorization header')
         }
-        this.#principal = auth.authenticate(`Bearer ${hello.token}`)
+        this.#principal = this.#state.guard.authenticate(
+          auth,
+          `Bearer ${hello.token}`,
+          this.#address,
+        )
       }
       if (!this.#state.accepting) {
         this.close(CLOSE_CODES.goingAway, 'server is shutting down')
@@ -209,8 +231,13 @@ export class WsConnection {
         return { session: sessions.resume(resume.session, resume.resumeToken), resumed: true }
       }
     }
-    const session = sessions.open(hello.name ?? 'client', hello.ttl, this.#principal?.name ?? null)
-    if (this.#principal !== undefined) this.#state.sessionOwners.set(session, this.#principal)
+    const session = openSession(
+      this.#state,
+      hello.name ?? 'client',
+      hello.ttl,
+      this.#principal,
+      this.#address,
+    )
     return { session, resumed: false }
   }
 
@@ -220,6 +247,7 @@ export class WsConnection {
       ?.close(CLOSE_CODES.sessionTakenOver, 'session resumed on another connection')
     attached.set(session, this)
     this.#session = session
+    clearTimeout(this.#helloTimer)
     void session.process.exited.then(() => {
       // After this turn, so the answer to the call that ended the session goes out first.
       setImmediate(() => {
@@ -381,6 +409,7 @@ export class WsConnection {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#pinger)
+    clearTimeout(this.#helloTimer)
     for (const stream of this.#streams.values()) stream.close()
     this.#streams.clear()
     const session = this.#session

@@ -34,7 +34,7 @@ export class WsEndpoint {
             state.guard.hit('maxFrameBytes', { transport: 'ws' })
           }
         })
-        const conn = new WsConnection(ws, state, refusal.principal, (c) =>
+        const conn = new WsConnection(ws, state, refusal.principal, req.socket.remoteAddress, (c) =>
           this.#connections.delete(c),
         )
         this.#connections.add(conn)
@@ -71,14 +71,26 @@ export class WsEndpoint {
     if (path !== WS_PATH)
       return httpResponse(404, `no WebSocket endpoint at ${path}; use ${WS_PATH}`)
     if (!state.accepting) return httpResponse(503, 'server is shutting down')
+    try {
+      // Browsers always send Origin on a WebSocket, and CORS does not apply to one: this check
+      // is all that keeps another site's page from using the server.
+      state.browser.check(req)
+    } catch (error) {
+      return httpResponse(403, error instanceof Error ? error.message : 'forbidden')
+    }
+    const over = state.gate.refusal(req.socket)
+    if (over !== undefined) return httpResponse(503, over.message)
     const header = req.headers.authorization
     const auth = state.options.auth
     if (auth === undefined || header === undefined) return { principal: undefined }
     try {
-      return { principal: auth.authenticate(header) }
+      return { principal: state.guard.authenticate(auth, header, req.socket.remoteAddress) }
     } catch (error) {
       const message = error instanceof DataspaceError ? error.message : 'unauthorized'
-      state.logger.warn({ transport: 'ws', reason: message }, 'auth failed')
+      if (error instanceof DataspaceError && error.code === 'RateLimited') {
+        return httpResponse(429, message)
+      }
+      state.warnings.warn('auth failed', { transport: 'ws', reason: message }, 'auth failed')
       return httpResponse(401, message)
     }
   }
@@ -86,7 +98,9 @@ export class WsEndpoint {
 
 const REFUSALS = {
   401: { code: 'Unauthorized', text: 'Unauthorized' },
+  403: { code: 'Forbidden', text: 'Forbidden' },
   404: { code: 'NotFound', text: 'Not Found' },
+  429: { code: 'RateLimited', text: 'Too Many Requests' },
   503: { code: 'Unavailable', text: 'Service Unavailable' },
 } as const
 
