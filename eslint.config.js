@@ -14,6 +14,8 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': [
         'error',
         {
+          // `void p` is no excuse: a dropped promise that rejects ends the Node process.
+          ignoreVoid: false,
           // node:test's describe/it return promises that the runner itself awaits.
           allowForKnownSafeCalls: [
             {

@@ -36,6 +36,8 @@ export class VariantRun {
   readonly #ds: Dataspace
   readonly #proc: Process
   readonly #seen = { asserted: 0, retracted: 0, other: 0 }
+  /** Watchers whose loop failed: reported by `problem()`, not dropped. */
+  readonly #watchErrors: string[] = []
   #attachMs = 0
   /** Asserts timed so far (each retracted again): what the watchers should have seen. */
   #asserts = 0
@@ -60,7 +62,9 @@ export class VariantRun {
     const run = new VariantRun(variant)
     const start = now()
     for (let i = 0; i < variant.watchers; i++) {
-      void run.#consume(run.#ds.watch(KIND, { id: variant.glob(i), snapshot: false }))
+      run
+        .#consume(run.#ds.watch(KIND, { id: variant.glob(i), snapshot: false }))
+        .catch((error: unknown) => run.#watchErrors.push(String(error)))
     }
     run.#attachMs = msSince(start)
     for (let from = 0; from < base; from += BATCH) {
@@ -113,6 +117,7 @@ export class VariantRun {
   problem(): string | undefined {
     const expected = this.#asserts * this.variant.fanOut
     const seen = this.#seen
+    if (this.#watchErrors.length > 0) return `watchers failed: ${this.#watchErrors.join('; ')}`
     if (seen.asserted === expected && seen.retracted === expected && seen.other === 0) return
     return `watchers got ${seen.asserted} asserted and ${seen.retracted} retracted events (expected ${expected} each) and ${seen.other} others (resets)`
   }

@@ -55,15 +55,18 @@ interface ExitRun {
 async function timeExit(records: number, others: number, watched: boolean): Promise<ExitRun> {
   const { ds, proc } = await loaded(records, others)
   const seen = { retracted: 0, reset: 0, snapshot: 0 }
+  let watchError: string | undefined
   if (watched) {
     const watch = ds.watch(KIND, { snapshot: false })
-    void (async () => {
+    ;(async () => {
       for await (const event of watch) {
         if (event.type === 'retracted') seen.retracted++
         else if (event.type === 'reset') seen.reset++
         else if (event.type === 'snapshot') seen.snapshot++
       }
-    })()
+    })().catch((error: unknown) => {
+      watchError = String(error)
+    })
   }
   const before = ds.revision
   // Earlier loads left garbage: a major GC inside the timed commit would not be the exit's cost.
@@ -77,6 +80,7 @@ async function timeExit(records: number, others: number, watched: boolean): Prom
   const problems: string[] = []
   if (after !== before + 1) problems.push(`revision advanced by ${after - before}, not 1`)
   if (left !== 0) problems.push('records of the exited owner are left')
+  if (watchError !== undefined) problems.push(`the watcher failed: ${watchError}`)
   if (remaining !== others) problems.push(`${remaining} records remain, expected ${others}`)
   const events = `watcher saw ${seen.retracted} retracted, ${seen.reset} reset, ${seen.snapshot} snapshot`
   return { ms, problem: problems.length > 0 ? problems.join('; ') : undefined, events }

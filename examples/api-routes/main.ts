@@ -110,9 +110,9 @@ async function main(): Promise<void> {
     ds.spawn('ephemeral', ephemeralSubsystem(config.ephemeralMs)),
   ]
   for (const proc of subsystems) {
-    void proc.exited.then((reason) =>
-      console.log(`process ${proc.id} exited: ${describeExit(reason)}`),
-    )
+    proc.exited
+      .then((reason) => console.log(`process ${proc.id} exited: ${describeExit(reason)}`))
+      .catch((error: unknown) => console.error('exit report failed:', error))
   }
 
   let stopping = false
@@ -137,7 +137,13 @@ async function main(): Promise<void> {
     }
     // Nothing is left holding the event loop, so the process now exits on its own, with code 0.
   }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, (s) => void stop(s))
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.on(signal, (s) => {
+      stop(s).catch((error: unknown) => {
+        console.error('shutdown failed:', error)
+        process.exitCode = 1
+      })
+    })
 }
 
 main().catch((error: unknown) => {

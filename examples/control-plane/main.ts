@@ -84,7 +84,7 @@ const holder = new Map<string, string>() // actor → the live worker running it
 const requeued: string[] = []
 let assignments = 0
 const workers = ds.watch<Worker>(WORKER)
-void (async () => {
+;(async () => {
   for await (const event of workers) {
     if (event.type === 'reset') violations.push(`watch reset (${event.reason}): the log has a gap`)
     if (event.type === 'asserted') {
@@ -110,7 +110,7 @@ void (async () => {
       if (event.reason === 'owner-exit') await requeue(data.actor_id, worker)
     }
   }
-})()
+})().catch((error: unknown) => violations.push(`the referee's watch failed: ${String(error)}`))
 
 /** Puts an actor whose worker died back to pending (guarded: only if it still points at that worker, or at none yet). */
 async function requeue(actor: string, worker: string): Promise<void> {

@@ -40,5 +40,11 @@ console.log(`${nodeName}: ${sessions.length} workers up`)
 
 // A graceful stop closes the sessions (their workers leave at once); SIGKILL leaves it to the lease.
 process.on('SIGTERM', () => {
-  void Promise.all(sessions.map((session) => session.close())).then(() => process.exit(0))
+  Promise.all(sessions.map((session) => session.close())).then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(`${nodeName}: closing sessions failed:`, error)
+      process.exit(1)
+    },
+  )
 })

@@ -28,14 +28,17 @@ const queue = (n: number): Promise<unknown> =>
 
 // A task retracted because its owner died is queued again; one retracted as done is not.
 const tasks = coordinator.watch<{ n: number; status: string }>('task')
-void (async () => {
+;(async () => {
   for await (const event of tasks) {
     if (event.type === 'retracted' && event.reason === 'owner-exit') {
       console.log(`${event.record.id} was lost with its worker; queued again`)
       await queue(event.record.data.n)
     }
   }
-})()
+})().catch((error: unknown) => {
+  console.error('re-queueing lost tasks failed:', error)
+  process.exitCode = 1
+})
 
 const members = coordinator.groups().monitor('workers')
 for await (const event of members) {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { checkBackendSpec, DEFAULT_BACKEND, parseBackend } from './backend-spec.js'
 import { createServer, DEFAULT_LIMITS, DEFAULT_PORT, loadTokenFile } from '../server/index.js'
 import type { ServerLimits } from '../server/index.js'
+import { Unavailable } from '../errors/index.js'
 import { stringFlag, usageError } from './command.js'
 import type { Command, CommandContext } from './command.js'
 
@@ -24,21 +25,28 @@ export interface ServeSettings {
   readonly allowedOrigins?: readonly string[]
   /** Extra `Host` names answered (`--allow-host` / `DATASPACE_ALLOW_HOST`). */
   readonly allowedHosts?: readonly string[]
+  /** How long a SIGTERM / SIGINT shutdown may take before `serve` gives up and exits 1, in ms. */
+  readonly shutdownTimeoutMs: number
 }
+
+/** The default of `--shutdown-timeout`: long enough for a healthy flush, short for an orchestrator. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 
 /**
  * `serve`: an embedded dataspace behind the server. Prints one line
  * `dataspace listening on http://HOST:PORT` on stdout, and JSON log lines (pino) on stderr. On
  * SIGTERM / SIGINT it shuts down gracefully: stops accepting, sends `goodbye` to WebSocket
  * clients, ends SSE streams and sessions, lets in-flight requests finish, closes the
- * dataspace, and returns (exit 0).
+ * dataspace, and returns (exit 0). A shutdown that takes longer than `--shutdown-timeout`
+ * (storage that cannot take the last writes) ends with one line saying so, and exit 1.
  */
 export const serveCommand: Command = {
   name: 'serve',
   usage:
     'serve [--host H] [--port P] [--backend sqlite[:PATH]|memory|postgres://…] ' +
     '[--auth TOKENS.json] [--insecure] ' +
-    '[--log-level info] [--limits NAME=N,…] [--allow-origin ORIGIN,…] [--allow-host NAME,…]',
+    '[--log-level info] [--limits NAME=N,…] [--allow-origin ORIGIN,…] [--allow-host NAME,…] ' +
+    '[--shutdown-timeout MS]',
   summary: 'run the server with an embedded dataspace',
   options: {
     host: { type: 'string' },
@@ -50,6 +58,7 @@ export const serveCommand: Command = {
     limits: { type: 'string' },
     'allow-origin': { type: 'string' },
     'allow-host': { type: 'string' },
+    'shutdown-timeout': { type: 'string' },
   },
   arity: [0, 0],
   async run(ctx) {
@@ -86,8 +95,19 @@ export const serveCommand: Command = {
     }
     const reason: unknown = ctx.signal.reason
     logger.info({ signal: typeof reason === 'string' ? reason : 'abort' }, 'shutting down')
-    await server.close()
-    await ds.close()
+    let stage = 'closing the server (sessions, streams, in-flight requests)'
+    const shutdown = (async () => {
+      await server.close()
+      stage = 'closing the dataspace: the backend has not made the last commits durable'
+      await ds.close()
+    })()
+    await withDeadline(shutdown, settings.shutdownTimeoutMs, () => {
+      const message =
+        `shutdown did not finish within ${settings.shutdownTimeoutMs} ms (--shutdown-timeout) ` +
+        `while ${stage}; exiting anyway — commits not yet durable are lost`
+      logger.error({ timeoutMs: settings.shutdownTimeoutMs, stage }, message)
+      return new Unavailable(message)
+    })
     logger.info('dataspace closed')
     ctx.io.stderr('dataspace stopped')
   },
@@ -117,6 +137,16 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
   const allowedHosts = list(
     stringFlag(ctx.flags['allow-host']) ?? nonEmpty(env.DATASPACE_ALLOW_HOST),
   )
+  const rawTimeout =
+    stringFlag(ctx.flags['shutdown-timeout']) ?? nonEmpty(env.DATASPACE_SHUTDOWN_TIMEOUT)
+  const shutdownTimeoutMs =
+    rawTimeout === undefined ? DEFAULT_SHUTDOWN_TIMEOUT_MS : Number(rawTimeout)
+  if (!/^\d+$/.test(rawTimeout ?? '0') || shutdownTimeoutMs < 1) {
+    throw usageError(
+      serveCommand,
+      `--shutdown-timeout must be a positive integer of ms, not "${rawTimeout}"`,
+    )
+  }
   return {
     ...(allowedOrigins === undefined ? {} : { allowedOrigins }),
     ...(allowedHosts === undefined ? {} : { allowedHosts }),
@@ -127,6 +157,27 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
     ...(auth ? { auth } : {}),
     logLevel,
     limits,
+    shutdownTimeoutMs,
+  }
+}
+
+/**
+ * Resolves when `work` does, or rejects with `onTimeout()` after `ms`. `work` keeps running (a
+ * backend retrying its batch cannot be stopped from here); the caller exits the process.
+ */
+async function withDeadline(
+  work: Promise<void>,
+  ms: number,
+  onTimeout: () => Error,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms)
+  })
+  try {
+    await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

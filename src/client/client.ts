@@ -68,7 +68,11 @@ export interface DataspaceClient extends DataspaceApi {
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<DataspaceClient> {
   const client = new RemoteDataspace(url, options)
-  const abort = (): void => void client.close()
+  // close() already swallows its exit's failure (the lease ends the session instead); the
+  // caller learns of the abort from connect's own rejection.
+  const abort = (): void => {
+    client.close().catch(() => {})
+  }
   options.signal?.throwIfAborted()
   options.signal?.addEventListener('abort', abort, { once: true })
   try {

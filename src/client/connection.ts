@@ -1,7 +1,13 @@
 import { WebSocket } from 'ws'
 import type { RawData } from 'ws'
-import type { DataspaceError } from '../errors/index.js'
-import { Closed, InvalidArgument, TooLarge, Unauthorized, Unavailable } from '../errors/index.js'
+import {
+  Closed,
+  DataspaceError,
+  InvalidArgument,
+  TooLarge,
+  Unauthorized,
+  Unavailable,
+} from '../errors/index.js'
 import { errorFromWire } from '../errors/from-wire.js'
 import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
 import type {
@@ -262,7 +268,7 @@ export class Connection {
   #onMessage(message: ServerMessage): void {
     switch (message.type) {
       case 'welcome':
-        void this.#onWelcome(message)
+        this.#onWelcome(message).catch((error: unknown) => this.#welcomeFailed(message, error))
         return
       case 'result': {
         const call = this.#pending.get(message.id)
@@ -339,6 +345,24 @@ export class Connection {
     }
     this.#firstOutcome?.()
     this.#firstOutcome = undefined
+  }
+
+  /**
+   * Rebuilding after a welcome failed (a restore call refused, say). A first connection fails
+   * `connect` with it; later, the socket is dropped so the reconnect loop tries again, rather
+   * than leaving the client half-restored with user calls held back forever.
+   */
+  #welcomeFailed(welcome: WelcomeMessage, error: unknown): void {
+    if (this.#closed || this.#session !== welcome.session) return
+    if (this.#firstOutcome !== undefined) {
+      this.terminate(
+        error instanceof DataspaceError
+          ? error
+          : new Unavailable(`setting up the session failed: ${String(error)}`, { cause: error }),
+      )
+      return
+    }
+    this.#socket?.terminate()
   }
 
   #openStream(sub: StreamSubscription): void {

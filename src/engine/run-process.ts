@@ -20,7 +20,11 @@ export function runProcess<P extends Process & { readonly signal: AbortSignal }>
     if (external.aborted) onAbort()
     else {
       external.addEventListener('abort', onAbort, { once: true })
-      void proc.exited.then(() => external.removeEventListener('abort', onAbort))
+      // `exited` never rejects and removing a listener cannot throw: nothing to report here.
+      proc.exited.then(
+        () => external.removeEventListener('abort', onAbort),
+        () => external.removeEventListener('abort', onAbort),
+      )
     }
   }
   queueMicrotask(() => {

@@ -108,6 +108,11 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
       )
       if (event === 'expired' || event === 'ended') guard.forget(sessionKey(session))
     },
+    (message, session, error) =>
+      logger.warn(
+        { pid: session.process.id, err: error instanceof Error ? error.message : String(error) },
+        message,
+      ),
   )
   const gate = new ConnectionGate(limits, guard)
   const browser = new BrowserGuard(resolved)

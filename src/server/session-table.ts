@@ -31,6 +31,13 @@ export type SessionObserver = (
   reason?: string,
 ) => void
 
+/**
+ * Told when something the table started on its own (a lease expiry's exit, the exit of a dead
+ * session's children, an observer) failed: nobody awaits those, so the table reports them here
+ * instead of leaving a rejection unhandled (which would end the Node process).
+ */
+export type SessionFault = (message: string, session: Session, error: unknown) => void
+
 interface Entry {
   readonly session: Session
   readonly processes: Map<string, LocalProcess>
@@ -60,17 +67,21 @@ export class SessionTable {
   readonly #defaultTtl: number
   readonly #bounds: { readonly min: number; readonly max: number }
   readonly #observe: SessionObserver
+  readonly #fault: SessionFault
 
   constructor(
     ds: Dataspace,
     defaultTtl: number,
     bounds: { min: number; max: number },
     observe: SessionObserver = () => {},
+    fault: SessionFault = (message, session, error) =>
+      console.error(`${message} (${session.process.id})`, error),
   ) {
     this.#ds = ds
     this.#defaultTtl = defaultTtl
     this.#bounds = bounds
     this.#observe = observe
+    this.#fault = fault
   }
 
   get size(): number {
@@ -169,19 +180,23 @@ export class SessionTable {
     this.#arm(entry)
     for (const child of init.children) this.#watchChild(entry, child)
     // However the process ends (lease, DELETE, ds.close()), the session goes with it.
-    void init.process.exited.then((reason) => {
-      this.#forget(entry, reason)
-      const text = reasonText(reason)
-      this.#observe(text === 'lease-expired' ? 'expired' : 'ended', entry.session, text)
-    })
+    init.process.exited
+      .then((reason) => {
+        this.#forget(entry, reason)
+        const text = reasonText(reason)
+        this.#observe(text === 'lease-expired' ? 'expired' : 'ended', entry.session, text)
+      })
+      .catch((error: unknown) => this.#fault('session end handling failed', entry.session, error))
     return entry
   }
 
   #watchChild(entry: Entry, child: LocalProcess): void {
-    void child.exited.then(() => {
-      entry.processes.delete(child.id)
-      if (this.#sessions.get(entry.session.id) === entry) this.#persist(entry)
-    })
+    child.exited
+      .then(() => {
+        entry.processes.delete(child.id)
+        if (this.#sessions.get(entry.session.id) === entry) this.#persist(entry)
+      })
+      .catch((error: unknown) => this.#fault('child exit handling failed', entry.session, error))
   }
 
   /** Writes the session to the backend (a no-op in memory), so a restart can resume it. */
@@ -295,7 +310,26 @@ export class SessionTable {
       return
     }
     this.#sessions.delete(entry.session.id)
-    void exitAll(entry, 'lease-expired')
+    this.#exitUnawaited(exitAll(entry, 'lease-expired'), entry)
+  }
+
+  /**
+   * Reports an exit nobody awaits when it fails. An exit is applied in memory before it is
+   * written (its records are retracted, watchers told, the process gone), and its commit stays
+   * queued in the backend runtime, which retries it until storage takes it: so an `Unavailable`
+   * here means "not yet durable", not "not exited". Anything else is reported as a failure.
+   */
+  #exitUnawaited(exit: Promise<void>, entry: Entry): void {
+    exit.catch((error: unknown) => {
+      const pending = error instanceof DataspaceError && error.code === 'Unavailable'
+      this.#fault(
+        pending
+          ? 'session exit not yet durable; the backend retries it until storage is back'
+          : 'session exit failed',
+        entry.session,
+        error,
+      )
+    })
   }
 
   #forget(entry: Entry, reason: ExitReason): void {
@@ -303,8 +337,9 @@ export class SessionTable {
     entry.timer = undefined
     if (this.#sessions.get(entry.session.id) === entry) this.#sessions.delete(entry.session.id)
     this.#ds.dropSession(entry.session.id)
-    // Children die with their session, whatever ended it, and with the same reason.
-    void exitAll(entry, reason)
+    // Children die with their session, whatever ended it, and with the same reason. Those an
+    // exitAll already ended are not alive: their failures were reported there, not twice.
+    this.#exitUnawaited(exitChildren(entry, reason), entry)
   }
 
   #checkTtl(ttl: unknown): number {
@@ -322,9 +357,16 @@ function reasonText(reason: ExitReason): string {
 
 /** Exits the children first, then the session's own process (each exit is one commit). */
 async function exitAll(entry: Entry, reason: ExitReason): Promise<void> {
-  const children = [...entry.processes.values()].filter((p) => p !== entry.session.process)
-  await Promise.all(children.map((child) => child.exit(reason)))
+  await exitChildren(entry, reason, false)
   await entry.session.process.exit(reason)
+}
+
+/** Exits the session's children, or only those still alive (each exit is one commit). */
+async function exitChildren(entry: Entry, reason: ExitReason, aliveOnly = true): Promise<void> {
+  const children = [...entry.processes.values()].filter(
+    (p) => p !== entry.session.process && (p.alive || !aliveOnly),
+  )
+  await Promise.all(children.map((child) => child.exit(reason)))
 }
 
 function sha256(text: string): Buffer {

@@ -9,7 +9,7 @@ import {
   PRIMARY_INDEX,
   SCHEMA_VERSION,
 } from '../../src/backends/postgres/index.js'
-import { Conflict, InvalidArgument } from '../../src/errors/index.js'
+import { Conflict, InvalidArgument, Unavailable } from '../../src/errors/index.js'
 import { nextPrefix } from '../../src/query/index.js'
 import { backendConformance } from './conformance.js'
 import type { BackendHarness } from './conformance.js'
@@ -94,28 +94,66 @@ describe('postgres backend', { skip }, () => {
       )
     })
 
-    it('refuses a second writer with Conflict', async () => {
+    it('refuses a second server on the schema at once, naming the holder', async () => {
       const other = postgresBackend({ url: URL, schema })
-      const state = await other.open()
-      assert.equal(state.revision, 1)
-      try {
-        await backend.write({
+      const started = Date.now()
+      await assert.rejects(other.open(), (error: unknown) => {
+        assert.ok(error instanceof Unavailable, String(error))
+        assert.ok(error.message.includes(`"${schema}"`), error.message)
+        assert.match(error.message, new RegExp(`pid=${process.pid}\\b`))
+        assert.doesNotMatch(error.message, /\n/)
+        return true
+      })
+      assert.ok(Date.now() - started < 3_000, 'fails fast, without waiting on the lock')
+      await other.close()
+      // The holder still writes.
+      await backend.write({
+        id: nextBatchId(),
+        commits: [commit(2, [record('api.route', 'x', 2)])],
+        kinds: [],
+        sessions: { put: [], delete: [] },
+      })
+    })
+
+    it('writes nothing after losing its lock to another server; takes it back when free', async () => {
+      const own = freshSchema()
+      const first = postgresBackend({ url: URL, schema: own })
+      await first.open()
+      const write = (revision: number): Promise<void> =>
+        first.write({
           id: nextBatchId(),
-          commits: [commit(2, [record('api.route', 'x', 2)])],
+          commits: [commit(revision, [record('k', `r${revision}`, revision)])],
           kinds: [],
           sessions: { put: [], delete: [] },
         })
-        await assert.rejects(
-          other.write({
-            id: nextBatchId(),
-            commits: [commit(2, [record('api.route', 'y', 2)])],
-            kinds: [],
-            sessions: { put: [], delete: [] },
-          }),
-          (error: unknown) => error instanceof Conflict && error.currentRevision === 2,
-        )
+      const admin = new pg.Client({ connectionString: URL })
+      await admin.connect()
+      try {
+        await write(1)
+        // The lock's connection dies (a database restart, a network cut, an admin).
+        const killLock = async (): Promise<void> => {
+          await admin.query(
+            `SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.objsubid = 2
+               AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)`,
+            [own],
+          )
+          await new Promise((resolve) => setTimeout(resolve, 200))
+        }
+        await killLock()
+        const second = postgresBackend({ url: URL, schema: own })
+        await second.open()
+        await assert.rejects(write(2), (error: unknown) => {
+          assert.ok(error instanceof Unavailable, String(error))
+          assert.match(error.message, /lost the lock on schema/)
+          return true
+        })
+        await second.close()
+        await write(2)
       } finally {
-        await other.close()
+        await admin.end()
+        await first.close()
+        await dropSchema(own)
       }
     })
 
@@ -150,6 +188,8 @@ describe('postgres backend', { skip }, () => {
           kinds: [],
           sessions: { put: [], delete: [] },
         })
+        // One server per schema: the writer closes before a reader opens the schema.
+        await writer.close()
         const reader = postgresBackend({ url: URL, schema: own })
         const state = await reader.open()
         await reader.close()
@@ -167,6 +207,7 @@ describe('postgres backend', { skip }, () => {
     })
 
     it('records its migrations once', async () => {
+      await backend.close() // one server per schema
       const again = postgresBackend({ url: URL, schema })
       await again.open()
       await again.close()

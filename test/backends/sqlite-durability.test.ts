@@ -79,13 +79,16 @@ describe('sqlite backend: durability through the dataspace', () => {
 
   it('retracts at startup what processes of the previous run owned (their exit never came)', async () => {
     const path = file()
-    const ds = createDataspace({ backend: sqliteBackend({ path }) })
+    const backend = sqliteBackend({ path })
+    const ds = createDataspace({ backend })
     const p = ds.process('short-lived')
     await p.assert('route', 'owned', { by: 'p' })
     await p.assert('route', 'free', { by: 'nobody' }, { owner: null })
     // A crash: the first dataspace is abandoned (never closed, so its process never exits) and
-    // the file is opened again, as a restarted server would.
+    // the file is opened again, as a restarted server would. Its file is closed under it, as
+    // a dying process's would be, which releases the file's lock (one server per file).
     await ds.durable(ds.revision)
+    await backend.close()
     const again = await openDataspace({ backend: sqliteBackend({ path }) })
     assert.equal(await again.get('route', 'owned'), undefined)
     assert.ok(await again.get('route', 'free'))

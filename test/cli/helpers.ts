@@ -94,8 +94,10 @@ export async function exitCode(child: ChildProcess): Promise<number | null> {
 }
 
 /** Starts `serve --port 0` and waits for its listening line. */
-export async function startServe(): Promise<ServeProcess> {
-  const child = spawnCli(['serve', '--port', '0', '--backend', 'memory'])
+export async function startServe(
+  args: readonly string[] = ['--backend', 'memory'],
+): Promise<ServeProcess> {
+  const child = spawnCli(['serve', '--port', '0', ...args])
   const [, url] = await new OutputReader(child).next(/dataspace listening on (http:\/\/\S+)\n/)
   if (url === undefined) throw new Error('no url in the listening line')
   return {

@@ -26,7 +26,12 @@ describe('dataspace serve', () => {
       insecure: false,
       logLevel: 'info',
       limits: {},
+      shutdownTimeoutMs: 10_000,
     })
+    assert.equal(settings(['--shutdown-timeout', '2500']).shutdownTimeoutMs, 2500)
+    assert.equal(settings([], { DATASPACE_SHUTDOWN_TIMEOUT: '700' }).shutdownTimeoutMs, 700)
+    assert.throws(() => settings(['--shutdown-timeout', '0']), UsageError)
+    assert.throws(() => settings(['--shutdown-timeout', '1.5s']), UsageError)
     const env = { DATASPACE_HOST: '::1', DATASPACE_PORT: '8000', DATASPACE_BACKEND: 'memory' }
     assert.equal(settings([], env).port, 8000)
     assert.equal(settings([], env).host, '::1')

@@ -46,5 +46,11 @@ lines.on('line', (line) => {
   )
 })
 lines.on('close', () => {
-  void Promise.all([...servers.values()].map((s) => s.close())).then(() => process.exit(0))
+  Promise.all([...servers.values()].map((s) => s.close())).then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`closing servers failed: ${String(error)}\n`)
+      process.exit(1)
+    },
+  )
 })

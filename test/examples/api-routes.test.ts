@@ -58,7 +58,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 const route = (path: string, body?: ApiRouteInput['body']): ApiRouteInput =>
   body === undefined ? { path } : { path, body }
 
-void describe('api-routes example server', () => {
+describe('api-routes example server', () => {
   let ds: Dataspace
   let server: ApiServer
   beforeEach(async () => {
@@ -71,7 +71,7 @@ void describe('api-routes example server', () => {
     await ds.close()
   })
 
-  void it('serves a route asserted by a process, naming its owner', async () => {
+  it('serves a route asserted by a process, naming its owner', async () => {
     const health = ds.process('health')
     await health.assert(API_ROUTE_KIND, 'health', route('/health', { status: 'ok' }))
     const reply = await until(`${server.url}/health`, 200)
@@ -80,13 +80,13 @@ void describe('api-routes example server', () => {
     assert.deepEqual(reply.json['body'], { status: 'ok' })
   })
 
-  void it('answers unknown paths with a 404 JSON error', async () => {
+  it('answers unknown paths with a 404 JSON error', async () => {
     const reply = await get(`${server.url}/nope`)
     assert.equal(reply.status, 404)
     assert.equal(reply.json['error'], 'NotFound')
   })
 
-  void it('serves the new body after an owner overwrite', async () => {
+  it('serves the new body after an owner overwrite', async () => {
     const stats = ds.process('stats')
     await stats.assert(API_ROUTE_KIND, 'stats', route('/stats', { tick: 1 }))
     await until(`${server.url}/stats`, 200)
@@ -96,7 +96,7 @@ void describe('api-routes example server', () => {
     )
   })
 
-  void it('stops serving a retracted route', async () => {
+  it('stops serving a retracted route', async () => {
     const p = ds.process('p')
     await p.assert(API_ROUTE_KIND, 'gone', route('/gone'))
     await until(`${server.url}/gone`, 200)
@@ -105,7 +105,7 @@ void describe('api-routes example server', () => {
   })
 
   for (const ending of ['returns', 'throws', 'is aborted'] as const) {
-    void it(`drops the routes of a spawned subsystem that ${ending}`, async () => {
+    it(`drops the routes of a spawned subsystem that ${ending}`, async () => {
       const registered = deferred()
       const finish = deferred()
       const abort = new AbortController()
@@ -136,7 +136,7 @@ void describe('api-routes example server', () => {
     })
   }
 
-  void it('serves routes that existed before it started, from its first request', async () => {
+  it('serves routes that existed before it started, from its first request', async () => {
     await ds.process('early').assert(API_ROUTE_KIND, 'early', route('/early', 'hi'))
     const late = await startApiServer({ ds, port: 0, host: '127.0.0.1' })
     try {
@@ -148,7 +148,7 @@ void describe('api-routes example server', () => {
     }
   })
 
-  void it('serves two subsystems side by side, each named as the server of its own route', async () => {
+  it('serves two subsystems side by side, each named as the server of its own route', async () => {
     const health = ds.process('health')
     const stats = ds.process('stats')
     await health.assert(API_ROUTE_KIND, 'health', route('/health'))
@@ -160,7 +160,7 @@ void describe('api-routes example server', () => {
     assert.equal((await get(`${server.url}/health`)).status, 200)
   })
 
-  void it('refuses a non-owner writing the same route id, and keeps serving the owner', async () => {
+  it('refuses a non-owner writing the same route id, and keeps serving the owner', async () => {
     const owner = ds.process('owner')
     const intruder = ds.process('intruder')
     await owner.assert(API_ROUTE_KIND, 'health', route('/health', 'mine'))
@@ -177,7 +177,7 @@ void describe('api-routes example server', () => {
     assert.equal(reply.json['body'], 'mine')
   })
 
-  void it('hands a contested path to the next subsystem when the first one exits', async () => {
+  it('hands a contested path to the next subsystem when the first one exits', async () => {
     const primary = ds.process('primary')
     const standby = ds.process('standby')
     await primary.assert(API_ROUTE_KIND, 'health-primary', route('/health'))
@@ -189,7 +189,7 @@ void describe('api-routes example server', () => {
     )
   })
 
-  void it('rejects malformed routes through the kind schema, and answers 405 for a wrong method', async () => {
+  it('rejects malformed routes through the kind schema, and answers 405 for a wrong method', async () => {
     const p = ds.process('p')
     await assert.rejects(p.assert(API_ROUTE_KIND, 'bad', { path: 'no-slash' }), SchemaViolation)
     await p.assert(API_ROUTE_KIND, 'submit', { method: 'POST', path: '/submit' })
@@ -198,8 +198,8 @@ void describe('api-routes example server', () => {
   })
 })
 
-void describe('RouteTable', () => {
-  void it('reports a snapshot, then adds, updates and owner-exit removals in commit order', async () => {
+describe('RouteTable', () => {
+  it('reports a snapshot, then adds, updates and owner-exit removals in commit order', async () => {
     const ds = createDataspace()
     try {
       await defineApiRouteKind(ds)
@@ -234,7 +234,7 @@ void describe('RouteTable', () => {
   })
 })
 
-void describe('api-routes demo (main.ts)', () => {
+describe('api-routes demo (main.ts)', () => {
   const root = fileURLToPath(new URL('../../', import.meta.url))
   const children: ReturnType<typeof spawn>[] = []
   after(() => {
@@ -242,7 +242,7 @@ void describe('api-routes demo (main.ts)', () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
 
-  void it(
+  it(
     'prints its URL, serves /health, drops /ephemeral, and exits 0 on SIGTERM',
     { timeout: 60_000 },
     async () => {

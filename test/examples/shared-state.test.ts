@@ -177,15 +177,15 @@ async function assertExact(
   assert.equal(summary.registered, 0)
 }
 
-void describe('shared-state example', () => {
-  void it('500 tasks, 12 crashing workers: done exactly once', { timeout: 20_000 }, () =>
+describe('shared-state example', () => {
+  it('500 tasks, 12 crashing workers: done exactly once', { timeout: 20_000 }, () =>
     withDataspace(async (ds) => {
       const summary = await runAndCheck(ds, NORMAL)
       console.log(`  run: ${JSON.stringify({ ...summary, perWorker: undefined })}`)
     }),
   )
 
-  void it('stress: 48 workers yielding at random, still exact', { timeout: 30_000 }, () =>
+  it('stress: 48 workers yielding at random, still exact', { timeout: 30_000 }, () =>
     withDataspace(async (ds) => {
       const summary = await runAndCheck(ds, STRESS)
       console.log(
@@ -195,7 +195,7 @@ void describe('shared-state example', () => {
     }),
   )
 
-  void it("a crashed worker's task goes back to the head of the queue", { timeout: 5000 }, () =>
+  it("a crashed worker's task goes back to the head of the queue", { timeout: 5000 }, () =>
     withDataspace(async (ds) => {
       const counters = new Counters(ds)
       await counters.ensure([DONE_KEY, REQUEUED_KEY])
@@ -237,7 +237,7 @@ void describe('shared-state example', () => {
     }),
   )
 
-  void it('registry: selector lookups, unique names, an exited agent vanishes', () =>
+  it('registry: selector lookups, unique names, an exited agent vanishes', () =>
     withDataspace(async (ds) => {
       const gpu = ds.process('gpu')
       const impostor = ds.process('impostor')
@@ -265,7 +265,7 @@ void describe('shared-state example', () => {
       await registerAgent(impostor, spec) // the name is free again
     }))
 
-  void it('updateWithRetry: counters are exact under contention (KV and records)', () =>
+  it('updateWithRetry: counters are exact under contention (KV and records)', () =>
     withDataspace(async (ds) => {
       const chaos = new Chaos({ seed: SEED, yieldRate: 0.5 })
       const kv = ds.kv('metrics')
@@ -288,7 +288,7 @@ void describe('shared-state example', () => {
       assert.ok(conflicts > 0, 'the writers should have raced')
     }))
 
-  void it('the producer owns the queue: its tasks go when it goes', () =>
+  it('the producer owns the queue: its tasks go when it goes', () =>
     withDataspace(async (ds) => {
       const queue = new TaskQueue(ds, ds.process('producer'))
       await queue.enqueue([{ n: 1 }, { n: 2 }, { n: 3 }])

@@ -11,7 +11,7 @@ function terms(input: string | Record<string, string>): Term[] {
   return parseFieldSelector(input).requirements.map((r) => [r.path, r.op, r.value])
 }
 
-void describe('parseFieldSelector: valid input', () => {
+describe('parseFieldSelector: valid input', () => {
   // [input, requirements (sorted), canonical text]
   const cases: [string, Term[], string][] = [
     ['', [], ''],
@@ -114,7 +114,7 @@ void describe('parseFieldSelector: valid input', () => {
     ],
   ]
   for (const [input, expected, text] of cases) {
-    void it(JSON.stringify(input), () => {
+    it(JSON.stringify(input), () => {
       const selector = parseFieldSelector(input)
       assert.deepEqual(terms(input), expected)
       assert.equal(selector.toString(), text)
@@ -123,17 +123,17 @@ void describe('parseFieldSelector: valid input', () => {
     })
   }
 
-  void it('splits paths into segments', () => {
+  it('splits paths into segments', () => {
     const [requirement] = parseFieldSelector('spec.template.pool=cpu').requirements
     assert.deepEqual(requirement?.segments, ['spec', 'template', 'pool'])
     assert.ok(Object.isFrozen(requirement))
   })
 
-  void it('is deterministic whatever the term order', () => {
+  it('is deterministic whatever the term order', () => {
     assert.equal(parseFieldSelector('x=a,a=x').toString(), parseFieldSelector('a=x,x=a').toString())
   })
 
-  void it('accepts the object form as an AND of "="', () => {
+  it('accepts the object form as an AND of "="', () => {
     assert.deepEqual(terms({ pool: 'cpu', actor_id: '' }), [
       ['actor_id', '=', ''],
       ['pool', '=', 'cpu'],
@@ -144,7 +144,7 @@ void describe('parseFieldSelector: valid input', () => {
   })
 })
 
-void describe('parseFieldSelector: invalid input', () => {
+describe('parseFieldSelector: invalid input', () => {
   // [input, position of the offending character]
   const cases: [string, number][] = [
     ['x', 1],
@@ -174,12 +174,12 @@ void describe('parseFieldSelector: invalid input', () => {
     ['a=1,b', 5],
   ]
   for (const [input, position] of cases) {
-    void it(`${JSON.stringify(input)} at ${position}`, () => {
+    it(`${JSON.stringify(input)} at ${position}`, () => {
       assertInvalidAt(() => parseFieldSelector(input), position, input)
     })
   }
 
-  void it('quotes the input and puts a caret under the offending character', () => {
+  it('quotes the input and puts a caret under the offending character', () => {
     try {
       parseFieldSelector('pool=cpu,bad')
       assert.fail('expected an error')
@@ -195,7 +195,7 @@ void describe('parseFieldSelector: invalid input', () => {
     }
   })
 
-  void it('checks the keys of the object form the same way', () => {
+  it('checks the keys of the object form the same way', () => {
     assertInvalidAt(() => parseFieldSelector({ '': 'x' }), 0, 'empty key')
     assertInvalidAt(() => parseFieldSelector({ 'a..b': 'x' }), 2, 'empty segment')
     assertInvalidAt(() => parseFieldSelector({ ok: 'x', 'a.': 'y' }), 6, 'second key')
@@ -208,7 +208,7 @@ void describe('parseFieldSelector: invalid input', () => {
   })
 })
 
-void describe('FieldSelector.matches', () => {
+describe('FieldSelector.matches', () => {
   const data = {
     x: 'y',
     z: 'w',
@@ -273,19 +273,19 @@ void describe('FieldSelector.matches', () => {
     ['x.length=', true],
   ]
   for (const [selector, expected] of cases) {
-    void it(`${JSON.stringify(selector)} → ${expected}`, () => {
+    it(`${JSON.stringify(selector)} → ${expected}`, () => {
       assert.equal(parseFieldSelector(selector).matches(data), expected)
     })
   }
 
-  void it('treats non-object data as having no fields', () => {
+  it('treats non-object data as having no fields', () => {
     assert.equal(parseFieldSelector('a=').matches(undefined), true)
     assert.equal(parseFieldSelector('a=').matches('text'), true)
     assert.equal(parseFieldSelector('a=x').matches(null), false)
   })
 })
 
-void describe('fieldValues', () => {
+describe('fieldValues', () => {
   const data = {
     s: 'text',
     n: 1.5,
@@ -317,12 +317,12 @@ void describe('fieldValues', () => {
     ['hasOwnProperty', ['']],
   ]
   for (const [path, values] of cases) {
-    void it(`${path} → ${JSON.stringify(values)}`, () => {
+    it(`${path} → ${JSON.stringify(values)}`, () => {
       assert.deepEqual(fieldValues(data, path.split('.')), values)
     })
   }
 
-  void it('returns the whole value for an empty path', () => {
+  it('returns the whole value for an empty path', () => {
     assert.deepEqual(fieldValues('x', []), ['x'])
     assert.deepEqual(fieldValues(undefined, []), [''])
   })

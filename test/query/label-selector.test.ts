@@ -11,7 +11,7 @@ function reqs(input: string | Record<string, string>): Req[] {
   return parseLabelSelector(input).requirements.map((r) => [r.key, r.op, [...r.values]])
 }
 
-void describe('parseLabelSelector: valid input', () => {
+describe('parseLabelSelector: valid input', () => {
   // [input, requirements (sorted by key), canonical text]
   const cases: [string, Req[], string][] = [
     ['', [], ''],
@@ -162,7 +162,7 @@ void describe('parseLabelSelector: valid input', () => {
     ['A_b.c-9=Z_y.x-0', [['A_b.c-9', '=', ['Z_y.x-0']]], 'A_b.c-9=Z_y.x-0'],
   ]
   for (const [input, expected, text] of cases) {
-    void it(JSON.stringify(input), () => {
+    it(JSON.stringify(input), () => {
       const selector = parseLabelSelector(input)
       assert.deepEqual(reqs(input), expected)
       assert.equal(selector.toString(), text)
@@ -171,11 +171,11 @@ void describe('parseLabelSelector: valid input', () => {
     })
   }
 
-  void it('is deterministic whatever the requirement order', () => {
+  it('is deterministic whatever the requirement order', () => {
     assert.equal(parseLabelSelector('x=a,a=x').toString(), parseLabelSelector('a=x,x=a').toString())
   })
 
-  void it('accepts the object form as an AND of "="', () => {
+  it('accepts the object form as an AND of "="', () => {
     assert.deepEqual(reqs({ tier: 'web', env: 'prod', none: '' }), [
       ['env', '=', ['prod']],
       ['none', '=', ['']],
@@ -186,7 +186,7 @@ void describe('parseLabelSelector: valid input', () => {
   })
 })
 
-void describe('parseLabelSelector: invalid input', () => {
+describe('parseLabelSelector: invalid input', () => {
   // [input, position of the offending character]
   const cases: [string, number][] = [
     ['x=a||y=b', 3],
@@ -254,12 +254,12 @@ void describe('parseLabelSelector: invalid input', () => {
     ['x\u00e9=1', 1],
   ]
   for (const [input, position] of cases) {
-    void it(`${JSON.stringify(input)} at ${position}`, () => {
+    it(`${JSON.stringify(input)} at ${position}`, () => {
       assertInvalidAt(() => parseLabelSelector(input), position, input)
     })
   }
 
-  void it('quotes the input and puts a caret under the offending character', () => {
+  it('quotes the input and puts a caret under the offending character', () => {
     try {
       parseLabelSelector('x in (a')
       assert.fail('expected an error')
@@ -273,7 +273,7 @@ void describe('parseLabelSelector: invalid input', () => {
     }
   })
 
-  void it('keeps the caret in its column when the input has tabs or line breaks', () => {
+  it('keeps the caret in its column when the input has tabs or line breaks', () => {
     try {
       parseLabelSelector('x\tin\n(a b)')
       assert.fail('expected an error')
@@ -284,7 +284,7 @@ void describe('parseLabelSelector: invalid input', () => {
     }
   })
 
-  void it('checks keys and values of the object form, pointing into its k=v text', () => {
+  it('checks keys and values of the object form, pointing into its k=v text', () => {
     assertInvalidAt(() => parseLabelSelector({ 'bad key': 'x' }), 3, 'key')
     assertInvalidAt(() => parseLabelSelector({ ok: 'x', also: 'bad value' }), 13, 'value')
     assertInvalidAt(() => parseLabelSelector({ '': 'x' }), 0, 'empty key')
@@ -297,7 +297,7 @@ void describe('parseLabelSelector: invalid input', () => {
   })
 })
 
-void describe('LabelSelector.matches', () => {
+describe('LabelSelector.matches', () => {
   // [selector, labels, expected] — the first block is apimachinery's TestSelectorMatches.
   const cases: [string, Record<string, string>, boolean][] = [
     ['', { x: 'y' }, true],
@@ -366,19 +366,19 @@ void describe('LabelSelector.matches', () => {
     ['example.com/app=web', { app: 'web' }, false],
   ]
   for (const [selector, labels, expected] of cases) {
-    void it(`${JSON.stringify(selector)} on ${JSON.stringify(labels)} → ${expected}`, () => {
+    it(`${JSON.stringify(selector)} on ${JSON.stringify(labels)} → ${expected}`, () => {
       assert.equal(parseLabelSelector(selector).matches(labels), expected)
     })
   }
 
-  void it('matches an object-form selector as an AND of "="', () => {
+  it('matches an object-form selector as an AND of "="', () => {
     const selector = parseLabelSelector({ foo: 'bar', baz: 'blah' })
     assert.equal(selector.matches({ foo: 'bar', baz: 'blah', other: 'x' }), true)
     assert.equal(selector.matches({ foo: 'bar' }), false)
     assert.equal(parseLabelSelector({}).matches({ a: 'b' }), true)
   })
 
-  void it('matches labels with a null prototype', () => {
+  it('matches labels with a null prototype', () => {
     const labels = Object.assign(Object.create(null) as Record<string, string>, { x: 'y' })
     assert.equal(parseLabelSelector('x=y,!z').matches(labels), true)
   })

@@ -75,11 +75,11 @@ function checkGlob(pattern: string, texts: string[]): void {
   }
 }
 
-void describe('glob properties', () => {
+describe('glob properties', () => {
   const small = (chars: string[], maxLength: number) =>
     fc.string({ unit: fc.constantFrom(...chars), maxLength })
 
-  void it('agrees with a reference matcher on a small alphabet', () => {
+  it('agrees with a reference matcher on a small alphabet', () => {
     fc.assert(
       fc.property(
         small(['a', 'b', '*', '?', '\\'], 10),
@@ -90,7 +90,7 @@ void describe('glob properties', () => {
     )
   })
 
-  void it('agrees with a reference matcher on arbitrary strings', () => {
+  it('agrees with a reference matcher on arbitrary strings', () => {
     const text = fc.string({ unit: 'binary', maxLength: 12 })
     fc.assert(
       fc.property(text, fc.array(text, { maxLength: 5 }), (pattern, texts) =>
@@ -120,7 +120,7 @@ function assertLabelRoundTrip(selector: LabelSelector): void {
   assert.deepEqual(again.requirements, selector.requirements)
 }
 
-void describe('field selector properties', () => {
+describe('field selector properties', () => {
   const unit = fc.constantFrom('a', 'b', 'é', '😀', ' ', '\\', ',', '=', '!', '(', '.')
   const segment = fc.string({
     unit: fc.constantFrom('a', 'b', 'é', '😀', ' ', '\\', ',', '=', '!', '('),
@@ -138,7 +138,7 @@ void describe('field selector properties', () => {
     pad: fc.constantFrom('', ' ', '\t '),
   })
 
-  void it('parses generated selectors to their terms and round-trips through toString', () => {
+  it('parses generated selectors to their terms and round-trips through toString', () => {
     fc.assert(
       fc.property(fc.array(term, { maxLength: 5 }), (terms) => {
         const text = terms
@@ -158,7 +158,7 @@ void describe('field selector properties', () => {
     )
   })
 
-  void it('either parses and round-trips, or throws InvalidSelector at a position in the input', () => {
+  it('either parses and round-trips, or throws InvalidSelector at a position in the input', () => {
     fc.assert(
       fc.property(fc.string({ unit, maxLength: 16 }), (input) => {
         let selector: FieldSelector
@@ -176,7 +176,7 @@ void describe('field selector properties', () => {
   })
 })
 
-void describe('label selector properties', () => {
+describe('label selector properties', () => {
   const key = fc.constantFrom('a', 'b9', 'x.y', 'example.com/app', 'in', 'notin', 'A_b')
   const value = fc.constantFrom('', 'v', 'in', '1', '10', 'a.b', 'Z-9')
   const integer = fc.constantFrom('0', '7', '42', '007', '9223372036854775807')
@@ -198,7 +198,7 @@ void describe('label selector properties', () => {
     key.map((k) => ({ text: `!${k}`, key: k })),
   )
 
-  void it('parses generated selectors, sorted by key, and round-trips through toString', () => {
+  it('parses generated selectors, sorted by key, and round-trips through toString', () => {
     fc.assert(
       fc.property(fc.array(requirement, { maxLength: 5 }), space, (requirements, pad) => {
         const text = requirements.map((r) => `${pad}${r.text}${pad}`).join(',')
@@ -212,7 +212,7 @@ void describe('label selector properties', () => {
     )
   })
 
-  void it('either parses and round-trips, or throws InvalidSelector at a position in the input', () => {
+  it('either parses and round-trips, or throws InvalidSelector at a position in the input', () => {
     const token = fc.constantFrom(
       'a',
       'b',

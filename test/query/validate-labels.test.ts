@@ -2,7 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { validateLabelKey, validateLabels, validateLabelValue } from '../../src/query/index.js'
 
-void describe('validateLabelKey', () => {
+describe('validateLabelKey', () => {
   const valid = [
     'a',
     'A',
@@ -19,7 +19,7 @@ void describe('validateLabelKey', () => {
     `${'a'.repeat(63)}.${'b'.repeat(63)}/x`,
   ]
   for (const key of valid) {
-    void it(`accepts ${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}`, () => {
+    it(`accepts ${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}`, () => {
       assert.equal(validateLabelKey(key), undefined)
     })
   }
@@ -45,16 +45,15 @@ void describe('validateLabelKey', () => {
     ['example.com/-x', /must start with a letter or digit/],
   ]
   for (const [key, message] of invalid) {
-    void it(`rejects ${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}`, () => {
+    it(`rejects ${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}`, () => {
       assert.match(validateLabelKey(key) ?? 'valid', message)
     })
   }
 })
 
-void describe('validateLabelValue', () => {
+describe('validateLabelValue', () => {
   for (const value of ['', 'a', 'A-b_c.9', '12345', 'a'.repeat(63)]) {
-    void it(`accepts ${JSON.stringify(value)}`, () =>
-      assert.equal(validateLabelValue(value), undefined))
+    it(`accepts ${JSON.stringify(value)}`, () => assert.equal(validateLabelValue(value), undefined))
   }
   const invalid: [string, RegExp][] = [
     ['a'.repeat(64), /at most 63 characters/],
@@ -65,14 +64,14 @@ void describe('validateLabelValue', () => {
     ['a,b', /',' is not allowed/],
   ]
   for (const [value, message] of invalid) {
-    void it(`rejects ${JSON.stringify(value)}`, () => {
+    it(`rejects ${JSON.stringify(value)}`, () => {
       assert.match(validateLabelValue(value) ?? 'valid', message)
     })
   }
 })
 
-void describe('validateLabels', () => {
-  void it('accepts plain objects of valid keys and values', () => {
+describe('validateLabels', () => {
+  it('accepts plain objects of valid keys and values', () => {
     assert.equal(validateLabels({}), undefined)
     assert.equal(validateLabels({ tier: 'web', 'example.com/app': 'api', empty: '' }), undefined)
     assert.equal(
@@ -95,6 +94,6 @@ void describe('validateLabels', () => {
     ['a long value', { tier: 'a'.repeat(64) }, /at most 63/],
   ]
   for (const [name, labels, message] of invalid) {
-    void it(`rejects ${name}`, () => assert.match(validateLabels(labels) ?? 'valid', message))
+    it(`rejects ${name}`, () => assert.match(validateLabels(labels) ?? 'valid', message))
   }
 })

@@ -147,6 +147,8 @@ export async function openSse(
   const queue: (SseEvent | undefined)[] = []
   const comments: string[] = []
   let wake: (() => void) | undefined
+  // A failure of the reading loop itself, thrown by next() so the test sees it.
+  let failure: unknown
   const push = (event: SseEvent | undefined): void => {
     queue.push(event)
     wake?.()
@@ -178,7 +180,10 @@ export async function openSse(
         // aborted by close()
       }
       push(undefined)
-    })()
+    })().catch((error: unknown) => {
+      failure = error
+      push(undefined)
+    })
   }
   const reader: SseReader = {
     status: res.status,
@@ -197,6 +202,11 @@ export async function openSse(
           }
         })
         wake = undefined
+      }
+      if (queue[0] === undefined && failure !== undefined) {
+        throw failure instanceof Error
+          ? failure
+          : new Error('the SSE reader failed', { cause: failure })
       }
       return queue.shift()
     },

@@ -110,7 +110,8 @@ describe('session caps', () => {
       const victim = h.ds.processById(session.pid)
       assert.ok(victim !== undefined)
       let exitedAt: number | undefined
-      void victim.exited.then(() => (exitedAt = Date.now()))
+      // exited never rejects: it resolves with the exit reason.
+      victim.exited.then(() => (exitedAt = Date.now()), assert.fail)
       owner.close()
       await owner.closed
       const lastRenewed = Date.now()

@@ -79,12 +79,17 @@ describe('WebSocket protocol fuzz', () => {
   let healthy: DataspaceClient
   let healthySession: string
   let statuses: ClientStatus[]
+  let statusLoop: Promise<void>
   const sockets = new Set<RawWs>()
 
   const raw = (): RawWs => {
     const socket = new RawWs(h.url)
     sockets.add(socket)
-    void socket.closed.then(() => sockets.delete(socket))
+    // `closed` resolves with the close code and never rejects.
+    socket.closed.then(
+      () => sockets.delete(socket),
+      () => sockets.delete(socket),
+    )
     return socket
   }
 
@@ -103,13 +108,14 @@ describe('WebSocket protocol fuzz', () => {
     healthySession = healthy.session.id
     await healthy.session.assert('fuzz.healthy', 'h', { ok: true })
     statuses = []
-    void (async () => {
+    statusLoop = (async () => {
       for await (const s of healthy.status()) statuses.push(s)
     })()
   })
   after(async () => {
     for (const socket of sockets) socket.close()
     await healthy.close()
+    await statusLoop // the status stream ends with the client
     await h.close()
   })
 

@@ -1,7 +1,7 @@
 import pg from 'pg'
 import type { PoolClient, PoolConfig } from 'pg'
 import type { DataspaceRecord, Selector } from '../../engine/types.js'
-import { Conflict, InvalidArgument } from '../../errors/index.js'
+import { Conflict, InvalidArgument, Unavailable } from '../../errors/index.js'
 import type {
   Backend,
   BackendPlan,
@@ -16,6 +16,7 @@ import type {
 import { fieldIndexNames, migrate, REVISION_CONFLICT, schemaTables } from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
+import { SchemaLock } from './schema-lock.js'
 
 export interface PostgresBackendOptions {
   /** A connection string: `postgres://user@host:5432/db`. */
@@ -56,6 +57,8 @@ class PostgresBackend implements Backend {
   readonly #schemaName: string
   readonly #t: SchemaTables
   #pool: pg.Pool | undefined
+  /** The schema's lock, held from open to close: one server per schema (schema-lock.ts). */
+  #lock: SchemaLock | undefined
 
   constructor(options: PostgresBackendOptions, schemaName: string, tables: SchemaTables) {
     this.#options = options
@@ -64,6 +67,17 @@ class PostgresBackend implements Backend {
   }
 
   async open(): Promise<LoadedState> {
+    // First, before migrating: a second server on the schema is refused before it touches it.
+    this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName)
+    try {
+      return await this.#openLocked()
+    } catch (error) {
+      await this.close()
+      throw error
+    }
+  }
+
+  async #openLocked(): Promise<LoadedState> {
     const pool = new pg.Pool({ ...this.#options.pool, connectionString: this.#options.url })
     pool.on('error', (error) => this.#options.onError?.(error))
     this.#pool = pool
@@ -140,6 +154,7 @@ class PostgresBackend implements Backend {
         )
       }
     }
+    await this.#holdLock()
     const { deletes, upserts, feed } = commitRows(commits)
     const kinds = [...new Map(batch.kinds.map((kind) => [kind.kind, kind])).values()]
     const { put, delete: gone } = batch.sessions
@@ -251,6 +266,32 @@ class PostgresBackend implements Backend {
     const pool = this.#pool
     this.#pool = undefined
     await pool?.end()
+    const lock = this.#lock
+    this.#lock = undefined
+    await lock?.release()
+  }
+
+  /**
+   * Writes only under the schema's lock. PostgreSQL drops it with its connection, and another
+   * server may take it meanwhile: then nothing is written (the runtime retries the batch, its
+   * writers get `Unavailable`) until the lock is ours again on a new connection.
+   */
+  async #holdLock(): Promise<void> {
+    const lock = this.#lock
+    if (lock === undefined) throw new Error('postgres backend: write before open')
+    const lost = lock.lost
+    if (lost === undefined) return
+    this.#options.onError?.(lost)
+    await lock.release()
+    try {
+      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName)
+    } catch (error) {
+      throw new Unavailable(
+        `postgres backend: lost the lock on schema "${this.#schemaName}" (${lost.message}) and ` +
+          `cannot take it back: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      )
+    }
   }
 
   #pooled(): pg.Pool {

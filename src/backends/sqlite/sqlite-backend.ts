@@ -21,6 +21,7 @@ import {
   RECORD_COLUMNS,
   selectQuery,
 } from './pushdown.js'
+import { openLocked } from './file-lock.js'
 
 export interface SqliteBackendOptions {
   /** The database file (created with its folder), or `:memory:` for tests. */
@@ -65,10 +66,17 @@ export function sqliteBackend(
   let db: Database.Database | undefined
   let write: ((batch: WriteBatch) => void) | undefined
   let statements: StatementCache | undefined
+  let release: (() => void) | undefined
 
   const openSync = (): LoadedState => {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
-    db = new Database(options.path)
+    if (options.path === ':memory:') db = new Database(options.path)
+    else {
+      mkdirSync(dirname(options.path), { recursive: true })
+      // One server per file: a second one is refused here, naming the holder (file-lock.ts).
+      const locked = openLocked(options.path)
+      db = locked.db
+      release = locked.release
+    }
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
     migrate(db)
@@ -111,6 +119,8 @@ export function sqliteBackend(
       statements = undefined
       db?.close()
       db = undefined
+      release?.()
+      release = undefined
     },
   }
 }

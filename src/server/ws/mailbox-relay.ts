@@ -13,7 +13,11 @@ export class MailboxRelay {
   #viewOpened: (() => void) | undefined
 
   constructor(proc: LocalProcess) {
-    void this.#run(proc)
+    // #run only awaits streams that end rather than fail; should it ever throw, the
+    // subscriber's view ends with the error instead of the rejection going unhandled.
+    this.#run(proc).catch((error: unknown) => {
+      this.#view?.end({ error })
+    })
   }
 
   /** A new subscription; the previous one, if any, ends. */

@@ -22,6 +22,9 @@ import type { OpEnv } from './operations.js'
 /** Sessions attached to a connection now: a resume elsewhere takes the session over. */
 const attached = new WeakMap<Session, WsConnection>()
 
+/** RFC 6455's close code for "the server met an unexpected condition". */
+const WS_INTERNAL_ERROR = 1011
+
 /** How often a paused watch re-checks the send buffer, in ms. */
 const DRAIN_POLL_MS = 10
 
@@ -248,12 +251,14 @@ export class WsConnection {
     attached.set(session, this)
     this.#session = session
     clearTimeout(this.#helloTimer)
-    void session.process.exited.then(() => {
-      // After this turn, so the answer to the call that ended the session goes out first.
-      setImmediate(() => {
-        if (this.#session === session) this.close(CLOSE_CODES.sessionEnded, 'session ended')
+    session.process.exited
+      .then(() => {
+        // After this turn, so the answer to the call that ended the session goes out first.
+        setImmediate(() => {
+          if (this.#session === session) this.close(CLOSE_CODES.sessionEnded, 'session ended')
+        })
       })
-    })
+      .catch((error: unknown) => this.#fail(error))
     const interval = this.#pingInterval(session)
     this.#pinger = setInterval(() => {
       // No pong since the last ping: the peer is gone without a FIN (a dead host, a cut cable).
@@ -311,11 +316,11 @@ export class WsConnection {
           release()
           throw error
         }
-        void stream.closed.then(release)
+        stream.closed.finally(release).catch((error: unknown) => this.#fail(error))
         this.#streams.set(id, stream)
         this.#send([{ type: 'result', id, value: null }])
         done('ok')
-        void this.#pump(id, stream)
+        this.#pump(id, stream).catch((error: unknown) => this.#fail(error))
         return
       }
       const run = async (): Promise<unknown> => {
@@ -371,6 +376,15 @@ export class WsConnection {
       }
       this.#send([{ type: 'events', id, events: batch }])
     }
+  }
+
+  /**
+   * A failure of the connection's own machinery (a stream pump, an exit handler), not of one
+   * call: it is logged as an internal error and costs this connection, never the process.
+   */
+  #fail(error: unknown): void {
+    this.#state.options.onInternalError(error)
+    this.close(WS_INTERNAL_ERROR, 'internal error')
   }
 
   #sendError(id: number | undefined, error: unknown): void {
