@@ -170,6 +170,12 @@ const CASES: readonly Case[] = [
         session,
       }),
   },
+  {
+    name: 'a U+0000 in a list selector (it would go to a backend query)',
+    code: 'InvalidArgument',
+    local: (ds) => ds.list('v.rule', { fields: 'a=\u0000' }),
+    http: (h, session) => h.call('GET', '/v1/records/v.rule?fields=a%3D%00', { session }),
+  },
 ]
 
 describe('one value rule, in process and over HTTP', () => {
