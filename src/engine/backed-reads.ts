@@ -197,7 +197,7 @@ class Cursor {
     const page =
       this.#last === undefined ? { limit: this.#chunk } : { limit: this.#chunk, after: this.#last }
     const rows = await backend.query(this.spec.kind, this.spec.source, page)
-    for (const row of rows) this.#rows.push(freezeJson(row, 'record'))
+    for (const row of rows) this.#rows.push(freezeJson(row, 'record', Infinity))
     if (rows.length < this.#chunk) this.#exhausted = true
     else this.#last = (rows[rows.length - 1] as Rec).id
     this.#chunk = Math.min(MAX_CHUNK, this.#chunk * 2)

@@ -2,7 +2,7 @@ import { InvalidArgument, InvalidSelector } from '../errors/index.js'
 import { compileGlob, parseFieldSelector, parseLabelSelector } from '../query/index.js'
 import type { CompiledGlob, FieldSelector, LabelSelector } from '../query/index.js'
 import type { DataspaceRecord, Selector } from './types.js'
-import { checkId } from './validate.js'
+import { checkId, checkText } from './validate.js'
 
 /** A `Selector` parsed once: `matches` runs without re-parsing. */
 export interface CompiledSelector {
@@ -33,6 +33,10 @@ export function compileSelector(
   if (owner !== undefined && (typeof owner !== 'string' || owner.length === 0)) {
     throw new InvalidArgument('owner must be a non-empty pid string')
   }
+  // Selectors of non-resident kinds go to the backend's query: the value rule's strings hold.
+  if (owner !== undefined) checkText('owner', owner)
+  if (fields !== undefined) checkText('field selector', fields.toString())
+  if (labels !== undefined) checkText('label selector', labels.toString())
   if (fields !== undefined && closedFields !== undefined) {
     for (const requirement of fields.requirements) {
       if (!closedFields.has(requirement.path)) {
@@ -77,7 +81,7 @@ function compileIdSelector(id: string | number | undefined): CompiledGlob | unde
   if (typeof pattern !== 'string' || pattern.length === 0) {
     throw new InvalidArgument('id selector must be a non-empty string or a number')
   }
-  const glob = compileGlob(pattern)
+  const glob = compileGlob(checkText('id selector', pattern))
   // `*` selects everything: treat it as no id selector so the planner does not think it is narrowed.
   return glob.prefix === '' && glob.source === '*' ? undefined : glob
 }

@@ -39,7 +39,15 @@ import type {
   WatchOptions,
 } from './types.js'
 import { escapeGlob } from '../query/index.js'
-import { checkId, checkKind, checkLimit, freezeJson } from './validate.js'
+import {
+  checkId,
+  checkKind,
+  checkLimit,
+  checkText,
+  DEFAULT_MAX_VALUE_BYTES,
+  describe,
+  freezeJson,
+} from './validate.js'
 import { WatchRegistry } from './watch-registry.js'
 import type { Observation, WatchContext } from './watch-registry.js'
 
@@ -59,6 +67,11 @@ export interface DataspaceOptions {
   readonly watchBufferSize?: number
   /** Per-process mailbox bound in messages (default 10 000). */
   readonly mailboxSize?: number
+  /**
+   * The largest value a client may hand the engine, as the UTF-8 size of its JSON encoding
+   * (default 1 MiB): record data, messages, metadata, KV values. Larger is `TooLarge`.
+   */
+  readonly maxValueBytes?: number
   /**
    * How long a write waits for a durable backend before it fails `Unavailable` (default 10 s);
    * the commit is still retried and may be applied later.
@@ -149,6 +162,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
       historySize: positive('historySize', options.historySize ?? 100_000),
       watchBufferSize: positive('watchBufferSize', options.watchBufferSize ?? 10_000),
       mailboxSize: positive('mailboxSize', options.mailboxSize ?? 10_000),
+      maxValueBytes: positive('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
     })
     this.#log = options.log ?? { warn: (m, f) => console.warn(m, f) }
     this.#history = new History(this.#options.historySize, state?.revision ?? 0)
@@ -188,7 +202,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     }
     this.#backed?.seedOwners(state.owned ?? [])
     for (const record of state.records) {
-      const frozen = freezeJson(record, 'record')
+      const frozen = freezeJson(record, 'record', Infinity)
       this.storeFor(record.kind).put(frozen, undefined)
       if (frozen.expiresAt !== undefined) {
         this.#expiries.push({ at: frozen.expiresAt, kind: frozen.kind, id: frozen.id })
@@ -302,6 +316,11 @@ export class Dataspace implements DataspaceApi, WatchContext {
     return this.#revision
   }
 
+  /** The bound on one client value's JSON encoding, in bytes (`maxValueBytes`). */
+  get maxValueBytes(): number {
+    return this.#options.maxValueBytes
+  }
+
   get history(): History {
     return this.#history
   }
@@ -388,7 +407,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
    */
   #residency(kind: string, wanted: unknown): boolean {
     if (wanted !== undefined && typeof wanted !== 'boolean') {
-      throw new InvalidArgument(`resident must be a boolean, got ${JSON.stringify(wanted)}`)
+      throw new InvalidArgument(`resident must be a boolean, got ${describe(wanted)}`)
     }
     const store = this.#stores.get(kind)
     const current = store?.resident ?? true
@@ -424,6 +443,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     if (typeof id !== 'string' || !id.startsWith(`${this.node}/`) || id.length > 400) {
       throw new InvalidArgument(`pid must start with "${this.node}/"`)
     }
+    checkText('pid', id)
     if (this.#processes.has(id)) throw new InvalidArgument(`pid ${id} is already a live process`)
     return this.#register(id, name)
   }
@@ -736,6 +756,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
       store: (kind) => views.get(kind) ?? this.store(kind),
       revision: this.#revision,
       now: () => this.now(),
+      maxValueBytes: this.#options.maxValueBytes,
     }
   }
 
@@ -793,7 +814,9 @@ export class Dataspace implements DataspaceApi, WatchContext {
         const next = this.#expiries.peek()
         if (next !== undefined) this.#armTimer(next.at)
       },
-      Math.max(0, at - this.now()),
+      // Node fires a longer delay after 1 ms (with a TimeoutOverflowWarning), which made the
+      // loop spin for TTLs over ~24.8 days: wake at the clamp instead, and re-arm from there.
+      Math.min(Math.max(0, at - this.now()), MAX_TIMER_MS),
     )
     // Expiry alone must not keep a program alive.
     this.#timer.unref()
@@ -825,7 +848,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
       if ('name' in target) return this.names.resolve(target.name, target.fence)
     }
     throw new InvalidArgument(
-      `cannot send to ${JSON.stringify(target)}: expected a pid, { kind, id }, { group } or { name }`,
+      `cannot send to ${describe(target)}: expected a pid, { kind, id }, { group } or { name }`,
     )
   }
 
@@ -880,6 +903,9 @@ export class Dataspace implements DataspaceApi, WatchContext {
     this.#watches.closeAll(reason)
   }
 }
+
+/** The longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 function positive(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0)
@@ -957,6 +983,8 @@ function checkProcessName(name: unknown): void {
   if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
     throw new InvalidArgument('process name must be a non-empty string of at most 200 characters')
   }
+  // Names are stored with persisted sessions.
+  checkText('process name', name)
 }
 
 /** Every pid a loaded state mentions: record owners, sessions and their children. */

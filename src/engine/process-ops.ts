@@ -20,7 +20,14 @@ import type {
   TransactRequest,
   TransactResult,
 } from './types.js'
-import { checkId, checkKind, freezeJson } from './validate.js'
+import {
+  checkId,
+  checkKind,
+  checkText,
+  DEFAULT_MAX_VALUE_BYTES,
+  describe,
+  freezeJson,
+} from './validate.js'
 
 interface Prepared {
   readonly op: Op
@@ -138,6 +145,7 @@ export class ProcessOps implements ProcessHost {
     this.#begin(proc, options.signal)
     checkKind(kind)
     const { patch, self } = claimPatch(options)
+    freezeJson(patch, 'patch', this.#maxBytes)
     const selector = claimSelector(options)
     const compiled = this.#engine.compile(kind, selector)
     const { result } = await this.#engine.commit(
@@ -167,7 +175,7 @@ export class ProcessOps implements ProcessHost {
       prepared.push(item)
     }
     proc.checkAlive()
-    for (const condition of conditions) checkKind(condition?.kind, true)
+    conditions.forEach((condition, index) => this.#checkCondition(condition, index))
     const { revision, result: results } = await this.#engine.commit(
       proc.id,
       (tx) => this.#stageTransact(tx, conditions, prepared),
@@ -247,6 +255,26 @@ export class ProcessOps implements ProcessHost {
     })
   }
 
+  /** A condition names a record and compares values: the value rule holds for them too. */
+  #checkCondition(condition: Condition, index: number): void {
+    if (condition === null || typeof condition !== 'object')
+      throw new InvalidArgument(`condition ${index} is not an object, got ${describe(condition)}`)
+    checkKind(condition.kind, true)
+    checkId(condition.id)
+    if (condition.field !== undefined) {
+      if (typeof condition.field !== 'string')
+        throw new InvalidArgument(`condition ${index}: field must be a string data path`)
+      checkText(`condition ${index} field`, condition.field)
+    }
+    for (const key of ['equals', 'notEquals'] as const) {
+      if (key in condition) freezeJson(condition[key], `condition ${index} ${key}`, this.#maxBytes)
+    }
+  }
+
+  get #maxBytes(): number {
+    return this.#engine.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES
+  }
+
   /** Checks an op; an assert's data comes back validated and frozen, or as a promise of that. */
   #prepare(op: Op, index: number): Prepared {
     if (op === null || typeof op !== 'object')
@@ -262,7 +290,7 @@ export class ProcessOps implements ProcessHost {
       default:
         op satisfies never
         throw new InvalidArgument(
-          `op ${index}: "op" must be assert, retract or claim, got ${JSON.stringify((op as { op?: unknown }).op)}`,
+          `op ${index}: "op" must be assert, retract or claim, got ${describe((op as { op?: unknown }).op)}`,
         )
     }
   }
@@ -272,12 +300,14 @@ export class ProcessOps implements ProcessHost {
     const schema = this.#engine.store(kind)?.schema
     const value = schema === undefined ? data : validate(kind, schema, data)
     return value instanceof Promise
-      ? (value as Promise<unknown>).then((settled) => freezeJson(settled))
-      : freezeJson(value)
+      ? (value as Promise<unknown>).then((settled) => freezeJson(settled, 'data', this.#maxBytes))
+      : freezeJson(value, 'data', this.#maxBytes)
   }
 
   async send(proc: LocalProcess, target: SendTarget, message: unknown): Promise<number> {
     this.#begin(proc, undefined)
+    // Checked before delivery: every receiver shares it, and a remote one must be able to encode it.
+    freezeJson(message, 'message', this.#maxBytes)
     if (typeof target === 'string')
       return this.#engine.processById(target)?.deliver(proc.id, message) === true ? 1 : 0
     if (target !== null && typeof target === 'object' && 'kind' in target) {
@@ -352,7 +382,7 @@ function idOrder(orderBy: string | undefined): boolean {
 function ownerOption(owner: unknown): null | undefined {
   if (owner === undefined || owner === null) return owner
   throw new InvalidArgument(
-    `assert owner may only be null (an ownerless record), got ${JSON.stringify(owner)}`,
+    `assert owner may only be null (an ownerless record), got ${describe(owner)}`,
   )
 }
 
@@ -373,7 +403,7 @@ function claimPatch(options: Pick<ClaimOptions, 'patch' | 'owner'>): {
 } {
   const { owner } = options
   if (owner !== undefined && owner !== 'self') {
-    throw new InvalidArgument(`claim owner must be 'self' or absent, got ${JSON.stringify(owner)}`)
+    throw new InvalidArgument(`claim owner must be 'self' or absent, got ${describe(owner)}`)
   }
   const patch: unknown = options.patch
   if (

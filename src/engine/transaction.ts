@@ -6,7 +6,13 @@ import type { KindStore } from './kind-store.js'
 import { plan } from './query-planner.js'
 import { validateSync } from './schema.js'
 import type { Condition, DataspaceRecord, Labels, OrderBy, RetractReason } from './types.js'
-import { checkDuration, checkRevision, freezeJson } from './validate.js'
+import {
+  checkRevision,
+  checkText,
+  checkTtl,
+  DEFAULT_MAX_VALUE_BYTES,
+  freezeJson,
+} from './validate.js'
 
 type Rec = DataspaceRecord
 
@@ -15,6 +21,8 @@ export interface TransactionContext {
   store(kind: string): KindStore | undefined
   readonly revision: number
   now(): number
+  /** The bound on one value's JSON encoding (`DataspaceOptions.maxValueBytes`). */
+  readonly maxValueBytes?: number
 }
 
 export interface AssertInput {
@@ -48,6 +56,10 @@ export class Transaction {
     this.#context = context
     this.#actor = actor
     this.#revision = context.revision + 1
+  }
+
+  get #maxBytes(): number {
+    return this.#context.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES
   }
 
   /** The record as this transaction sees it. */
@@ -99,6 +111,10 @@ export class Transaction {
         `${kind} is a non-resident kind: its records cannot have a ttl (give them an owner, or use a resident kind)`,
       )
     }
+    checkText('id', id)
+    // Every stored value passes the one value rule here, whatever path it came by (facades
+    // included); data checked before costs a lookup (json-value.ts).
+    freezeJson(input.data, 'data', this.#maxBytes)
     const current = this.read(kind, id)
     this.#checkRevision(kind, id, current, input.ifRevision)
     const system = this.#actor === null
@@ -120,7 +136,7 @@ export class Transaction {
       labels = Object.freeze({ ...input.labels })
     }
     const expiresAt =
-      input.ttl === undefined ? undefined : this.#context.now() + checkDuration('ttl', input.ttl)
+      input.ttl === undefined ? undefined : this.#context.now() + checkTtl('ttl', input.ttl)
     // An ownerless record stays ownerless: writing it does not hand it to the writer.
     const owner =
       input.owner !== undefined && (system || input.owner === null)
@@ -195,7 +211,7 @@ export class Transaction {
       ...(patch as Record<string, unknown>),
     }
     if (store?.schema !== undefined) data = validateSync(kind, store.schema, data)
-    freezeJson(data)
+    freezeJson(data, 'data', this.#maxBytes)
     const owner = ownerSelf ? this.#actor : chosen.owner
     const record = this.#record(
       kind,

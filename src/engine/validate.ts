@@ -1,4 +1,15 @@
 import { InvalidArgument } from '../errors/index.js'
+import { checkText, describeValue } from './json-value.js'
+
+export {
+  checkText,
+  DEFAULT_MAX_VALUE_BYTES,
+  freezeJson,
+  jsonBytes,
+  MAX_DEPTH,
+} from './json-value.js'
+/** A short description of a value for messages (never its whole content). */
+export const describe = describeValue
 
 const KIND_SEGMENT = /^[A-Za-z0-9_-]+$/
 /** Longest id accepted: ids are keys in several indexes and travel in every event. */
@@ -52,15 +63,27 @@ export function checkId(id: unknown): string {
   if (id.length > MAX_ID_LENGTH) {
     throw new InvalidArgument(`id is ${id.length} characters long; the limit is ${MAX_ID_LENGTH}`)
   }
-  return id
+  return checkText('id', id)
 }
 
-/** Checks a millisecond duration such as `ttl`. */
-export function checkDuration(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+/**
+ * The longest `ttl` a record or KV key may have: 10 years (365-day years) in ms. Far beyond any
+ * lease, and far below where `now + ttl` stops being an exact integer.
+ */
+export const MAX_TTL_MS = 10 * 365 * 24 * 60 * 60 * 1000
+
+/**
+ * Checks a `ttl`: a positive integer number of milliseconds, at most {@link MAX_TTL_MS}. Every
+ * backend stores the deadline as an integer, so a fraction is refused rather than rounded.
+ */
+export function checkTtl(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
     throw new InvalidArgument(
-      `${name} must be a positive number of milliseconds, got ${describe(value)}`,
+      `${name} must be a positive integer number of milliseconds, got ${describe(value)}`,
     )
+  }
+  if (value > MAX_TTL_MS) {
+    throw new InvalidArgument(`${name} is ${value} ms; the longest is ${MAX_TTL_MS} ms (10 years)`)
   }
   return value
 }
@@ -81,75 +104,6 @@ export function checkLimit(value: unknown): number {
     throw new InvalidArgument(`limit must be a positive integer, got ${describe(value)}`)
   }
   return value
-}
-
-/**
- * Checks that `value` is JSON-shaped (so embedded and remote use behave the same) and deep-freezes
- * it, because a record's data is shared by every reader from then on. Frozen subtrees are
- * assumed already checked, which makes re-asserting a record's own data cheap.
- */
-export function freezeJson<T>(value: T, what = 'data'): T {
-  freezeValue(value, what, 0)
-  return value
-}
-
-const MAX_DEPTH = 64
-
-function freezeValue(value: unknown, path: string, depth: number): void {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return
-    case 'number':
-      if (!Number.isFinite(value))
-        throw new InvalidArgument(`${path} is ${value}: only finite numbers are JSON`)
-      return
-    case 'object':
-      break
-    case 'undefined':
-    case 'bigint':
-    case 'symbol':
-    case 'function':
-      throw new InvalidArgument(
-        `${path} is a ${typeof value}: data must be JSON (null, boolean, number, string, array, object)`,
-      )
-  }
-  if (value === null || Object.isFrozen(value)) return
-  if (depth >= MAX_DEPTH) throw new InvalidArgument(`${path} nests deeper than ${MAX_DEPTH} levels`)
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) freezeValue(value[i], `${path}[${i}]`, depth + 1)
-    Object.freeze(value)
-    return
-  }
-  const proto = Object.getPrototypeOf(value) as unknown
-  if (proto !== Object.prototype && proto !== null) {
-    throw new InvalidArgument(
-      `${path} is a ${describe(value)}: data must be plain objects and arrays`,
-    )
-  }
-  for (const key of Object.keys(value)) {
-    const child = (value as Record<string, unknown>)[key]
-    // JSON drops undefined properties; accept them so optional fields need no cleanup.
-    if (child !== undefined) freezeValue(child, `${path}.${key}`, depth + 1)
-  }
-  // Children first, so invalid data leaves the caller's object unfrozen (and a cycle hits MAX_DEPTH).
-  Object.freeze(value)
-}
-
-export function describe(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'array'
-  if (typeof value === 'object') {
-    const name = (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)
-      ?.constructor?.name
-    return name !== undefined && name !== 'Object' ? name : 'object'
-  }
-  if (typeof value === 'string')
-    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
-    return `${typeof value} ${value}`
-  }
-  return typeof value
 }
 
 /** The pid of a pid or process object. */

@@ -48,7 +48,7 @@ export class ProcessGroups implements ProcessGroupsApi {
         )
       }
     }
-    if (meta !== undefined) freezeJson(meta, 'meta')
+    if (meta !== undefined) freezeJson(meta, 'meta', this.#ds.maxValueBytes)
     await this.#ds.commit(null, (tx) => {
       for (const [pid, times] of counts(list)) {
         const id = this.#id(group, pid)
@@ -119,7 +119,7 @@ export class ProcessGroups implements ProcessGroupsApi {
   async updateMeta(group: string, pid: PidLike, meta: MemberMeta): Promise<void> {
     checkGroup(group)
     const [member] = toPids(pid)
-    freezeJson(meta, 'meta')
+    freezeJson(meta, 'meta', this.#ds.maxValueBytes)
     await this.#ds.commit(null, (tx) => {
       const record = tx.read(GROUP_MEMBER_KIND, this.#id(group, member as string))
       if (record === undefined) throw new NotJoined(`${member} is not a member of group "${group}"`)
@@ -193,6 +193,8 @@ export class ProcessGroups implements ProcessGroupsApi {
   #broadcast(from: PidLike, group: string, message: unknown, localOnly: boolean): number {
     checkGroup(group)
     const [sender] = toPids(from)
+    // Checked before delivery, as `send` does: every member shares it, remote ones encode it.
+    freezeJson(message, 'message', this.#ds.maxValueBytes)
     let delivered = 0
     for (const record of this.#memberships(group)) {
       const membership = record.data as Membership

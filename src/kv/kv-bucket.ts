@@ -1,7 +1,7 @@
 import type { Dataspace } from '../engine/dataspace.js'
 import { MappedStream } from '../engine/mapped-stream.js'
 import type { DataspaceRecord, Json, WatchEvent } from '../engine/types.js'
-import { checkDuration, checkId, freezeJson, toPid } from '../engine/validate.js'
+import { checkId, checkTtl, freezeJson, jsonBytes, toPid } from '../engine/validate.js'
 import { InvalidArgument, NotFound, TooLarge } from '../errors/index.js'
 import { escapeGlob } from '../query/index.js'
 import type {
@@ -56,11 +56,11 @@ export class KvBucket implements KvApi {
 
   async put(key: string, value: Json, options: KvPutOptions = {}): Promise<KvEntry> {
     const id = checkId(key)
+    freezeJson(value, 'value', this.#ds.maxValueBytes)
     this.#checkSize(id, value)
-    freezeJson(value, 'value')
     const owner =
       options.owner === undefined ? null : this.#ds.checkProcess(toPid(options.owner)).id
-    const ttl = options.ttl === undefined ? undefined : checkDuration('ttl', options.ttl)
+    const ttl = options.ttl === undefined ? undefined : checkTtl('ttl', options.ttl)
     const { result } = await this.#ds.commit(null, (tx) =>
       tx.assert({ kind: this.#kind, id, data: value, owner, ttl, ifRevision: options.ifRevision }),
     )
@@ -105,7 +105,7 @@ export class KvBucket implements KvApi {
   }
 
   #checkSize(key: string, value: Json): void {
-    const size = Buffer.byteLength(JSON.stringify(value) ?? '')
+    const size = jsonBytes(value)
     if (size > this.#maxValueSize) {
       throw new TooLarge(
         `value of ${this.bucket}/${key} is ${size} bytes; the limit is ${this.#maxValueSize}`,

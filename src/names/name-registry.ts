@@ -46,7 +46,9 @@ export class NameRegistry implements NameRegistryApi {
   async register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }> {
     checkName(name)
     const pid = this.#ds.checkProcess(toPid(proc)).id
-    const data: NameData = { meta: meta === undefined ? null : freezeJson(meta, 'meta') }
+    const data: NameData = {
+      meta: meta === undefined ? null : freezeJson(meta, 'meta', this.#ds.maxValueBytes),
+    }
     const { result } = await this.#ds.commit(null, (tx) => {
       const current = tx.read(NAME_KIND, name)
       if (current !== undefined) {

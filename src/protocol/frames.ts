@@ -119,4 +119,6 @@ export const CLOSE_CODES = Object.freeze({
   sessionTakenOver: 4011,
   /** Graceful shutdown. */
   goingAway: 1001,
+  /** The server could not encode a message for this connection (it closes; the process lives). */
+  internalError: 1011,
 })

@@ -63,7 +63,8 @@ export function parseFieldSelector(
   const terms: string[] = []
   for (const [path, value] of Object.entries(input)) {
     if (typeof value !== 'string') {
-      const text = JSON.stringify(input) ?? ''
+      // Not the whole input: a client's object may be too deep or large to encode.
+      const text = `${path}: ${Array.isArray(value) ? 'array' : typeof value}`
       throw new InvalidSelector(
         `field selector value for "${path}" must be a string, got ${typeof value}`,
         text,

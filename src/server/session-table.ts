@@ -3,6 +3,9 @@ import type { StoredSession } from '../backends/index.js'
 import type { Dataspace, ExitReason, LocalProcess } from '../engine/index.js'
 import { DataspaceError, InvalidArgument } from '../errors/index.js'
 
+/** The longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** A network client's process, kept alive by a lease. */
 export interface Session {
   /** The session id: unguessable, a capability — whoever holds it acts as the process. */
@@ -296,7 +299,8 @@ export class SessionTable {
   }
 
   #arm(entry: Entry): void {
-    const delay = Math.max(0, entry.expiresAt - Date.now())
+    // Node fires a longer delay after 1 ms (TimeoutOverflowWarning): clamp; #check re-arms.
+    const delay = Math.min(Math.max(0, entry.expiresAt - Date.now()), MAX_TIMER_MS)
     entry.timer = setTimeout(() => this.#check(entry), delay)
     // A lease must never keep the Node process alive on its own.
     entry.timer.unref()

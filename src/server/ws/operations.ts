@@ -8,6 +8,7 @@ import type {
   Stream,
   TransactRequest,
 } from '../../engine/index.js'
+import { freezeJson } from '../../engine/validate.js'
 import { InvalidArgument } from '../../errors/index.js'
 import { GROUP_MEMBER_KIND } from '../../groups/index.js'
 import { NAME_KIND } from '../../names/index.js'
@@ -294,7 +295,9 @@ function authorizeTransaction(a: OpArgs, request: TransactRequest): void {
 
 function exitReasonFromWire(reason: unknown): ExitReason {
   if (reason === undefined) return 'normal'
-  if (typeof reason === 'string') return reason
-  if (typeof reason === 'object' && reason !== null && 'error' in reason) return reason
+  // A client's reason reaches monitors and logs: the one value rule holds for it too.
+  if (typeof reason === 'string') return freezeJson(reason, 'reason')
+  if (typeof reason === 'object' && reason !== null && 'error' in reason)
+    return freezeJson(reason, 'reason')
   throw new InvalidArgument('"reason" must be a string or { error }')
 }

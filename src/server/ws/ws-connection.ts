@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws'
 import { nextBatch } from '../../engine/index.js'
 import type { Stream } from '../../engine/index.js'
-import { DataspaceError, InvalidArgument, Unauthorized } from '../../errors/index.js'
+import { DataspaceError, InvalidArgument, TooLarge, Unauthorized } from '../../errors/index.js'
 import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../../protocol/index.js'
 import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'
 import type { Principal } from '../auth.js'
@@ -18,12 +18,10 @@ import { callCacheOf } from './call-cache.js'
 import { OpArgs } from './op-args.js'
 import { OPERATIONS } from './operations.js'
 import type { OpEnv } from './operations.js'
+import { WsOutbox } from './ws-outbox.js'
 
 /** Sessions attached to a connection now: a resume elsewhere takes the session over. */
 const attached = new WeakMap<Session, WsConnection>()
-
-/** RFC 6455's close code for "the server met an unexpected condition". */
-const WS_INTERNAL_ERROR = 1011
 
 /** How often a paused watch re-checks the send buffer, in ms. */
 const DRAIN_POLL_MS = 10
@@ -42,8 +40,8 @@ export class WsConnection {
   #session: Session | undefined
   readonly #streams = new Map<number, Stream<unknown>>()
   #closed = false
-  /** Messages of this turn, sent as one frame at its end. */
-  #outbox: ServerMessage[] = []
+  /** Messages of this turn, encoded, sent as few frames at its end. */
+  readonly #outbox: WsOutbox
   #awaitingPong = false
   #pinger: NodeJS.Timeout | undefined
   /** Whether a token is required: auth is on and no Authorization header was accepted. */
@@ -79,6 +77,24 @@ export class WsConnection {
       )
     }, helloTimeout)
     this.#helloTimer.unref()
+    this.#outbox = new WsOutbox(
+      {
+        get bufferedAmount() {
+          return socket.bufferedAmount
+        },
+        send: (frame) => {
+          if (socket.readyState === socket.OPEN) socket.send(frame)
+        },
+      },
+      state.options.limits.maxFrameBytes,
+      {
+        unencodable: (message, error) => this.#unencodable(message, error),
+        fail: (error) => {
+          state.options.onInternalError(error)
+          this.close(CLOSE_CODES.internalError, 'a message could not be encoded')
+        },
+      },
+    )
     socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
     socket.on('pong', () => {
       this.#awaitingPong = false
@@ -384,7 +400,7 @@ export class WsConnection {
    */
   #fail(error: unknown): void {
     this.#state.options.onInternalError(error)
-    this.close(WS_INTERNAL_ERROR, 'internal error')
+    this.close(CLOSE_CODES.internalError, 'internal error')
   }
 
   #sendError(id: number | undefined, error: unknown): void {
@@ -399,24 +415,38 @@ export class WsConnection {
 
   #send(messages: ServerMessage[]): void {
     if (this.#closed || this.#socket.readyState !== this.#socket.OPEN) return
-    if (this.#socket.bufferedAmount > this.#state.options.limits.wsMaxBufferBytes) {
-      // Not even answers get through: the client is not reading. Free what it holds.
+    // Checked before adding, so one large answer (a big snapshot) on an idle connection gets
+    // through; past the bound, the client is not reading (or asked for more than it can take
+    // in one go): free what it holds. Answers of one turn count too, not only the socket's.
+    if (this.#outbox.unsent > this.#state.options.limits.wsMaxBufferBytes) {
       this.#state.metrics.operation('', 'ws', 'SlowConsumer')
       this.#state.guard.hit('wsMaxBufferBytes', { pid: this.#session?.process.id })
       this.close(CLOSE_CODES.slowConsumer, 'send buffer full: the client is not reading')
       return
     }
-    // Answers and events of one turn leave as one frame: a pipelined burst of calls costs one
-    // write, not one per answer (the profile's largest item before this).
-    this.#outbox.push(...messages)
-    if (this.#outbox.length === messages.length) setImmediate(() => this.#flush())
+    this.#outbox.push(messages)
+  }
+
+  /** What to send instead of a message that cannot be encoded (see WsOutbox). */
+  #unencodable(message: ServerMessage, error: unknown): ServerMessage | undefined {
+    const why = error instanceof Error ? error.message : String(error)
+    if (message.type === 'result') {
+      const failure = new TooLarge(
+        `the answer to call ${message.id} cannot be encoded (${why}); ask for less, e.g. list with a limit`,
+      )
+      return { type: 'error', id: message.id, error: toWireError(failure).body.error }
+    }
+    if (message.type === 'events') {
+      const stream = this.#streams.get(message.id)
+      this.#streams.delete(message.id)
+      stream?.close()
+      return { type: 'end', id: message.id, reason: 'error' }
+    }
+    return undefined
   }
 
   #flush(): void {
-    const messages = this.#outbox
-    if (messages.length === 0) return
-    this.#outbox = []
-    if (this.#socket.readyState === this.#socket.OPEN) this.#socket.send(jsonCodec.encode(messages))
+    this.#outbox.flush()
   }
 
   #teardown(): void {
