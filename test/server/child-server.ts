@@ -35,7 +35,7 @@ export async function startChild(options: Omit<ServerOptions, 'ds'> = {}): Promi
     createInterface({ input: child.stdout }).once('line', (line) => {
       resolve((JSON.parse(line) as { url: string }).url)
     })
-    void exited.then(() => reject(new Error(`server child exited ${exitCode}: ${stderr}`)))
+    exited.then(() => reject(new Error(`server child exited ${exitCode}: ${stderr}`)), reject)
   })
   return {
     url,
