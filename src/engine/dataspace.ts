@@ -1,4 +1,5 @@
 import { BackendRuntime } from '../backends/runtime.js'
+import type { RefusedCommit } from '../backends/runtime.js'
 import type { Backend, LoadedState, StoredSession } from '../backends/types.js'
 import { BackedReads, viewStore } from './backed-reads.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
@@ -16,6 +17,7 @@ import { KindStore } from './kind-store.js'
 import { backedPage, listPage, readContinue } from './list-page.js'
 import { LocalProcess } from './process.js'
 import type { ProcessHost } from './process.js'
+import { PendingCommits } from './pending-commits.js'
 import { ProcessOps } from './process-ops.js'
 import { plan, select } from './query-planner.js'
 import { Transaction } from './transaction.js'
@@ -107,6 +109,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
   #names: NameRegistry | undefined
 
   readonly #runtime: BackendRuntime | undefined
+  /** Commits not yet durable, kept to undo one the backend refuses (durable backends only). */
+  readonly #pending: PendingCommits | undefined
   /** Reads of non-resident kinds: only with a durable backend that answers queries. */
   readonly #backed: BackedReads | undefined
   /** Sessions the backend had when it was opened (the server adopts them). */
@@ -154,8 +158,13 @@ export class Dataspace implements DataspaceApi, WatchContext {
         : new BackendRuntime(backend, state?.revision ?? 0, {
             log: this.#log,
             ackTimeoutMs: positive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
-            onDurable: () => this.#backed?.collect(),
+            onDurable: () => {
+              this.#pending?.settle(this.#runtime?.durableRevision ?? 0)
+              this.#backed?.collect()
+            },
+            onRefused: (refused) => this.#undoRefused(refused),
           })
+    this.#pending = this.#runtime === undefined ? undefined : new PendingCommits()
     const runtime = this.#runtime
     this.#backed =
       runtime !== undefined && backend !== 'memory' && canQuery(backend)
@@ -231,6 +240,32 @@ export class Dataspace implements DataspaceApi, WatchContext {
       }),
     )
     await this.durable(revision)
+  }
+
+  /**
+   * The backend refused the commit at `refused.revision` for its content (its writers get the
+   * error; an empty commit is stored in its place). Memory must equal the store again: every key
+   * it changed that no later commit changed goes back, in one new commit that watchers see as
+   * ordinary changes and that is stored like any other, to the version the store holds. A
+   * version whose owner has exited since is removed instead: it must not outlive its owner.
+   */
+  #undoRefused(refused: RefusedCommit): void {
+    const undos = this.#pending?.refuse(refused.revision) ?? []
+    if (undos.length === 0) return
+    const undo = (): void => {
+      if (this.#closed) return
+      const tx = new Transaction(this, null)
+      for (const { kind, id, current, target } of undos) tx.restore(kind, id, current, target)
+      this.apply(tx)
+      const orphans = new Transaction(this, null)
+      for (const { target } of undos) {
+        if (target?.owner == null || this.#processes.get(target.owner)?.alive === true) continue
+        orphans.remove(target, 'owner-exit')
+      }
+      this.apply(orphans)
+    }
+    if (this.#dispatching) queueMicrotask(undo)
+    else undo()
   }
 
   /** Applies, as one commit, the removal of every record `results` hold (reason `owner-exit`). */
@@ -623,6 +658,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
     const commit: Commit = { revision, changes }
     this.#history.append(commit)
+    this.#pending?.push(commit)
     this.#runtime?.commit({
       revision,
       changes: changes.map((c) => ({ kind: c.kind, id: c.id, after: c.after })),
