@@ -10,6 +10,8 @@ export interface BackendLog {
 
 interface Waiter {
   readonly revision: number
+  /** The writer of the commit at `revision`: it fails if that commit is refused. */
+  readonly writer: boolean
   readonly since: number
   resolve(): void
   reject(error: Error): void
@@ -122,16 +124,17 @@ export class BackendRuntime {
   }
 
   /**
-   * Resolves when every commit up to `revision` is durable; rejects when the commit AT
-   * `revision` was refused by the backend (its writer's error).
+   * Resolves when every commit up to `revision` is durable. With `writer` (the caller made the
+   * commit AT `revision`), rejects when the backend refused that commit, with its error; anyone
+   * else (an exit that changed nothing, a read) only waits for the revision.
    */
-  waitFor(revision: number): Promise<void> {
+  waitFor(revision: number, writer = false): Promise<void> {
     if (this.#closed) return Promise.reject(new Closed('the dataspace is closed'))
-    const refused = this.#refused.get(revision)
+    const refused = writer ? this.#refused.get(revision) : undefined
     if (refused !== undefined) return Promise.reject(refused)
     if (revision <= this.#durable) return Promise.resolve()
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ revision, since: Date.now(), resolve, reject })
+      this.#waiters.push({ revision, writer, since: Date.now(), resolve, reject })
     })
   }
 
@@ -267,7 +270,7 @@ export class BackendRuntime {
       this.#refused.delete(this.#refused.keys().next().value as number)
     }
     this.#waiters = this.#waiters.filter((waiter) => {
-      if (waiter.revision !== commit.revision) return true
+      if (waiter.revision !== commit.revision || !waiter.writer) return true
       waiter.reject(error)
       return false
     })

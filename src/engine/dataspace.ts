@@ -308,9 +308,13 @@ export class Dataspace implements DataspaceApi, WatchContext {
     return this.#runtime !== undefined
   }
 
-  /** Settles when `revision` is durable; `undefined` when it already is or nothing persists. */
-  durable(revision: number): Promise<void> | undefined {
-    return this.#runtime?.waitFor(revision)
+  /**
+   * Settles when `revision` is durable; `undefined` when it already is or nothing persists.
+   * `writer`: the caller made the commit at `revision`, and gets the backend's error if that
+   * commit is refused (docs/backends.md, "Failures").
+   */
+  durable(revision: number, writer = false): Promise<void> | undefined {
+    return this.#runtime?.waitFor(revision, writer)
   }
 
   /** Persists a network session (the server's), so that it can be resumed after a restart. */
@@ -691,11 +695,14 @@ export class Dataspace implements DataspaceApi, WatchContext {
       if (actor !== null) this.checkProcess(actor)
       const tx = new Transaction(context, actor)
       const result = build(tx)
-      return { revision: this.apply(tx), result }
+      const before = this.#revision
+      const revision = this.apply(tx)
+      return { revision, result, wrote: revision !== before }
     })
-    const durable = this.durable(applied.revision)
+    // Only a commit this call made can be refused for its content; an empty one waits.
+    const durable = this.durable(applied.revision, applied.wrote)
     if (durable !== undefined) await durable
-    return applied
+    return { revision: applied.revision, result: applied.result }
   }
 
   /**

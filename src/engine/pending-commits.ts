@@ -11,7 +11,11 @@ export interface Undo {
 
 interface Entry {
   readonly commit: Commit
-  refused: boolean
+  /**
+   * For keys whose previous change was refused: the version the store holds before this commit
+   * (this commit's own `before` never reached the store).
+   */
+  stored?: Map<string, DataspaceRecord | undefined>
 }
 
 const keyOf = (kind: string, id: string): string => JSON.stringify([kind, id])
@@ -26,7 +30,7 @@ export class PendingCommits {
   #head = 0
 
   push(commit: Commit): void {
-    this.#entries.push({ commit, refused: false })
+    this.#entries.push({ commit })
   }
 
   /** Forgets every commit up to `revision`: it is durable (or stored empty). */
@@ -43,11 +47,10 @@ export class PendingCommits {
   }
 
   /**
-   * Marks the commit at `revision` refused and says how to make memory equal the store again.
-   * A key that a later commit changed is left alone: memory holds that later version, which is
-   * (or will be) stored. Otherwise the key goes back to the version before the refused commit —
-   * or, when the commit before it on that key was refused too, to the one before that, and so on:
-   * the last version the store really took.
+   * The commit at `revision` was refused: how to make memory equal the store again. A key that
+   * a later commit changed is left alone (memory holds that later version, which is or will be
+   * stored), but that later commit learns what the store holds before it, in case it is refused
+   * too. Every other key goes back to the version the store holds.
    */
   refuse(revision: number): Undo[] {
     const first = this.#entries[this.#head]
@@ -56,37 +59,23 @@ export class PendingCommits {
     const at = this.#head + (revision - first.commit.revision)
     const entry = this.#entries[at]
     if (entry?.commit.revision !== revision) return []
-    entry.refused = true
     const open = new Map<string, Undo>()
     for (const change of entry.commit.changes) {
-      open.set(keyOf(change.kind, change.id), {
-        kind: change.kind,
-        id: change.id,
-        current: change.after,
-        target: change.before,
-      })
+      const key = keyOf(change.kind, change.id)
+      const target = entry.stored?.has(key) === true ? entry.stored.get(key) : change.before
+      open.set(key, { kind: change.kind, id: change.id, current: change.after, target })
     }
     for (let i = at + 1; i < this.#entries.length && open.size > 0; i++) {
-      for (const change of (this.#entries[i] as Entry).commit.changes) {
-        open.delete(keyOf(change.kind, change.id))
-      }
-    }
-    const undos: Undo[] = []
-    for (let i = at - 1; i >= this.#head && open.size > 0; i--) {
-      const earlier = this.#entries[i] as Entry
-      for (const change of earlier.commit.changes) {
+      const later = this.#entries[i] as Entry
+      for (const change of later.commit.changes) {
         const key = keyOf(change.kind, change.id)
         const undo = open.get(key)
         if (undo === undefined) continue
-        if (earlier.refused) {
-          open.set(key, { ...undo, target: change.before })
-        } else {
-          undos.push(undo)
-          open.delete(key)
-        }
+        later.stored ??= new Map()
+        later.stored.set(key, undo.target)
+        open.delete(key)
       }
     }
-    undos.push(...open.values())
-    return undos.filter((undo) => undo.current !== undo.target)
+    return [...open.values()].filter((undo) => undo.current !== undo.target)
   }
 }

@@ -239,6 +239,7 @@ for (const target of targets) {
         await a.assert(KIND, 'x', { v: 1 }, opts)
         await b.assert(KIND, 'y', { v: 1 }, opts)
         await a.assert(KIND, 'gone', { v: 1 }, opts)
+        await a.assert(KIND, 'twice', { v: 1 }, opts)
         const before = ds.revision
 
         // One turn, so one batch: good and refused commits interleaved, on shared keys too.
@@ -256,6 +257,9 @@ for (const target of targets) {
           badZ: b.assert(KIND, 'z', { poison: 4 }, opts),
           goodZ: a.assert(KIND, 'z', { v: 5 }, opts),
           goodW: a.assert(KIND, 'w', { v: 1 }, opts),
+          // Two refused commits in a row on one key: it goes back past both.
+          badTwice1: b.assert(KIND, 'twice', { poison: 5 }, opts),
+          badTwice2: b.assert(KIND, 'twice', { poison: 6 }, opts),
         }
         const settled = await within(
           BOUND_MS,
@@ -273,6 +277,8 @@ for (const target of targets) {
           badZ: 'rejected',
           goodZ: 'fulfilled',
           goodW: 'fulfilled',
+          badTwice1: 'rejected',
+          badTwice2: 'rejected',
         })
         for (const result of settled) {
           if (result.status !== 'rejected') continue
@@ -290,11 +296,46 @@ for (const target of targets) {
         assert.deepEqual((await ds.get(KIND, 'gone'))?.data, { v: 1 })
         assert.deepEqual((await ds.get(KIND, 'z'))?.data, { v: 5 })
         assert.deepEqual((await ds.get(KIND, 'x'))?.data, { v: 2 })
+        assert.deepEqual((await ds.get(KIND, 'twice'))?.data, { v: 1 })
 
         // Nothing is wedged: a later write from anyone is durable at once.
         await within(BOUND_MS, 'a later write', b.assert(KIND, 'after', { v: 1 }, opts))
         await closeAndCompare(ds, view, store)
         await view.done
+      } finally {
+        await ds.close().catch(() => undefined)
+        await store.cleanup()
+      }
+    })
+
+    it('does not bring back a record whose owner exited since the refused commit', async () => {
+      const store = target.store()
+      const ds = await openDataspace({
+        backend: refusing(store.backend()),
+        durableTimeoutMs: DURABLE_TIMEOUT_MS,
+        log: quiet,
+      })
+      try {
+        const view = new WatchView(ds.watch(KIND))
+        const p = ds.process('p')
+        await p.assert(KIND, 'owned', { v: 1 })
+        // One turn: p retracts its record in a refused commit, then exits.
+        const bad = p.transact({
+          then: [
+            { op: 'retract', kind: KIND, id: 'owned' },
+            { op: 'assert', kind: KIND, id: 'bad', data: { poison: true }, owner: null },
+          ],
+        })
+        const exited = p.exit()
+        await assert.rejects(within(BOUND_MS, 'the refused write', bad), InvalidArgument)
+        await within(BOUND_MS, 'the exit', exited)
+        await within(
+          BOUND_MS,
+          'a later write',
+          ds.process('q').assert(KIND, 'q', { v: 1 }, { owner: null }),
+        )
+        assert.equal(await ds.get(KIND, 'owned'), undefined, 'it went with its owner')
+        await closeAndCompare(ds, view, store)
       } finally {
         await ds.close().catch(() => undefined)
         await store.cleanup()
