@@ -247,7 +247,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
    * error; an empty commit is stored in its place). Memory must equal the store again: every key
    * it changed that no later commit changed goes back, in one new commit that watchers see as
    * ordinary changes and that is stored like any other, to the version the store holds. A
-   * version whose owner has exited since is removed instead: it must not outlive its owner.
+   * restored version whose owner has exited since is removed in the commit after: it must not
+   * outlive its owner.
    */
   #undoRefused(refused: RefusedCommit): void {
     const undos = this.#pending?.refuse(refused.revision) ?? []
