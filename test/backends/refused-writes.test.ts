@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
+import fc from 'fast-check'
 import pg from 'pg'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import { sqliteBackend } from '../../src/backends/sqlite/index.js'
@@ -443,3 +444,117 @@ for (const target of targets) {
     })
   })
 }
+
+describe('refused writes: random turns on sqlite (property)', () => {
+  it('after any mix of refused and good writes, state and watchers equal the store', async () => {
+    const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31)
+    console.log(`refused-writes property seed=${seed} (rerun with SEED=${seed})`)
+    const op = fc.record({
+      writer: fc.integer({ min: 0, max: 2 }),
+      id: fc.constantFrom('a', 'b', 'c', 'd'),
+      action: fc.constantFrom('put', 'poison', 'retract', 'pair'),
+      n: fc.integer({ min: 0, max: 99 }),
+    })
+    const turns = fc.array(fc.array(op, { minLength: 1, maxLength: 6 }), {
+      minLength: 1,
+      maxLength: 5,
+    })
+    await fc.assert(
+      fc.asyncProperty(turns, async (plan) => {
+        const store = targets[0]!.store()
+        const ds = await openDataspace({
+          backend: refusing(store.backend()),
+          durableTimeoutMs: DURABLE_TIMEOUT_MS,
+          log: quiet,
+        })
+        try {
+          const view = new WatchView(ds.watch(KIND))
+          const procs = [ds.process('p0'), ds.process('p1'), ds.process('p2')]
+          const opts = { owner: null } as const
+          for (const turn of plan) {
+            const writes = turn.map(({ writer, id, action, n }) => {
+              const p = procs[writer]!
+              const poisoned = action === 'poison'
+              const write =
+                action === 'retract'
+                  ? p.retract(KIND, id)
+                  : action === 'pair'
+                    ? p.transact({
+                        then: [
+                          { op: 'assert', kind: KIND, id, data: { n }, owner: null },
+                          {
+                            op: 'assert',
+                            kind: KIND,
+                            id: `${id}2`,
+                            data: { poison: n },
+                            owner: null,
+                          },
+                        ],
+                      })
+                    : p.assert(KIND, id, poisoned ? { poison: n } : { n }, opts)
+              return { refused: poisoned || action === 'pair', write }
+            })
+            const settled = await within(
+              BOUND_MS,
+              'a turn',
+              Promise.allSettled(writes.map((w) => w.write)),
+            )
+            settled.forEach((result, i) => {
+              if (writes[i]!.refused) {
+                assert.equal(result.status, 'rejected')
+                assert.ok(result.reason instanceof InvalidArgument)
+              } else if (result.status === 'rejected') {
+                // A retract of a missing record: NotFound, decided in memory.
+                assert.equal((result.reason as { code?: string }).code, 'NotFound')
+              }
+            })
+          }
+          for (const { poison } of [...byId((await ds.list(KIND)).items).values()].map(
+            (r) => r.data as { poison?: unknown },
+          )) {
+            assert.equal(poison, undefined, 'no refused content stays in memory')
+          }
+          await closeAndCompare(ds, view, store)
+        } finally {
+          await ds.close().catch(() => undefined)
+          await store.cleanup()
+        }
+      }),
+      { seed, numRuns: 25 },
+    )
+  })
+
+  it('retries a transient failure whole: nobody is refused', async () => {
+    const store = targets[0]!.store()
+    const inner = store.backend()
+    let failures = 1
+    const flaky: Backend = {
+      ...refusing(inner),
+      async write(batch: WriteBatch) {
+        if (failures-- > 0)
+          throw Object.assign(new Error('connection reset'), { code: 'ECONNRESET' })
+        await inner.write(batch)
+      },
+    }
+    const ds = await openDataspace({
+      backend: flaky,
+      durableTimeoutMs: DURABLE_TIMEOUT_MS,
+      log: quiet,
+    })
+    try {
+      const p = ds.process('p')
+      await within(
+        BOUND_MS,
+        'writes across a transient failure',
+        Promise.all([
+          p.assert(KIND, 'a', { n: 1 }, { owner: null }),
+          p.assert(KIND, 'b', { n: 2 }, { owner: null }),
+        ]),
+      )
+      assert.equal((await ds.list(KIND)).items.length, 2)
+    } finally {
+      await ds.close().catch(() => undefined)
+      await store.cleanup()
+    }
+  })
+})
