@@ -4,7 +4,7 @@ import type { Backend, StoredCommit, WriteBatch } from './types.js'
 /**
  * Whether `backend` failed a `write` because it refuses something in the batch (a value it
  * cannot store, a constraint): writing the same batch again can never succeed, so the runtime
- * isolates the refused commits instead of retrying (docs/backends.md, "Failures"). A backend's
+ * isolates the refused commits instead of retrying (docs/backends.md, "Refused writes"). A backend's
  * own `refusesContent` knows its errors best; any backend may also throw `InvalidArgument`,
  * `TooLarge` or `SchemaViolation` for content it checks itself. Everything else (a lost
  * connection, a busy or full database, a timeout, a second writer) is retried: refusing a good

@@ -42,7 +42,7 @@ const REFUSED_KEPT = 1_024
  * A batch the backend refuses for its content (`refusesContent`) is never retried as it was: it
  * is bisected until the refused commits are alone; the rest is written in order, each refused
  * commit is stored EMPTY at its revision (revisions stay gap-free), its writers get the error,
- * and `onRefused` lets the engine undo it in memory (docs/backends.md, "Failures").
+ * and `onRefused` lets the engine undo it in memory (docs/backends.md, "Refused writes").
  */
 export class BackendRuntime {
   readonly backend: Backend
