@@ -312,7 +312,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
   /**
    * Settles when `revision` is durable; `undefined` when it already is or nothing persists.
    * `writer`: the caller made the commit at `revision`, and gets the backend's error if that
-   * commit is refused (docs/backends.md, "Failures").
+   * commit is refused (docs/backends.md, "Refused writes").
    */
   durable(revision: number, writer = false): Promise<void> | undefined {
     return this.#runtime?.waitFor(revision, writer)

@@ -179,7 +179,7 @@ class PostgresBackend implements Backend {
   }
 
   /**
-   * The errors that mean PostgreSQL refuses a value or a row (docs/backends.md, "Failures"):
+   * The errors that mean PostgreSQL refuses a value or a row (docs/backends.md, "Refused writes"):
    * SQLSTATE class 22 (data exception: `\u0000` or a lone surrogate in JSON, a timestamp or
    * number out of range), 23 (a constraint), 54 (a program limit: a row or index entry too
    * large), P0001 (raised by a trigger), or a value the client could not encode (`RangeError`,

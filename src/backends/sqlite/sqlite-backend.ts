@@ -117,7 +117,7 @@ export function sqliteBackend(
 }
 
 /**
- * The errors that mean SQLite refuses a value or a row (docs/backends.md, "Failures"): a
+ * The errors that mean SQLite refuses a value or a row (docs/backends.md, "Refused writes"): a
  * constraint (STRICT type checks such as "cannot store REAL value in INTEGER column", CHECK,
  * NOT NULL, triggers), a type mismatch, a value too big, or a value the driver cannot bind
  * (better-sqlite3 throws `RangeError`/`TypeError` for those). Busy, locked, I/O, full or
