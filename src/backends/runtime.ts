@@ -1,4 +1,6 @@
 import { Closed, Unavailable } from '../errors/index.js'
+import type { DataspaceError } from '../errors/index.js'
+import { emptyBatch, refusedError, refusesContent, splitBatch } from './refusal.js'
 import type { Backend, StoredCommit, StoredKind, StoredSession, WriteBatch } from './types.js'
 
 /** What the runtime reports (the server passes its logger's methods). */
@@ -8,13 +10,24 @@ export interface BackendLog {
 
 interface Waiter {
   readonly revision: number
+  /** The writer of the commit at `revision`: it fails if that commit is refused. */
+  readonly writer: boolean
   readonly since: number
   resolve(): void
   reject(error: Error): void
 }
 
+/** A commit the backend refused for its content: an empty commit is stored at its revision. */
+export interface RefusedCommit {
+  readonly revision: number
+  /** What its writers get (`InvalidArgument`, naming the backend and its reason). */
+  readonly error: DataspaceError
+}
+
 const RETRY_MIN_MS = 50
 const RETRY_MAX_MS = 2_000
+/** Refused revisions remembered for a `waitFor` that comes late (after the refusal). */
+const REFUSED_KEPT = 1_024
 
 /**
  * Owns a backend for the engine (Kysely's RuntimeDriver): closed-state errors, and **group
@@ -25,6 +38,11 @@ const RETRY_MAX_MS = 2_000
  * still land).
  * A failed batch is retried exactly as it was, with its id, so that a backend can tell a retry
  * of a batch it did commit (the answer was lost) from a second writer.
+ *
+ * A batch the backend refuses for its content (`refusesContent`) is never retried as it was: it
+ * is bisected until the refused commits are alone; the rest is written in order, each refused
+ * commit is stored EMPTY at its revision (revisions stay gap-free), its writers get the error,
+ * and `onRefused` lets the engine undo it in memory (docs/backends.md, "Refused writes").
  */
 export class BackendRuntime {
   readonly backend: Backend
@@ -46,6 +64,11 @@ export class BackendRuntime {
   #failed: WriteBatch | undefined
   #batches = 0
   readonly #onDurable: (() => void) | undefined
+  readonly #onRefused: ((refused: RefusedCommit) => void) | undefined
+  /** Parts of a refused batch, written in order before anything queued later. */
+  #split: WriteBatch[] = []
+  /** Recently refused revisions and their errors (a waiter for one of them is failed). */
+  readonly #refused = new Map<number, DataspaceError>()
   readonly #runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
 
   constructor(
@@ -56,6 +79,8 @@ export class BackendRuntime {
       readonly ackTimeoutMs: number
       /** Called each time more commits are durable. */
       readonly onDurable?: () => void
+      /** Called when a commit is refused for its content, before its empty stand-in is written. */
+      readonly onRefused?: (refused: RefusedCommit) => void
     },
   ) {
     this.backend = backend
@@ -63,6 +88,7 @@ export class BackendRuntime {
     this.#log = options.log
     this.#ackTimeoutMs = options.ackTimeoutMs
     this.#onDurable = options.onDurable
+    this.#onRefused = options.onRefused
   }
 
   /** The highest revision known durable. */
@@ -97,12 +123,18 @@ export class BackendRuntime {
     this.#schedule()
   }
 
-  /** Resolves when every commit up to `revision` is durable. */
-  waitFor(revision: number): Promise<void> {
+  /**
+   * Resolves when every commit up to `revision` is durable. With `writer` (the caller made the
+   * commit AT `revision`), rejects when the backend refused that commit, with its error; anyone
+   * else (an exit that changed nothing, a read) only waits for the revision.
+   */
+  waitFor(revision: number, writer = false): Promise<void> {
     if (this.#closed) return Promise.reject(new Closed('the dataspace is closed'))
+    const refused = writer ? this.#refused.get(revision) : undefined
+    if (refused !== undefined) return Promise.reject(refused)
     if (revision <= this.#durable) return Promise.resolve()
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ revision, since: Date.now(), resolve, reject })
+      this.#waiters.push({ revision, writer, since: Date.now(), resolve, reject })
     })
   }
 
@@ -131,6 +163,7 @@ export class BackendRuntime {
   get #pending(): boolean {
     return (
       this.#failed !== undefined ||
+      this.#split.length > 0 ||
       this.#commits.length > 0 ||
       this.#kinds.size > 0 ||
       this.#sessionPuts.size > 0 ||
@@ -149,7 +182,7 @@ export class BackendRuntime {
   }
 
   #startWrite(): void {
-    const batch = this.#failed ?? this.#takeBatch()
+    const batch = this.#failed ?? this.#split.shift() ?? this.#takeBatch()
     this.#failed = undefined
     const last = batch.commits.at(-1)?.revision
     // A write that hangs (a network that drops packets silently) must not hold writers forever.
@@ -166,6 +199,13 @@ export class BackendRuntime {
       (error: unknown) => {
         clearTimeout(watchdog)
         this.#writing = undefined
+        if (refusesContent(this.backend, error) && this.#isolate(batch, error)) {
+          // Not retried as it was: its parts (or the empty stand-in) go next, at once.
+          this.#retrying = false
+          this.#retryDelay = RETRY_MIN_MS
+          this.#schedule()
+          return
+        }
         this.#retrying = true
         this.#failed = batch
         this.#log.warn('backend write failed; retrying', {
@@ -184,9 +224,74 @@ export class BackendRuntime {
     )
   }
 
+  /**
+   * Handles a batch refused for its content: bisects it, or refuses its one commit, or drops its
+   * one kind or session (logged: there is no writer to tell). False when there is nothing to
+   * isolate (an empty commit refused): that is not the content, so it is retried as before.
+   */
+  #isolate(batch: WriteBatch, error: unknown): boolean {
+    const reason = error instanceof Error ? error.message : String(error)
+    const parts = splitBatch(batch, () => this.#nextId())
+    if (parts.length > 0) {
+      this.#split.unshift(...parts)
+      this.#log.warn('backend refused a batch; writing it in parts to find what it refuses', {
+        backend: this.backend.name,
+        error: reason,
+        commits: batch.commits.length,
+      })
+      return true
+    }
+    const commit = batch.commits[0]
+    if (commit !== undefined) {
+      if (commit.changes.length === 0) return false
+      this.#refuse(commit, error)
+      return true
+    }
+    this.#log.warn('backend refused a kind declaration or a session; it is not stored', {
+      backend: this.backend.name,
+      error: reason,
+      kinds: batch.kinds.map((kind) => kind.kind),
+      sessions: [...batch.sessions.put.map((s) => s.id), ...batch.sessions.delete],
+    })
+    return true
+  }
+
+  /** Fails the writers of a refused commit and queues an empty commit at its revision. */
+  #refuse(commit: StoredCommit, cause: unknown): void {
+    const error = refusedError(this.backend.name, commit.revision, cause)
+    this.#log.warn('backend refused a commit; its writers get an error', {
+      backend: this.backend.name,
+      revision: commit.revision,
+      error: error.message,
+    })
+    this.#split.unshift(emptyBatch(this.#nextId(), commit.revision))
+    this.#refused.set(commit.revision, error)
+    if (this.#refused.size > REFUSED_KEPT) {
+      this.#refused.delete(this.#refused.keys().next().value as number)
+    }
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.revision !== commit.revision || !waiter.writer) return true
+      waiter.reject(error)
+      return false
+    })
+    try {
+      this.#onRefused?.({ revision: commit.revision, error })
+    } catch (failure) {
+      // The engine's undo failing must not stop the commit path; the store stays right.
+      this.#log.warn('undoing a refused commit in memory failed', {
+        revision: commit.revision,
+        error: failure instanceof Error ? failure.message : String(failure),
+      })
+    }
+  }
+
+  #nextId(): string {
+    return `${this.#runId}-${++this.#batches}`
+  }
+
   #takeBatch(): WriteBatch {
     const batch: WriteBatch = {
-      id: `${this.#runId}-${++this.#batches}`,
+      id: this.#nextId(),
       commits: this.#commits,
       kinds: [...this.#kinds.values()],
       sessions: { put: [...this.#sessionPuts.values()], delete: [...this.#sessionDeletes] },

@@ -23,6 +23,16 @@ export interface Backend {
    * the batch would survive a crash of this process.
    */
   write(batch: WriteBatch): Promise<void>
+  /**
+   * Whether `error`, thrown by `write`, means the database refuses something in the batch (a
+   * value it cannot store, a constraint it enforces), so that writing the same batch again can
+   * never succeed. Then the runtime isolates the refused commit (bisecting the batch), stores an
+   * empty commit at its revision and fails its writers; everything else of the batch is written.
+   * `false` (a lost connection, a busy or full database, a timeout) keeps retrying the batch.
+   * Absent: only `InvalidArgument`, `TooLarge` and `SchemaViolation` thrown by `write` count as
+   * refusals (see `refusesContent` in refusal.ts).
+   */
+  refusesContent?(error: unknown): boolean
   /** Commits after `revision`, oldest first, at most `limit` (capability `changes`). */
   changesSince?(revision: number, limit: number): Promise<StoredCommit[]>
   /**

@@ -1,4 +1,5 @@
 import { BackendRuntime } from '../backends/runtime.js'
+import type { RefusedCommit } from '../backends/runtime.js'
 import type { Backend, LoadedState, StoredSession } from '../backends/types.js'
 import { BackedReads, viewStore } from './backed-reads.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
@@ -18,6 +19,7 @@ import { KindStore } from './kind-store.js'
 import { backedPage, listPage, readContinue } from './list-page.js'
 import { LocalProcess } from './process.js'
 import type { ProcessHost } from './process.js'
+import { PendingCommits } from './pending-commits.js'
 import { ProcessOps } from './process-ops.js'
 import { plan, select } from './query-planner.js'
 import { Transaction } from './transaction.js'
@@ -122,6 +124,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
   #names: NameRegistry | undefined
 
   readonly #runtime: BackendRuntime | undefined
+  /** Commits not yet durable, kept to undo one the backend refuses (durable backends only). */
+  readonly #pending: PendingCommits | undefined
   /** Reads of non-resident kinds: only with a durable backend that answers queries. */
   readonly #backed: BackedReads | undefined
   /**
@@ -175,8 +179,13 @@ export class Dataspace implements DataspaceApi, WatchContext {
         : new BackendRuntime(backend, state?.revision ?? 0, {
             log: this.#log,
             ackTimeoutMs: positive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
-            onDurable: () => this.#backed?.collect(),
+            onDurable: () => {
+              this.#pending?.settle(this.#runtime?.durableRevision ?? 0)
+              this.#backed?.collect()
+            },
+            onRefused: (refused) => this.#undoRefused(refused),
           })
+    this.#pending = this.#runtime === undefined ? undefined : new PendingCommits()
     const runtime = this.#runtime
     this.gate = runtime === undefined ? undefined : durableGate(runtime)
     this.#backed =
@@ -255,6 +264,33 @@ export class Dataspace implements DataspaceApi, WatchContext {
     await this.durable(revision)
   }
 
+  /**
+   * The backend refused the commit at `refused.revision` for its content (its writers get the
+   * error; an empty commit is stored in its place). Memory must equal the store again: every key
+   * it changed that no later commit changed goes back, in one new commit that watchers see as
+   * ordinary changes and that is stored like any other, to the version the store holds. A
+   * restored version whose owner has exited since is removed in the commit after: it must not
+   * outlive its owner.
+   */
+  #undoRefused(refused: RefusedCommit): void {
+    const undos = this.#pending?.refuse(refused.revision) ?? []
+    if (undos.length === 0) return
+    const undo = (): void => {
+      if (this.#closed) return
+      const tx = new Transaction(this, null)
+      for (const { kind, id, current, target } of undos) tx.restore(kind, id, current, target)
+      this.apply(tx)
+      const orphans = new Transaction(this, null)
+      for (const { target } of undos) {
+        if (target?.owner == null || this.#processes.get(target.owner)?.alive === true) continue
+        orphans.remove(target, 'owner-exit')
+      }
+      this.apply(orphans)
+    }
+    if (this.#dispatching) queueMicrotask(undo)
+    else undo()
+  }
+
   /** Applies, as one commit, the removal of every record `results` hold (reason `owner-exit`). */
   #removeRead(results: readonly ReadResult[]): number {
     const tx = new Transaction(this, null)
@@ -295,9 +331,13 @@ export class Dataspace implements DataspaceApi, WatchContext {
     return this.#runtime !== undefined
   }
 
-  /** Settles when `revision` is durable; `undefined` when it already is or nothing persists. */
-  durable(revision: number): Promise<void> | undefined {
-    return this.#runtime?.waitFor(revision)
+  /**
+   * Settles when `revision` is durable; `undefined` when it already is or nothing persists.
+   * `writer`: the caller made the commit at `revision`, and gets the backend's error if that
+   * commit is refused (docs/backends.md, "Refused writes").
+   */
+  durable(revision: number, writer = false): Promise<void> | undefined {
+    return this.#runtime?.waitFor(revision, writer)
   }
 
   /** Persists a network session (the server's), so that it can be resumed after a restart. */
@@ -663,6 +703,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
     const commit: Commit = { revision, changes }
     this.#history.append(commit)
+    this.#pending?.push(commit)
     this.#runtime?.commit({
       revision,
       changes: changes.map((c) => ({ kind: c.kind, id: c.id, after: c.after })),
@@ -695,11 +736,14 @@ export class Dataspace implements DataspaceApi, WatchContext {
       if (actor !== null) this.checkProcess(actor)
       const tx = new Transaction(context, actor)
       const result = build(tx)
-      return { revision: this.apply(tx), result }
+      const before = this.#revision
+      const revision = this.apply(tx)
+      return { revision, result, wrote: revision !== before }
     })
-    const durable = this.durable(applied.revision)
+    // Only a commit this call made can be refused for its content; an empty one waits.
+    const durable = this.durable(applied.revision, applied.wrote)
     if (durable !== undefined) await durable
-    return applied
+    return { revision: applied.revision, result: applied.result }
   }
 
   /**

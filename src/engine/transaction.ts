@@ -180,6 +180,14 @@ export class Transaction {
     return current
   }
 
+  /**
+   * Puts a key back as the backend stores it (`target`; `undefined` when it is not stored),
+   * undoing a refused commit. `target` keeps its revision: it is the version the store holds.
+   */
+  restore(kind: string, id: string, current: Rec | undefined, target: Rec | undefined): void {
+    this.#pushChange(kind, id, current, target, target === undefined ? 'refused' : undefined)
+  }
+
   /** Removes a record regardless of owner (owner exit, expiry). */
   remove(record: Rec, reason: RetractReason): void {
     this.#stageRemoval(record, reason)

@@ -36,7 +36,14 @@ export interface DataspaceRecord<T = unknown> {
 export type ExitReason = string | { readonly error: unknown }
 
 /** Why a record left the store (or, for `unmatched`, left a watcher's selector). */
-export type RetractReason = 'retract' | 'owner-exit' | 'expired' | 'deleted' | 'unmatched'
+export type RetractReason =
+  | 'retract'
+  | 'owner-exit'
+  | 'expired'
+  | 'deleted'
+  | 'unmatched'
+  /** The backend refused the commit that wrote it: it was never stored (docs/backends.md). */
+  | 'refused'
 
 /** A kind's declaration. */
 export interface KindOptions<T = unknown> {

@@ -193,6 +193,20 @@ class PostgresBackend implements Backend {
     }
   }
 
+  /**
+   * The errors that mean PostgreSQL refuses a value or a row (docs/backends.md, "Refused writes"):
+   * SQLSTATE class 22 (data exception: `\u0000` or a lone surrogate in JSON, a timestamp or
+   * number out of range), 23 (a constraint), 54 (a program limit: a row or index entry too
+   * large), P0001 (raised by a trigger), or a value the client could not encode (`RangeError`,
+   * `TypeError`). Connection errors, class 08, 40, 53, 55, 57, 58, XX and our own revision
+   * conflict (`DS409`) are retried.
+   */
+  refusesContent(error: unknown): boolean {
+    if (error instanceof RangeError || error instanceof TypeError) return true
+    if (!(error instanceof pg.DatabaseError) || typeof error.code !== 'string') return false
+    return /^(22|23|54)/.test(error.code) || error.code === 'P0001'
+  }
+
   async #ensureIndexes(client: PoolClient, kind: string, paths: readonly string[]): Promise<void> {
     for (const path of paths) {
       const names = fieldIndexNames(kind, path)

@@ -100,6 +100,7 @@ export function sqliteBackend(
       if (write === undefined) throw new Error('sqlite backend: write before open')
       write(batch)
     },
+    refusesContent,
     async query(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]> {
       const { text, values } = selectQuery(kind, selector, page)
       return (
@@ -123,6 +124,19 @@ export function sqliteBackend(
       release = undefined
     },
   }
+}
+
+/**
+ * The errors that mean SQLite refuses a value or a row (docs/backends.md, "Refused writes"): a
+ * constraint (STRICT type checks such as "cannot store REAL value in INTEGER column", CHECK,
+ * NOT NULL, triggers), a type mismatch, a value too big, or a value the driver cannot bind
+ * (better-sqlite3 throws `RangeError`/`TypeError` for those). Busy, locked, I/O, full or
+ * read-only databases are not: the batch is retried.
+ */
+function refusesContent(error: unknown): boolean {
+  if (error instanceof RangeError || error instanceof TypeError) return true
+  if (!(error instanceof Database.SqliteError)) return false
+  return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(error.code)
 }
 
 /** Prepared statements by text, the most recently used kept (selectors repeat). */
