@@ -1,4 +1,5 @@
 import { Closed, Unavailable } from '../errors/index.js'
+import { AnswerQueue } from './answer-queue.js'
 import type { Backend, StoredCommit, StoredKind, StoredSession, WriteBatch } from './types.js'
 
 /** What the runtime reports (the server passes its logger's methods). */
@@ -47,6 +48,8 @@ export class BackendRuntime {
   #batches = 0
   readonly #onDurable: (() => void) | undefined
   readonly #runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
+  /** Answers of write calls, written in the batch of the commit each answers. */
+  readonly answers: AnswerQueue
 
   constructor(
     backend: Backend,
@@ -63,6 +66,7 @@ export class BackendRuntime {
     this.#log = options.log
     this.#ackTimeoutMs = options.ackTimeoutMs
     this.#onDurable = options.onDurable
+    this.answers = new AnswerQueue(revision)
   }
 
   /** The highest revision known durable. */
@@ -134,7 +138,8 @@ export class BackendRuntime {
       this.#commits.length > 0 ||
       this.#kinds.size > 0 ||
       this.#sessionPuts.size > 0 ||
-      this.#sessionDeletes.size > 0
+      this.#sessionDeletes.size > 0 ||
+      this.answers.pending
     )
   }
 
@@ -149,6 +154,7 @@ export class BackendRuntime {
   }
 
   #startWrite(): void {
+    if (this.#waitForAnswers()) return
     const batch = this.#failed ?? this.#takeBatch()
     this.#failed = undefined
     const last = batch.commits.at(-1)?.revision
@@ -184,12 +190,27 @@ export class BackendRuntime {
     )
   }
 
+  /**
+   * True when an answer is still held for a commit of the next batch: the batch is taken once
+   * it is filled (`#writing` covers the wait, so flush and scheduling wait too).
+   */
+  #waitForAnswers(): boolean {
+    const held = this.#failed === undefined ? this.answers.blocking() : undefined
+    if (held === undefined) return false
+    this.#writing = held.then(() => {
+      this.#writing = undefined
+      if (this.#pending && !this.#closed) this.#startWrite()
+    })
+    return true
+  }
+
   #takeBatch(): WriteBatch {
     const batch: WriteBatch = {
       id: `${this.#runId}-${++this.#batches}`,
       commits: this.#commits,
       kinds: [...this.#kinds.values()],
       sessions: { put: [...this.#sessionPuts.values()], delete: [...this.#sessionDeletes] },
+      answers: this.answers.take(this.#commits.at(-1)?.revision),
     }
     this.#commits = []
     this.#kinds = new Map()

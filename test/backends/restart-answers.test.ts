@@ -1,0 +1,109 @@
+// A write re-sent after a server restart takes effect once (DESIGN.md §5): the answer is stored
+// with the commit it answers, so a server SIGKILLed after the write was durable answers the
+// re-sent call (same session, same call id) from storage instead of applying it again.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { POSTGRES_URL, dropSchema, postgresSkip } from '../postgres-env.js'
+import { freePort, startServerProcess } from '../client/helpers.js'
+import type { Child } from '../client/helpers.js'
+import { RawWs } from '../server/ws-helpers.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'ds-answers-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+const schemas: string[] = []
+after(async () => {
+  for (const schema of schemas) await dropSchema(schema)
+})
+
+const backends: readonly (readonly [name: string, spec: () => string, skip: string | false])[] = [
+  ['sqlite', () => `sqlite:${join(dir, `answers-${Date.now()}.db`)}`, false],
+  [
+    'postgres',
+    () => {
+      const schema = `ds_answers_${process.pid}_${Date.now()}`
+      schemas.push(schema)
+      return `${POSTGRES_URL}?schema=${schema}`
+    },
+    postgresSkip,
+  ],
+]
+
+/** The writes under test: each a call whose second application would differ or fail. */
+const WRITES: readonly (readonly [op: string, args: unknown])[] = [
+  ['assert', { kind: 'job', id: 'a', data: { n: 1 }, options: { ifRevision: 0 } }],
+  [
+    'transact',
+    {
+      request: {
+        if: [{ kind: 'job', id: 't', revision: 0 }],
+        then: [{ op: 'assert', kind: 'job', id: 't', data: 1 }],
+      },
+    },
+  ],
+  ['kv.put', { bucket: 'cfg', key: 'k', value: 1, options: { ifRevision: 0 } }],
+  ['claim', { kind: 'slot', options: { patch: { taken: true }, fields: 'taken=false' } }],
+]
+
+for (const [name, spec, skip] of backends) {
+  describe(`${name} backend: answers survive a restart (real processes)`, { skip }, () => {
+    it('answers a re-sent write from storage after SIGKILL: same answer, applied once', async () => {
+      const port = await freePort()
+      const backend = spec()
+      let server: Child & { url: string } = await startServerProcess(port, backend)
+      try {
+        const first = new RawWs(server.url)
+        const welcome = await first.hello({ ttl: 30_000 })
+        const session = welcome.session!
+        // A free slot to claim, and only one.
+        const pid = session.pid
+        const withPid = (op: string, args: unknown): unknown =>
+          op.startsWith('kv.') ? args : { pid, ...(args as object) }
+        const seeded = await first.call(1, 'assert', {
+          pid,
+          kind: 'slot',
+          id: 's1',
+          data: { taken: false },
+          options: { owner: null },
+        })
+        assert.equal(seeded.type, 'result', JSON.stringify(seeded))
+        const answers = new Map<number, unknown>()
+        let id = 10
+        for (const [op, args] of WRITES) {
+          const answer = await first.call(++id, op, withPid(op, args))
+          assert.equal(answer.type, 'result', `${op}: ${JSON.stringify(answer)}`)
+          answers.set(id, answer.value)
+        }
+        const revision = await first.call(++id, 'get', { kind: 'job', id: 'a' })
+        first.close()
+        // Every answer above was sent after its write was durable: the crash loses only answers.
+        await server.kill('SIGKILL')
+        server = await startServerProcess(port, backend)
+        const again = new RawWs(server.url)
+        const resumed = await again.hello({
+          resume: { session: session.id, resumeToken: session.resumeToken },
+        })
+        assert.equal(resumed.resumed, true, JSON.stringify(resumed))
+        const before = await again.call(100, 'list', { kind: 'job' })
+        id = 10
+        for (const [op, args] of WRITES) {
+          const answer = await again.call(++id, op, withPid(op, args))
+          assert.equal(answer.type, 'result', `re-sent ${op}: ${JSON.stringify(answer)}`)
+          assert.deepEqual(answer.value, answers.get(id), `re-sent ${op} answered as before`)
+        }
+        const afterwards = await again.call(101, 'list', { kind: 'job' })
+        assert.deepEqual(
+          (afterwards.value as { revision: number }).revision,
+          (before.value as { revision: number }).revision,
+          'nothing was applied again',
+        )
+        assert.ok(revision.type === 'result')
+        again.close()
+      } finally {
+        await server.kill('SIGKILL')
+      }
+    })
+  })
+}
