@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { POSTGRES_URL, dropSchema, postgresSkip } from '../postgres-env.js'
-import { freePort, startServerProcess } from '../client/helpers.js'
+import Database from 'better-sqlite3'
+import pg from 'pg'
+import { connect } from '../../src/client/index.js'
+import { freePort, sleep, startServerProcess, TcpProxy, until } from '../client/helpers.js'
 import type { Child } from '../client/helpers.js'
 import { RawWs } from '../server/ws-helpers.js'
 
@@ -105,5 +108,77 @@ for (const [name, spec, skip] of backends) {
         await server.kill('SIGKILL')
       }
     })
+
+    it('the client: a write whose answer was lost in a crash takes effect once', async () => {
+      const port = await freePort()
+      const backend = spec()
+      let server: Child & { url: string } = await startServerProcess(port, backend)
+      const proxy = await TcpProxy.start(port)
+      const client = await connect(proxy.url, {
+        name: 'writer',
+        ttl: 30_000,
+        backoff: { initialMs: 20, maxMs: 200 },
+      })
+      try {
+        // The server gets the call and commits it; its answer never reaches the client.
+        proxy.mute()
+        const write = client.session.assert('job', 'once', { n: 1 }, { ifRevision: 0 })
+        await until(
+          async () => (await storedRevision(backend, 'job', 'once')) !== undefined,
+          10_000,
+          'the write durable',
+        )
+        const durable = await storedRevision(backend, 'job', 'once')
+        await server.kill('SIGKILL')
+        server = await startServerProcess(port, backend)
+        proxy.cut() // the client reconnects, resumes its session and re-sends the call
+        const record = await write
+        assert.equal(record.revision, durable, 'answered with the original commit')
+        await sleep(50)
+        assert.equal(await storedRevision(backend, 'job', 'once'), durable, 'applied once')
+      } finally {
+        await client.close()
+        await proxy.close()
+        await server.kill('SIGKILL')
+      }
+    })
   })
+}
+
+/** The stored revision of a record, read from the database itself (not the server). */
+async function storedRevision(
+  backend: string,
+  kind: string,
+  id: string,
+): Promise<number | undefined> {
+  if (backend.startsWith('sqlite:')) {
+    const db = new Database(backend.slice('sqlite:'.length), {
+      readonly: true,
+      fileMustExist: true,
+    })
+    try {
+      const row = db
+        .prepare('SELECT revision FROM records WHERE kind = ? AND id = ?')
+        .get(kind, id) as { revision: number } | undefined
+      return row?.revision
+    } finally {
+      db.close()
+    }
+  }
+  const url = new URL(backend)
+  const schema = url.searchParams.get('schema') as string
+  url.searchParams.delete('schema')
+  const client = new pg.Client({ connectionString: url.toString() })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ revision: string }>(
+      `SELECT revision FROM "${schema}".records WHERE kind = $1 AND id = $2`,
+      [kind, id],
+    )
+    return rows[0] === undefined ? undefined : Number(rows[0].revision)
+  } catch {
+    return undefined // the schema is not there yet
+  } finally {
+    await client.end()
+  }
 }
