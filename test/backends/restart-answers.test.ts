@@ -145,6 +145,41 @@ for (const [name, spec, skip] of backends) {
   })
 }
 
+describe('sqlite backend: stored answers are bounded and go with their session', () => {
+  it('keeps the latest 1024 answers of a session, and none once it ended', async () => {
+    const port = await freePort()
+    const path = join(dir, `bound-${Date.now()}.db`)
+    const server = await startServerProcess(port, `sqlite:${path}`)
+    try {
+      const ws = new RawWs(server.url)
+      const welcome = await ws.hello({ ttl: 30_000 })
+      const pid = welcome.session!.pid
+      const calls = Array.from({ length: 1_100 }, (_, i) => ({
+        type: 'call',
+        id: i + 1,
+        op: 'assert',
+        args: { pid, kind: 'n', id: String(i), data: i },
+      }))
+      ws.send(calls)
+      await ws.next((m) => m.id === 1_100, 20_000, 'the last answer')
+      const count = (): number => {
+        const db = new Database(path, { readonly: true })
+        try {
+          return (db.prepare('SELECT count(*) AS n FROM answers').get() as { n: number }).n
+        } finally {
+          db.close()
+        }
+      }
+      await until(() => count() === 1_024, 5_000, '1024 stored answers')
+      await ws.call(2_000, 'process.exit', { pid })
+      await until(() => count() === 0, 5_000, 'no stored answers after the session ended')
+      ws.close()
+    } finally {
+      await server.kill('SIGKILL')
+    }
+  })
+})
+
 /** The stored revision of a record, read from the database itself (not the server). */
 async function storedRevision(
   backend: string,
