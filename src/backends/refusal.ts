@@ -36,18 +36,30 @@ export function refusesContent(backend: Backend, error: unknown): boolean {
  */
 export function splitBatch(batch: WriteBatch, nextId: () => string): WriteBatch[] {
   const { commits, kinds, sessions } = batch
-  const items = kinds.length + sessions.put.length + sessions.delete.length
+  const forgotten = batch.answers?.delete ?? []
+  const items = kinds.length + sessions.put.length + sessions.delete.length + forgotten.length
+  let forget = forgotten
   const part = (
     partCommits: readonly StoredCommit[],
     partKinds: WriteBatch['kinds'] = [],
     put: WriteBatch['sessions']['put'] = [],
     gone: WriteBatch['sessions']['delete'] = [],
-  ): WriteBatch => ({
-    id: nextId(),
-    commits: partCommits,
-    kinds: partKinds,
-    sessions: { put, delete: gone },
-  })
+  ): WriteBatch => {
+    // An answer travels with the commit it answers, so a refused commit's answer is never
+    // stored (a re-sent call must not be told it succeeded); forgotten answers go with the first part.
+    const revisions = new Set(partCommits.map((commit) => commit.revision))
+    const answered = batch.answers?.put.filter((answer) => revisions.has(answer.revision)) ?? []
+    const answers =
+      answered.length + forget.length === 0 ? {} : { answers: { put: answered, delete: forget } }
+    forget = []
+    return {
+      id: nextId(),
+      commits: partCommits,
+      kinds: partKinds,
+      sessions: { put, delete: gone },
+      ...answers,
+    }
+  }
   if (commits.length > 0 && items > 0) {
     return [part([], kinds, sessions.put, sessions.delete), part(commits)]
   }
@@ -55,7 +67,7 @@ export function splitBatch(batch: WriteBatch, nextId: () => string): WriteBatch[
     const half = Math.ceil(commits.length / 2)
     return [part(commits.slice(0, half)), part(commits.slice(half))]
   }
-  if (items > 1) {
+  if (kinds.length + sessions.put.length + sessions.delete.length > 1) {
     // Kinds, then session puts, then deletes, cut in the middle of that list.
     const all = [
       ...kinds.map((kind) => ({ kind })),

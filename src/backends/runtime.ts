@@ -1,6 +1,7 @@
 import { Closed, Unavailable } from '../errors/index.js'
 import type { DataspaceError } from '../errors/index.js'
 import { emptyBatch, refusedError, refusesContent, splitBatch } from './refusal.js'
+import { AnswerQueue } from './answer-queue.js'
 import type { Backend, StoredCommit, StoredKind, StoredSession, WriteBatch } from './types.js'
 
 /** What the runtime reports (the server passes its logger's methods). */
@@ -70,6 +71,8 @@ export class BackendRuntime {
   /** Recently refused revisions and their errors (a waiter for one of them is failed). */
   readonly #refused = new Map<number, DataspaceError>()
   readonly #runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
+  /** Answers of write calls, written in the batch of the commit each answers. */
+  readonly answers: AnswerQueue
 
   constructor(
     backend: Backend,
@@ -89,6 +92,7 @@ export class BackendRuntime {
     this.#ackTimeoutMs = options.ackTimeoutMs
     this.#onDurable = options.onDurable
     this.#onRefused = options.onRefused
+    this.answers = new AnswerQueue(revision)
   }
 
   /** The highest revision known durable. */
@@ -167,7 +171,8 @@ export class BackendRuntime {
       this.#commits.length > 0 ||
       this.#kinds.size > 0 ||
       this.#sessionPuts.size > 0 ||
-      this.#sessionDeletes.size > 0
+      this.#sessionDeletes.size > 0 ||
+      this.answers.pending
     )
   }
 
@@ -182,6 +187,7 @@ export class BackendRuntime {
   }
 
   #startWrite(): void {
+    if (this.#waitForAnswers()) return
     const batch = this.#failed ?? this.#split.shift() ?? this.#takeBatch()
     this.#failed = undefined
     const last = batch.commits.at(-1)?.revision
@@ -256,6 +262,22 @@ export class BackendRuntime {
     return true
   }
 
+  /**
+   * True when an answer is still held for a commit of the next batch: the batch is taken once
+   * it is filled (`#writing` covers the wait, so flush and scheduling wait too).
+   */
+  #waitForAnswers(): boolean {
+    // Only a new batch takes answers: a retried batch or a refused batch's parts have theirs.
+    const held =
+      this.#failed === undefined && this.#split.length === 0 ? this.answers.blocking() : undefined
+    if (held === undefined) return false
+    this.#writing = held.then(() => {
+      this.#writing = undefined
+      if (this.#pending && !this.#closed) this.#startWrite()
+    })
+    return true
+  }
+
   /** Fails the writers of a refused commit and queues an empty commit at its revision. */
   #refuse(commit: StoredCommit, cause: unknown): void {
     const error = refusedError(this.backend.name, commit.revision, cause)
@@ -295,6 +317,7 @@ export class BackendRuntime {
       commits: this.#commits,
       kinds: [...this.#kinds.values()],
       sessions: { put: [...this.#sessionPuts.values()], delete: [...this.#sessionDeletes] },
+      answers: this.answers.take(this.#commits.at(-1)?.revision),
     }
     this.#commits = []
     this.#kinds = new Map()

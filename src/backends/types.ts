@@ -90,6 +90,28 @@ export interface LoadedState {
   readonly kinds: readonly StoredKind[]
   /** Network sessions that were alive when the last server stopped. */
   readonly sessions: readonly StoredSession[]
+  /** The stored answers of those sessions' writes, oldest (lowest revision) first. */
+  readonly answers?: readonly StoredAnswer[]
+}
+
+/**
+ * The answer to a session's write call, stored in the batch of the commit it answers: a call
+ * re-sent after a restart is answered with it instead of being applied again (DESIGN.md §5).
+ */
+export interface StoredAnswer {
+  readonly session: string
+  /** The call id the client gave the write. */
+  readonly call: number
+  /** The revision of the commit it answers. */
+  readonly revision: number
+  /** The answer's value, as JSON text. */
+  readonly value: string
+}
+
+/** Which stored answer: a session's call id. */
+export interface AnswerKey {
+  readonly session: string
+  readonly call: number
 }
 
 export interface StoredKind {
@@ -150,6 +172,14 @@ export interface WriteBatch {
   readonly kinds: readonly StoredKind[]
   /** Sessions opened or changed (put), and ended (deleted by id). */
   readonly sessions: { readonly put: readonly StoredSession[]; readonly delete: readonly string[] }
+  /**
+   * Answers of write calls (each with a commit of this batch), and answers to forget (a session
+   * remembers its latest 1024). A session deleted here loses its answers too.
+   */
+  readonly answers?: {
+    readonly put: readonly StoredAnswer[]
+    readonly delete: readonly AnswerKey[]
+  }
 }
 
 /**

@@ -1,6 +1,13 @@
 import { BackendRuntime } from '../backends/runtime.js'
 import type { RefusedCommit } from '../backends/runtime.js'
-import type { Backend, LoadedState, StoredSession } from '../backends/types.js'
+import type { AnswerHold } from '../backends/answer-queue.js'
+import type {
+  AnswerKey,
+  Backend,
+  LoadedState,
+  StoredAnswer,
+  StoredSession,
+} from '../backends/types.js'
 import { BackedReads, viewStore } from './backed-reads.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
 import { runProcess } from './run-process.js'
@@ -135,6 +142,10 @@ export class Dataspace implements DataspaceApi, WatchContext {
   readonly gate: DurableGate | undefined
   /** Sessions the backend had when it was opened (the server adopts them). */
   readonly restoredSessions: readonly StoredSession[]
+  /** Stored answers of those sessions' write calls, oldest first (the server restores them). */
+  readonly restoredAnswers: readonly StoredAnswer[]
+  /** The server's hook: true when it takes over a writer's wait for durability (its answer). */
+  #deferDurable: ((revision: number, writer: boolean) => boolean) | undefined
   /** Pids of persisted sessions and their children: kept, not exited, when a durable store closes. */
   readonly #sessionPids = new Map<string, readonly string[]>()
 
@@ -173,6 +184,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     this.#ops = new ProcessOps(this)
     this.#watches = new WatchRegistry(this)
     this.restoredSessions = state?.sessions ?? []
+    this.restoredAnswers = state?.answers ?? []
     this.#runtime =
       backend === 'memory' || !backend.capabilities.durable
         ? undefined
@@ -337,7 +349,28 @@ export class Dataspace implements DataspaceApi, WatchContext {
    * commit is refused (docs/backends.md, "Refused writes").
    */
   durable(revision: number, writer = false): Promise<void> | undefined {
+    if (this.#deferDurable?.(revision, writer) === true) return undefined
     return this.#runtime?.waitFor(revision, writer)
+  }
+
+  /**
+   * Lets the server answer write calls exactly once across restarts (src/server/ws/
+   * durable-answers.ts): `defer(revision)` is asked each time a writer is about to wait for its
+   * commit to be durable; when it returns true the writer resolves at once and the server, having
+   * stored the answer with that commit ({@link holdAnswer}), waits for durability itself.
+   */
+  deferDurability(defer: ((revision: number, writer: boolean) => boolean) | undefined): void {
+    this.#deferDurable = defer
+  }
+
+  /** A place for the answer of the commit at `revision` in its batch (durable backends only). */
+  holdAnswer(revision: number): AnswerHold | undefined {
+    return this.#runtime?.answers.hold(revision)
+  }
+
+  /** Forgets a stored answer. */
+  dropAnswer(key: AnswerKey): void {
+    this.#runtime?.answers.drop(key)
   }
 
   /** Persists a network session (the server's), so that it can be resumed after a restart. */

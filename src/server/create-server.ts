@@ -31,6 +31,7 @@ import { reportError } from './report.js'
 import { toWireError } from './wire-error.js'
 import type { WireError } from './wire-error.js'
 import { WsEndpoint } from './ws/ws-endpoint.js'
+import { installDurableAnswers, restoreAnswers } from './ws/durable-answers.js'
 
 /** A running server. */
 export interface DataspaceServer {
@@ -134,8 +135,10 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     browser,
   }
   // Sessions a durable store kept across a restart: their clients have one TTL to come back.
+  installDurableAnswers(resolved.ds)
   for (const stored of resolved.ds.restoredSessions) {
     const session = sessions.adopt(stored)
+    if (session !== undefined) restoreAnswers(resolved.ds, session)
     const principal =
       stored.principal === null ? undefined : resolved.auth?.byName(stored.principal)
     if (session !== undefined && principal !== undefined)

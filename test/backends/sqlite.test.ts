@@ -196,7 +196,7 @@ describe('sqlite specifics', () => {
     await backend.close()
     // Back to schema version 2.
     const db = new Database(path)
-    db.exec(`DROP INDEX ${OWNER_INDEX}; ALTER TABLE kinds DROP COLUMN resident;
+    db.exec(`DROP TABLE answers; DROP INDEX ${OWNER_INDEX}; ALTER TABLE kinds DROP COLUMN resident;
       DELETE FROM migrations WHERE version > 2`)
     db.close()
     const reopened = sqliteBackend({ path })

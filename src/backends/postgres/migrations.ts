@@ -17,6 +17,7 @@ export interface SchemaTables {
   readonly changes: string
   readonly kinds: string
   readonly sessions: string
+  readonly answers: string
   readonly migrations: string
   readonly ensureFieldIndexes: string
   readonly writeBatch: string
@@ -37,6 +38,7 @@ export function schemaTables(schema: string): SchemaTables {
     changes: q('changes'),
     kinds: q('kinds'),
     sessions: q('sessions'),
+    answers: q('answers'),
     migrations: q('migrations'),
     ensureFieldIndexes: q('ensure_field_indexes'),
     writeBatch: q('write_batch'),
@@ -142,6 +144,18 @@ const MIGRATIONS: readonly Migration[] = [
     `CREATE INDEX ds_records_kind_owner ON ${t.records} (kind, owner) WHERE owner IS NOT NULL`,
     writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4),
   ],
+  // Answers of sessions' write calls, stored in the transaction of the commit each answers
+  // (docs/backends.md, "Answers"); the batch function takes them as two more arguments.
+  (t) => [
+    `CREATE TABLE ${t.answers} (
+       session text NOT NULL,
+       call bigint NOT NULL,
+       revision bigint NOT NULL,
+       value text NOT NULL,
+       PRIMARY KEY (session, call))`,
+    `DROP FUNCTION ${t.writeBatch}(text, bigint, bigint, jsonb, jsonb, jsonb, jsonb, jsonb, text[])`,
+    writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V4, true),
+  ],
 ]
 
 /** How `write_batch` stores a kind declaration (`v_kind` is one element of `p_kinds`). */
@@ -171,10 +185,11 @@ function writeBatchFunction(
   t: SchemaTables,
   create: 'CREATE' | 'CREATE OR REPLACE',
   kindsUpsert: KindsUpsert,
+  answers = false,
 ): string {
   return `${create} FUNCTION ${t.writeBatch}(p_batch text, p_first bigint, p_last bigint,
        p_deletes jsonb, p_upserts jsonb, p_feed jsonb,
-       p_kinds jsonb, p_session_puts jsonb, p_session_deletes text[])
+       p_kinds jsonb, p_session_puts jsonb, p_session_deletes text[]${answers ? ANSWER_ARGS : ''})
      RETURNS boolean LANGUAGE plpgsql AS $fn$
      DECLARE
        v_revision bigint;
@@ -242,10 +257,34 @@ function writeBatchFunction(
        END IF;
        IF p_session_deletes IS NOT NULL THEN
          DELETE FROM ${t.sessions} WHERE id = ANY(p_session_deletes);
-       END IF;
+       END IF;${answers ? answerStatements(t) : ''}
        RETURN true;
      END
      $fn$`
+}
+
+const ANSWER_ARGS = `,
+       p_answer_puts jsonb, p_answer_deletes jsonb`
+
+/** Puts a batch's answers, forgets dropped ones and those of the sessions it deleted. */
+function answerStatements(t: SchemaTables): string {
+  return `
+       IF p_answer_puts IS NOT NULL THEN
+         INSERT INTO ${t.answers} (session, call, revision, value)
+         SELECT a.session, a.call, a.revision, a.value
+         FROM jsonb_to_recordset(p_answer_puts)
+           AS a(session text, call bigint, revision bigint, value text)
+         ON CONFLICT (session, call) DO UPDATE SET revision = excluded.revision,
+           value = excluded.value;
+       END IF;
+       IF p_answer_deletes IS NOT NULL THEN
+         DELETE FROM ${t.answers} a USING jsonb_to_recordset(p_answer_deletes)
+           AS d(session text, call bigint)
+         WHERE a.session = d.session AND a.call = d.call;
+       END IF;
+       IF p_session_deletes IS NOT NULL THEN
+         DELETE FROM ${t.answers} WHERE session = ANY(p_session_deletes);
+       END IF;`
 }
 
 /** The schema version this code expects. */

@@ -7,6 +7,7 @@ import type {
   BackendPlan,
   LoadedState,
   QueryPage,
+  StoredAnswer,
   StoredChange,
   StoredCommit,
   StoredKind,
@@ -112,6 +113,10 @@ class PostgresBackend implements Backend {
       `SELECT id, resume_token_hash, pid, name, ttl, children, last_child, principal
        FROM ${t.sessions}`,
     )
+    const answers = await client.query<AnswerRow>(
+      `SELECT a.session, a.call, a.revision, a.value FROM ${t.answers} a
+       JOIN ${t.sessions} s ON s.id = a.session ORDER BY a.revision, a.call`,
+    )
     // Declared indexes are created with their kind; this repairs any a DBA dropped.
     for (const kind of kinds.rows) await this.#ensureIndexes(client, kind.kind, kind.indexes)
     return {
@@ -142,6 +147,7 @@ class PostgresBackend implements Backend {
         lastChild: row.last_child,
         principal: row.principal,
       })),
+      ...(answers.rows.length === 0 ? {} : { answers: answers.rows.map(answerFromRow) }),
     }
   }
 
@@ -158,7 +164,9 @@ class PostgresBackend implements Backend {
     const { deletes, upserts, feed } = commitRows(commits)
     const kinds = [...new Map(batch.kinds.map((kind) => [kind.kind, kind])).values()]
     const { put, delete: gone } = batch.sessions
-    if (commits.length + kinds.length + put.length + gone.length === 0) return
+    const answers = batch.answers ?? { put: [], delete: [] }
+    const size = commits.length + kinds.length + put.length + gone.length
+    if (size + answers.put.length + answers.delete.length === 0) return
     const json = (rows: readonly unknown[]): string | null =>
       rows.length === 0 ? null : JSON.stringify(rows)
     // One statement, so one round trip and, outside BEGIN/COMMIT, one transaction: the function
@@ -173,11 +181,13 @@ class PostgresBackend implements Backend {
       json(kinds.map(kindToInput)),
       json(latestById(put).map(sessionToRow)),
       gone.length === 0 ? null : [...gone],
+      json(answers.put),
+      json(answers.delete),
     ]
     try {
       await this.#single(
         `SELECT ${this.#t.writeBatch}($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,
-           $8::jsonb, $9::text[])`,
+           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb)`,
         values,
       )
     } catch (error) {
@@ -512,6 +522,22 @@ interface SessionRow {
   children: { pid: string; name: string }[]
   last_child: number
   principal: string | null
+}
+
+interface AnswerRow {
+  session: string
+  call: string
+  revision: string
+  value: string
+}
+
+function answerFromRow(row: AnswerRow): StoredAnswer {
+  return {
+    session: row.session,
+    call: Number(row.call),
+    revision: Number(row.revision),
+    value: row.value,
+  }
 }
 
 function recordFromRow(row: RecordRow): DataspaceRecord {

@@ -22,6 +22,7 @@ import {
   selectQuery,
 } from './pushdown.js'
 import { openLocked } from './file-lock.js'
+import { ANSWERS_TABLE, loadAnswers, prepareAnswers } from './answers.js'
 
 export interface SqliteBackendOptions {
   /** The database file (created with its folder), or `:memory:` for tests. */
@@ -44,6 +45,8 @@ const MIGRATIONS: readonly string[] = [
   // per owner; the owner index serves those counts and `owner` selectors.
   `ALTER TABLE kinds ADD COLUMN resident INTEGER NOT NULL DEFAULT 1;
    CREATE INDEX ${OWNER_INDEX} ON records (kind, owner) WHERE owner IS NOT NULL;`,
+  // Answers of sessions' write calls, stored with the commits they answer (answers.ts).
+  ANSWERS_TABLE,
 ]
 
 /**
@@ -254,7 +257,15 @@ function load(db: Database.Database): LoadedState {
   const sessions = (db.prepare('SELECT body FROM sessions').all() as { body: string }[]).map(
     (row) => JSON.parse(row.body) as StoredSession,
   )
-  return { revision, records, ...(owned.length === 0 ? {} : { owned }), kinds, sessions }
+  const answers = loadAnswers(db)
+  return {
+    revision,
+    records,
+    ...(owned.length === 0 ? {} : { owned }),
+    kinds,
+    sessions,
+    ...(answers.length === 0 ? {} : { answers }),
+  }
 }
 
 /** Creates the index of a declared field if it is missing (its DDL is idempotent). */
@@ -318,6 +329,7 @@ function prepareWrite(db: Database.Database): (batch: WriteBatch) => void {
   const deleteSession = db.prepare('DELETE FROM sessions WHERE id = ?')
   const getLastBatch = db.prepare('SELECT id FROM last_batch').pluck()
   const setLastBatch = db.prepare('UPDATE last_batch SET id = ?')
+  const answers = prepareAnswers(db)
   return db.transaction((batch: WriteBatch) => {
     let revision = getRevision.get() as number
     const first = batch.commits[0]
@@ -368,5 +380,7 @@ function prepareWrite(db: Database.Database): (batch: WriteBatch) => void {
     }
     for (const session of batch.sessions.put) putSession.run(session.id, JSON.stringify(session))
     for (const id of batch.sessions.delete) deleteSession.run(id)
+    // After the session deletes: an ended session's answers go with it.
+    answers(batch)
   })
 }

@@ -14,7 +14,7 @@ import type { ServerState } from '../request-context.js'
 import type { Session } from '../session-table.js'
 import { queuedLength } from '../sse-stream.js'
 import { toWireError } from '../wire-error.js'
-import { callCacheOf } from './call-cache.js'
+import { answerOnce } from './durable-answers.js'
 import { OpArgs } from './op-args.js'
 import { OPERATIONS } from './operations.js'
 import type { OpEnv } from './operations.js'
@@ -344,7 +344,7 @@ export class WsConnection {
         this.#state.guard.checkRecords(session, callAdds(this.#state.ds, session, op, message.args))
         return operation.run(this.#env, args)
       }
-      const answer = operation.write ? callCacheOf(session).answer(id, run) : run()
+      const answer = operation.write ? answerOnce(this.#state.ds, session, id, run) : run()
       answer.then(
         (value) => {
           done('ok')
