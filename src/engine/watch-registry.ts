@@ -2,6 +2,7 @@ import { InvalidArgument } from '../errors/index.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { Commit, History } from './history.js'
 import type { KindStore } from './kind-store.js'
+import type { ByteMeter } from './memory-account.js'
 import { plan, select } from './query-planner.js'
 import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
@@ -41,14 +42,33 @@ type Snapshot = { type: 'snapshot'; records: DataspaceRecord[]; revision: number
  */
 export class WatchRegistry {
   readonly hub = new WatchHub()
-  readonly counters: WatchCounters = { resets: 0, droppedMessages: 0 }
+  readonly counters: WatchCounters = { resets: 0, byteResets: 0, droppedMessages: 0 }
   readonly #context: WatchContext
   readonly #streams = new Set<WatchStream>()
   readonly #observations = new Set<Observation>()
+  /** Totals the bytes queued in every watch. */
+  readonly #meter: ByteMeter
   #counter = 0
 
-  constructor(context: WatchContext) {
+  constructor(context: WatchContext, meter: ByteMeter) {
     this.#context = context
+    this.#meter = meter
+  }
+
+  /**
+   * Resets the watches holding the most queued bytes until at least `bytes` are freed or none
+   * hold any: what the engine does before refusing a write for its memory budget, so that
+   * watchers that do not read cannot keep writers out. Returns the bytes freed.
+   */
+  shed(bytes: number): number {
+    const before = this.#meter.bytes
+    const heavy = [...this.#streams].filter((s) => s.bytes > 0).sort((a, b) => b.bytes - a.bytes)
+    for (const stream of heavy) {
+      if (before - this.#meter.bytes >= bytes) break
+      this.counters.byteResets++
+      stream.resync('overflow')
+    }
+    return before - this.#meter.bytes
   }
 
   /** `snapshot` makes the watch's snapshots; by default, from the kind's store at once. */
@@ -56,7 +76,7 @@ export class WatchRegistry {
     kind: string,
     selector: CompiledSelector,
     options: WatchOptions,
-    bufferSize: number,
+    bounds: { readonly bufferSize: number; readonly bufferBytes: number },
     snapshot: SnapshotSource = () => this.snapshot(kind, selector),
   ): Watch<T> {
     const from = options.fromRevision
@@ -67,7 +87,8 @@ export class WatchRegistry {
       const stream = new WatchStream<T>({
         kind,
         selector,
-        bufferSize,
+        ...bounds,
+        meter: this.#meter,
         snapshot,
         counters: this.counters,
         onClose: () => undefined,
@@ -80,7 +101,8 @@ export class WatchRegistry {
     const stream: WatchStream<T> = new WatchStream<T>({
       kind,
       selector,
-      bufferSize,
+      ...bounds,
+      meter: this.#meter,
       snapshot,
       counters: this.counters,
       onClose: () => {
