@@ -20,6 +20,14 @@ export function defaultMemoryBudget(): number {
 
 const MiB = 1024 * 1024
 
+/** The names of the byte bounds: `dataspace serve --limits` takes them too. */
+export const BYTE_BOUND_NAMES = [
+  'memoryBudgetBytes',
+  'historyBytes',
+  'watchBufferBytes',
+  'mailboxBytes',
+] as const satisfies readonly (keyof ByteBounds)[]
+
 /** Byte bounds of one dataspace, resolved from its options. */
 export interface ByteBounds {
   readonly memoryBudgetBytes: number
