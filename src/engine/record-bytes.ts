@@ -30,7 +30,14 @@ const ONE_BYTE = /^[\u0000-\u00ff]*$/
 /** Estimated bytes of a string. */
 export function stringBytes(value: string): number {
   const length = value.length
-  return STRING_HEADER + (length <= 64 || ONE_BYTE.test(value) ? length : length * 2)
+  return STRING_HEADER + (length <= 64 || oneByte(value) ? length : length * 2)
+}
+
+/** Whether V8 likely stores `value` one byte per character; long strings are judged by their ends. */
+function oneByte(value: string): boolean {
+  if (value.length <= 8192) return ONE_BYTE.test(value)
+  // Scanning a 1 MB string costs milliseconds per write; its ends tell nearly always.
+  return ONE_BYTE.test(value.slice(0, 4096)) && ONE_BYTE.test(value.slice(-4096))
 }
 
 /**
