@@ -367,6 +367,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
   }
 
   get stats(): DataspaceStats {
+    this.#memory.watches = this.#watches.hub.size
+    this.#memory.processes = this.#processes.size
     let records = 0
     for (const store of this.#stores.values()) records += store.size
     let dropped = this.#droppedMailbox
@@ -710,6 +712,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
    */
   #admit(changes: readonly Change[]): void {
     const growth = this.#growth(changes)
+    this.#memory.watches = this.#watches.hub.size
+    this.#memory.processes = this.#processes.size
     if (this.#memory.fits(growth)) return
     if (this.#memory.watchQueues.bytes > 0 && !this.#dispatching) {
       this.#watches.shed(this.#memory.overBy(growth))

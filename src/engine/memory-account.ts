@@ -19,6 +19,14 @@ export function defaultMemoryBudget(): number {
 }
 
 const MiB = 1024 * 1024
+/**
+ * What one open watch and one process cost beyond their records, queues and `$watch` record,
+ * measured by bench/soak.ts over the server (about 3.5 KB of heap per idle watch and 16 KB
+ * per WebSocket session, most of it the server's share): counted so that a budget full of
+ * sessions and watches refuses writes before the heap runs out.
+ */
+export const WATCH_BYTES = 3 * 1024
+export const PROCESS_BYTES = 8 * 1024
 
 /** The names of the byte bounds: `dataspace serve --limits` takes them too. */
 export const BYTE_BOUND_NAMES = [
@@ -79,6 +87,9 @@ export class MemoryAccount {
   history = 0
   readonly watchQueues: ByteMeter = { bytes: 0 }
   readonly mailboxes: ByteMeter = { bytes: 0 }
+  /** Open watches and live processes, counted at fixed costs. */
+  watches = 0
+  processes = 0
   /** Writes refused because of the budget. */
   refused = 0
 
@@ -89,7 +100,12 @@ export class MemoryAccount {
 
   /** Everything counted now. */
   get used(): number {
-    return this.records + this.history + this.watchQueues.bytes + this.mailboxes.bytes
+    return this.records + this.history + this.watchQueues.bytes + this.mailboxes.bytes + this.#fixed
+  }
+
+  /** What open watches and live processes cost at their fixed rates. */
+  get #fixed(): number {
+    return this.watches * WATCH_BYTES + this.processes * PROCESS_BYTES
   }
 
   /** Whether a commit growing the records by `growth` bytes fits; shrinking always does. */
@@ -101,7 +117,13 @@ export class MemoryAccount {
   overBy(growth: number): number {
     const reserved = Math.max(this.history, this.#historyCap)
     return (
-      this.records + growth + reserved + this.watchQueues.bytes + this.mailboxes.bytes - this.budget
+      this.records +
+      growth +
+      reserved +
+      this.watchQueues.bytes +
+      this.mailboxes.bytes +
+      this.#fixed -
+      this.budget
     )
   }
 
@@ -111,7 +133,8 @@ export class MemoryAccount {
     throw new TooLarge(
       `the dataspace's memory budget is full: records ${mib(this.records)} + history reserve ` +
         `${mib(Math.max(this.history, this.#historyCap))} + queues ` +
-        `${mib(this.watchQueues.bytes + this.mailboxes.bytes)} + this write ${mib(growth)} ` +
+        `${mib(this.watchQueues.bytes + this.mailboxes.bytes)} + ${this.watches} watches and ` +
+        `${this.processes} processes ${mib(this.#fixed)} + this write ${mib(growth)} ` +
         `would pass memoryBudgetBytes (${mib(this.budget)}). Retract or delete records, or raise ` +
         `memoryBudgetBytes (createDataspace option; dataspace serve --limits memoryBudgetBytes=N)`,
       { limit: 'memoryBudgetBytes' },
