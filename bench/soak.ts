@@ -13,7 +13,7 @@
  *    (`TooLarge`, limit `memoryBudgetBytes`): the heap when writes stop, against the limit.
  *    Then the session ends (its records go) and the heap is read again.
  *
- * The server child runs `node --max-old-space-size=<SOAK_HEAP_MIB, default 1024>` with the
+ * The server child runs `node --max-old-space-size=<SOAK_HEAP_MIB, default 2048; 512 with --quick>` with the
  * default budget (half the heap limit); clients run in this process. Every phase has a time
  * limit, only 127.0.0.1 is used, and the child is ended by its pid. Prints a table and writes
  * `bench/results/soak.json`.
@@ -66,7 +66,7 @@ function sizesFor(quick: boolean): Sizes {
     return value === undefined || value === '' ? fallback : Number(value)
   }
   return {
-    heapMiB: env('SOAK_HEAP_MIB', quick ? 512 : 1024),
+    heapMiB: env('SOAK_HEAP_MIB', quick ? 512 : 2048),
     overwrites: env('SOAK_OVERWRITES', quick ? 500 : 10_000),
     sessions: env('SOAK_SESSIONS', quick ? 1000 : 10_000),
     watchClients: env('SOAK_WATCH_CLIENTS', quick ? 10 : 100),
