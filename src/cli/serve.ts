@@ -1,6 +1,8 @@
 import { pino } from 'pino'
 import type { Logger } from 'pino'
 import { checkBackendSpec, DEFAULT_BACKEND, parseBackend } from './backend-spec.js'
+import { BYTE_BOUND_NAMES } from '../engine/index.js'
+import type { ByteBounds } from '../engine/index.js'
 import { createServer, DEFAULT_LIMITS, DEFAULT_PORT, loadTokenFile } from '../server/index.js'
 import type { ServerLimits } from '../server/index.js'
 import { Unavailable } from '../errors/index.js'
@@ -19,8 +21,11 @@ export interface ServeSettings {
   readonly insecure: boolean
   readonly auth?: string
   readonly logLevel: (typeof LOG_LEVELS)[number]
-  /** Server limits given with `--limits` / `DATASPACE_LIMITS`; the rest keep their defaults. */
-  readonly limits: Partial<ServerLimits>
+  /**
+   * Limits given with `--limits` / `DATASPACE_LIMITS`; the rest keep their defaults. The
+   * engine's byte bounds (`memoryBudgetBytes`, …) go to the dataspace, the others to the server.
+   */
+  readonly limits: Partial<ServerLimits & ByteBounds>
   /** Browser origins allowed to call (`--allow-origin` / `DATASPACE_ALLOW_ORIGIN`). */
   readonly allowedOrigins?: readonly string[]
   /** Extra `Host` names answered (`--allow-host` / `DATASPACE_ALLOW_HOST`). */
@@ -31,6 +36,9 @@ export interface ServeSettings {
 
 /** The default of `--shutdown-timeout`: long enough for a healthy flush, short for an orchestrator. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
+
+/** Every name `--limits` takes: the server's limits and the engine's byte bounds. */
+const LIMIT_NAMES: readonly string[] = [...Object.keys(DEFAULT_LIMITS), ...BYTE_BOUND_NAMES]
 
 /**
  * `serve`: an embedded dataspace behind the server. Prints one line
@@ -66,7 +74,9 @@ export const serveCommand: Command = {
     const auth = settings.auth === undefined ? undefined : await loadTokenFile(settings.auth)
     const logger = stderrLogger(ctx, settings.logLevel)
     const backend = await parseBackend(settings.backend)
+    const { engine, server: serverLimits } = splitLimits(settings.limits)
     const ds = await backend.open({
+      ...engine,
       log: { warn: (message, fields) => logger.warn(fields, message) },
     })
     let server
@@ -77,7 +87,7 @@ export const serveCommand: Command = {
         port: settings.port,
         insecure: settings.insecure,
         logger,
-        limits: settings.limits,
+        limits: serverLimits,
         ...(auth === undefined ? {} : { auth }),
         ...(settings.allowedOrigins === undefined
           ? {}
@@ -181,17 +191,30 @@ async function withDeadline(
   }
 }
 
+/** The engine's byte bounds apart from the server's limits. */
+function splitLimits(limits: Partial<ServerLimits & ByteBounds>): {
+  engine: Partial<ByteBounds>
+  server: Partial<ServerLimits>
+} {
+  const engine: Record<string, number> = {}
+  const server: Record<string, number> = {}
+  for (const [name, value] of Object.entries(limits)) {
+    if ((BYTE_BOUND_NAMES as readonly string[]).includes(name)) engine[name] = value
+    else server[name] = value
+  }
+  return { engine, server }
+}
+
 /** `name=N,name=N` → limits; unknown names and non-integers are usage errors. */
-function parseLimits(text: string | undefined): Partial<ServerLimits> {
+function parseLimits(text: string | undefined): Partial<ServerLimits & ByteBounds> {
   const limits: Record<string, number> = {}
   if (text === undefined) return limits
   for (const item of text.split(',')) {
     const [name = '', value = '', ...rest] = item.trim().split('=')
-    if (!Object.hasOwn(DEFAULT_LIMITS, name) || rest.length > 0 || !/^\d+$/.test(value)) {
+    if (!LIMIT_NAMES.includes(name) || rest.length > 0 || !/^\d+$/.test(value)) {
       throw usageError(
         serveCommand,
-        `--limits takes NAME=N,… with NAME one of ${Object.keys(DEFAULT_LIMITS).join(', ')}; ` +
-          `got "${item}"`,
+        `--limits takes NAME=N,… with NAME one of ${LIMIT_NAMES.join(', ')}; ` + `got "${item}"`,
       )
     }
     limits[name] = Number(value)

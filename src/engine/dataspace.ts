@@ -21,14 +21,17 @@ import { durableGate, whenDurable } from './durable-gate.js'
 import type { DurableGate } from './durable-gate.js'
 import { ExpiryQueue } from './expiry-queue.js'
 import { History } from './history.js'
-import type { Commit } from './history.js'
+import type { Change, Commit } from './history.js'
 import { KindStore } from './kind-store.js'
 import { backedPage, listPage, readContinue } from './list-page.js'
+import { MemoryAccount, resolveByteBounds } from './memory-account.js'
+import type { ByteBounds } from './memory-account.js'
 import { LocalProcess } from './process.js'
 import type { ProcessHost } from './process.js'
 import { PendingCommits } from './pending-commits.js'
 import { ProcessOps } from './process-ops.js'
 import { plan, select } from './query-planner.js'
+import { recordBytes } from './record-bytes.js'
 import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
 import type {
@@ -82,6 +85,26 @@ export interface DataspaceOptions {
    */
   readonly maxValueBytes?: number
   /**
+   * The most estimated bytes the engine may hold: resident records, the history and every watch
+   * queue and mailbox (docs/server.md, "Memory"). A write that would grow the records past it
+   * is `TooLarge` with `limit: 'memoryBudgetBytes'`; retracts, deletes, expiries and exits always
+   * work. Default: half of V8's heap limit (`v8.getHeapStatistics().heap_size_limit`).
+   */
+  readonly memoryBudgetBytes?: number
+  /**
+   * Estimated bytes of old versions the history keeps for watch resume and pagination
+   * (default ⅛ of the budget, at most 256 MiB; at most half the budget). The oldest commits
+   * go first; a watch resuming from before them gets `reset` + a snapshot.
+   */
+  readonly historyBytes?: number
+  /**
+   * Default per-watch queue bound in estimated bytes (default 1/64 of the budget, from 64 KiB
+   * to 64 MiB): a watch whose unread events pass it is reset (`reset` + snapshot).
+   */
+  readonly watchBufferBytes?: number
+  /** Per-process mailbox bound in estimated bytes (default 1/64 of the budget, 64 KiB–16 MiB). */
+  readonly mailboxBytes?: number
+  /**
    * How long a write waits for a durable backend before it fails `Unavailable` (default 10 s);
    * the commit is still retried and may be applied later.
    */
@@ -101,6 +124,23 @@ export interface DataspaceStats {
   readonly droppedWatchMessages: number
   readonly droppedMailboxMessages: number
   readonly historyFloor: number
+  /** Estimated bytes of old versions held by the history (at most `historyBytes` + one commit). */
+  readonly historyBytes: number
+  /** Commits dropped from the history to stay within its caps (changes or bytes). */
+  readonly historyTrimmedCommits: number
+  /** Of `watchResets`, those because a queue passed its byte cap or the budget shed it. */
+  readonly watchByteResets: number
+  /** Estimated bytes of resident records. */
+  readonly recordBytes: number
+  /** Estimated bytes queued in every watch. */
+  readonly watchQueueBytes: number
+  /** Estimated bytes queued in every mailbox. */
+  readonly mailboxBytes: number
+  /** Everything the budget counts: records, history, watch queues and mailboxes. */
+  readonly memoryUsedBytes: number
+  readonly memoryBudgetBytes: number
+  /** Writes refused because they would have grown the records past the budget. */
+  readonly memoryRefusedWrites: number
 }
 
 /**
@@ -116,8 +156,10 @@ export class Dataspace implements DataspaceApi, WatchContext {
   readonly #processes = new Map<string, LocalProcess>()
   readonly #watches: WatchRegistry
   readonly #options: Required<
-    Omit<DataspaceOptions, 'node' | 'backend' | 'durableTimeoutMs' | 'log'>
-  >
+    Pick<DataspaceOptions, 'historySize' | 'watchBufferSize' | 'mailboxSize' | 'maxValueBytes'>
+  > &
+    ByteBounds
+  readonly #memory: MemoryAccount
   readonly #ops: ProcessHost
   readonly #log: NonNullable<DataspaceOptions['log']>
   #revision = 0
@@ -178,11 +220,17 @@ export class Dataspace implements DataspaceApi, WatchContext {
       watchBufferSize: positive('watchBufferSize', options.watchBufferSize ?? 10_000),
       mailboxSize: positive('mailboxSize', options.mailboxSize ?? 10_000),
       maxValueBytes: positive('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
+      ...resolveByteBounds(options),
     })
+    this.#memory = new MemoryAccount(this.#options)
     this.#log = options.log ?? { warn: (m, f) => console.warn(m, f) }
-    this.#history = new History(this.#options.historySize, state?.revision ?? 0)
+    this.#history = new History(
+      this.#options.historySize,
+      this.#options.historyBytes,
+      state?.revision ?? 0,
+    )
     this.#ops = new ProcessOps(this)
-    this.#watches = new WatchRegistry(this)
+    this.#watches = new WatchRegistry(this, this.#memory.watchQueues)
     this.restoredSessions = state?.sessions ?? []
     this.restoredAnswers = state?.answers ?? []
     this.#runtime =
@@ -225,6 +273,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     for (const record of state.records) {
       const frozen = freezeJson(record, 'record', Infinity)
       this.storeFor(record.kind).put(frozen, undefined)
+      this.#memory.records += recordBytes(frozen)
       if (frozen.expiresAt !== undefined) {
         this.#expiries.push({ at: frozen.expiresAt, kind: frozen.kind, id: frozen.id })
       }
@@ -418,6 +467,8 @@ export class Dataspace implements DataspaceApi, WatchContext {
   }
 
   get stats(): DataspaceStats {
+    this.#memory.watches = this.#watches.hub.size
+    this.#memory.processes = this.#processes.size
     let records = 0
     for (const store of this.#stores.values()) records += store.size
     let dropped = this.#droppedMailbox
@@ -432,6 +483,15 @@ export class Dataspace implements DataspaceApi, WatchContext {
       droppedWatchMessages: this.#watches.counters.droppedMessages,
       droppedMailboxMessages: dropped,
       historyFloor: this.#history.floor,
+      historyBytes: this.#history.bytes,
+      historyTrimmedCommits: this.#history.trimmed,
+      watchByteResets: this.#watches.counters.byteResets,
+      recordBytes: this.#memory.records,
+      watchQueueBytes: this.#memory.watchQueues.bytes,
+      mailboxBytes: this.#memory.mailboxes.bytes,
+      memoryUsedBytes: this.#memory.used,
+      memoryBudgetBytes: this.#memory.budget,
+      memoryRefusedWrites: this.#memory.refused,
     }
   }
 
@@ -522,7 +582,11 @@ export class Dataspace implements DataspaceApi, WatchContext {
   }
 
   #register(id: string, name: string): LocalProcess {
-    const proc = new LocalProcess(this.#ops, id, name, this.#options.mailboxSize)
+    const proc = new LocalProcess(this.#ops, id, name, {
+      size: this.#options.mailboxSize,
+      bytes: this.#options.mailboxBytes,
+      meter: this.#memory.mailboxes,
+    })
     this.#processes.set(id, proc)
     return proc
   }
@@ -638,12 +702,13 @@ export class Dataspace implements DataspaceApi, WatchContext {
       options.bufferSize === undefined
         ? this.#options.watchBufferSize
         : positive('bufferSize', options.bufferSize)
+    const bounds = { bufferSize, bufferBytes: this.#options.watchBufferBytes }
     if (this.#stores.get(kind)?.resident !== false) {
-      return this.#watches.watch<T>(kind, selector, options, bufferSize)
+      return this.#watches.watch<T>(kind, selector, options, bounds)
     }
     // A non-resident kind's snapshot is read from the backend; its changes come from commits.
     const read = this.#readSpec(kind, options, Infinity)
-    return this.#watches.watch<T>(kind, selector, options, bufferSize, (later) => {
+    return this.#watches.watch<T>(kind, selector, options, bounds, (later) => {
       this.#backedReads()
         .read([read], ([result]) =>
           later.deliver({
@@ -709,6 +774,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
       (change) => change.before !== undefined || change.after !== undefined,
     )
     if (changes.length === 0) return this.#revision
+    this.#admit(changes)
     const revision = ++this.#revision
     let nextExpiry = Infinity
     let removals: Map<KindStore, DataspaceRecord[]> | undefined
@@ -734,6 +800,7 @@ export class Dataspace implements DataspaceApi, WatchContext {
     }
     // Removals go last and in bulk: a change's id is unique within a commit, so order is free.
     if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
+    this.#memory.records += this.#growth(changes)
     const commit: Commit = { revision, changes }
     this.#history.append(commit)
     this.#pending?.push(commit)
@@ -749,6 +816,35 @@ export class Dataspace implements DataspaceApi, WatchContext {
       this.#dispatching = false
     }
     return revision
+  }
+
+  /**
+   * Refuses a commit that would grow the resident records past the memory budget, before
+   * anything is applied (nothing half-applied). Commits that shrink them — retracts, deletes,
+   * expiries, exits — always pass. Watch queues are shed first: watchers that do not read must
+   * not keep writers out.
+   */
+  #admit(changes: readonly Change[]): void {
+    const growth = this.#growth(changes)
+    this.#memory.watches = this.#watches.hub.size
+    this.#memory.processes = this.#processes.size
+    if (this.#memory.fits(growth)) return
+    if (this.#memory.watchQueues.bytes > 0 && !this.#dispatching) {
+      this.#watches.shed(this.#memory.overBy(growth))
+      if (this.#memory.fits(growth)) return
+    }
+    this.#memory.refuse(growth)
+  }
+
+  /** How many estimated bytes `changes` add to the resident records (negative: free). */
+  #growth(changes: readonly Change[]): number {
+    let growth = 0
+    for (const change of changes) {
+      if (this.#stores.get(change.kind)?.resident === false) continue
+      if (change.after !== undefined) growth += recordBytes(change.after)
+      if (change.before !== undefined) growth -= recordBytes(change.before)
+    }
+    return growth
   }
 
   /**

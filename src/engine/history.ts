@@ -1,3 +1,4 @@
+import { recordBytes } from './record-bytes.js'
 import type { DataspaceRecord, RetractReason } from './types.js'
 
 /** One record's transition in a commit: created, overwritten or removed. */
@@ -16,23 +17,60 @@ export interface Commit {
   readonly changes: readonly Change[]
 }
 
+/** Fixed cost of one change in the history (the change object and its slot). */
+const CHANGE_OVERHEAD = 64
+
+/**
+ * What a commit adds to the memory held: each change's previous version. A change's new
+ * version is either the current record (counted with the records) or the previous version of
+ * a later change still held (the history drops oldest first), so counting `before` counts every
+ * version once.
+ */
+export function commitBytes(commit: Commit): number {
+  let bytes = 0
+  for (const change of commit.changes) {
+    bytes += CHANGE_OVERHEAD + (change.before === undefined ? 0 : recordBytes(change.before))
+  }
+  return bytes
+}
+
 /**
  * The recent commits, kept so that watches can resume from a revision and continue tokens can
- * page at the revision they started at. Bounded by a number of changes (not commits), because
- * memory is what runs out; the newest commit is always kept, however large.
+ * page at the revision they started at. Bounded by a number of changes (not commits) and by
+ * estimated bytes, because memory is what runs out: one session overwriting a 1 MB record must
+ * not keep every version. The oldest commits go first; the newest is always kept, however large.
  */
 export class History {
   #commits: Commit[] = []
+  /** Estimated bytes of each held commit, aligned with `#commits`. */
+  #sizes: number[] = []
   #head = 0
   #changes = 0
+  #bytes = 0
+  #trimmed = 0
   readonly #maxChanges: number
+  readonly #maxBytes: number
   /** Commits after this revision are all still held. */
   #floor = 0
 
-  /** @param start the revision the history begins after (a store loaded at that revision). */
-  constructor(maxChanges: number, start = 0) {
+  /**
+   * @param maxBytes the byte cap (estimated, see record-bytes.ts)
+   * @param start the revision the history begins after (a store loaded at that revision)
+   */
+  constructor(maxChanges: number, maxBytes = Infinity, start = 0) {
     this.#maxChanges = maxChanges
+    this.#maxBytes = maxBytes
     this.#floor = start
+  }
+
+  /** Estimated bytes held. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /** Commits dropped so far to stay within the caps. */
+  get trimmed(): number {
+    return this.#trimmed
   }
 
   /** The oldest revision R such that every commit after R is still here. */
@@ -40,18 +78,28 @@ export class History {
     return this.#floor
   }
 
+  /** Adds the newest commit, then drops the oldest ones while over either cap. */
   append(commit: Commit): void {
+    const size = commitBytes(commit)
     this.#commits.push(commit)
+    this.#sizes.push(size)
     this.#changes += commit.changes.length
-    while (this.#changes > this.#maxChanges && this.#commits.length - this.#head > 1) {
+    this.#bytes += size
+    while (
+      (this.#changes > this.#maxChanges || this.#bytes > this.#maxBytes) &&
+      this.#commits.length - this.#head > 1
+    ) {
       const dropped = this.#commits[this.#head] as Commit
       this.#commits[this.#head] = undefined as unknown as Commit
-      this.#head++
       this.#changes -= dropped.changes.length
+      this.#bytes -= this.#sizes[this.#head] as number
+      this.#head++
+      this.#trimmed++
       this.#floor = dropped.revision
     }
     if (this.#head > 1024 && this.#head * 2 > this.#commits.length) {
       this.#commits = this.#commits.slice(this.#head)
+      this.#sizes = this.#sizes.slice(this.#head)
       this.#head = 0
     }
   }

@@ -1,5 +1,7 @@
 import { ProcessExited } from '../errors/index.js'
+import type { ByteMeter } from './memory-account.js'
 import { QueuedStream } from './queued-stream.js'
+import { messageBytes } from './record-bytes.js'
 import type {
   AssertOptions,
   ClaimOptions,
@@ -52,6 +54,7 @@ export class LocalProcess implements Process {
   readonly signal: AbortSignal
   readonly #host: ProcessHost
   readonly #mailboxSize: number
+  readonly #mailboxBytes: number
   readonly #abort = new AbortController()
   #alive = true
   #exiting: Promise<void> | undefined
@@ -62,13 +65,26 @@ export class LocalProcess implements Process {
   /** What `mailbox` overflow has cost, for the engine's counters. */
   droppedTotal = 0
 
-  constructor(host: ProcessHost, id: string, name: string, mailboxSize: number) {
+  /**
+   * @param mailbox the mailbox's bounds: `size` messages and `bytes` estimated bytes, the
+   *   latter totalled over every mailbox in `meter`
+   */
+  constructor(
+    host: ProcessHost,
+    id: string,
+    name: string,
+    mailbox: { readonly size: number; readonly bytes: number; readonly meter: ByteMeter },
+  ) {
     this.#host = host
     this.id = id
     this.name = name
-    this.#mailboxSize = mailboxSize
+    this.#mailboxSize = mailbox.size
+    this.#mailboxBytes = mailbox.bytes
     this.signal = this.#abort.signal
-    this.messages = new QueuedStream<Message>()
+    this.messages = new QueuedStream<Message>(undefined, {
+      measure: messageBytes,
+      meter: mailbox.meter,
+    })
     this.exited = new Promise((resolve) => {
       this.#resolveExited = resolve
     })
@@ -123,17 +139,25 @@ export class LocalProcess implements Process {
     return this.#exiting
   }
 
-  /** Puts a message in the mailbox; a full mailbox drops it and counts the drop. */
+  /**
+   * Puts a message in the mailbox; a full mailbox (in messages or in bytes) drops it and counts
+   * the drop. An empty mailbox takes any one message, so a large one is never undeliverable.
+   */
   deliver(from: string, message: unknown): boolean {
     if (!this.#alive) return false
-    if (this.messages.length >= this.#mailboxSize) {
+    const dropped = this.#droppedMessages
+    const item: Message = dropped > 0 ? { from, message, dropped } : { from, message }
+    const queued = this.messages.length
+    if (
+      queued >= this.#mailboxSize ||
+      (queued > 0 && this.messages.bytes + this.messages.weigh(item) > this.#mailboxBytes)
+    ) {
       this.#droppedMessages++
       this.droppedTotal++
       return false
     }
-    const dropped = this.#droppedMessages
     this.#droppedMessages = 0
-    return this.messages.push(dropped > 0 ? { from, message, dropped } : { from, message })
+    return this.messages.push(item)
   }
 
   /** Called by the engine once the exit commit is applied. */

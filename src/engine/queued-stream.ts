@@ -1,37 +1,55 @@
 import { revisionOf, whenDurable } from './durable-gate.js'
 import type { DurableGate } from './durable-gate.js'
+import type { ByteMeter } from './memory-account.js'
 import type { CloseReason, Stream } from './types.js'
 
 interface Waiter<T> {
   resolve(result: IteratorResult<T, undefined>): void
 }
 
+/** How a queue weighs its items: an estimate per item, and a total shared with its peers. */
+export interface Metering<T> {
+  // A method, not a function property: bivariant, so a WatchStream<T> is a WatchStream<unknown>.
+  measure(item: T): number
+  readonly meter: ByteMeter
+}
+
 /**
  * The one queue behind every stream (watches, mailboxes, facade monitors), after nats.js's
  * QueuedIterator: producers `push` synchronously, one consumer pulls with `for await`.
  *
- * The queue itself does not enforce a bound: its producer decides what to do when `length`
- * reaches its limit (a watch resets and resnapshots, a mailbox drops and counts), because
- * the right overflow policy depends on what the items mean.
+ * The queue itself does not enforce a bound: its producer decides what to do when `length` or
+ * `bytes` reaches its limit (a watch resets and resnapshots, a mailbox drops and counts),
+ * because the right overflow policy depends on what the items mean. A metered queue keeps the
+ * estimated bytes of what it holds, here and in a meter shared with its peers (the engine's
+ * memory account).
  */
 export class QueuedStream<T> implements Stream<T> {
   #items: T[] = []
   #head = 0
   #waiter: Waiter<T> | undefined
   #done = false
+  #bytes = 0
   #resolveClosed!: (reason: CloseReason) => void
   readonly closed: Promise<CloseReason>
   readonly #onClose: ((reason: CloseReason) => void) | undefined
+  readonly #metering: Metering<T> | undefined
   readonly #gate: DurableGate | undefined
 
   /**
    * @param onClose runs once, synchronously, when the stream ends (unsubscribe hooks go here).
+   * @param metering weighs queued items in bytes (see record-bytes.ts)
    * @param gate holds each item that carries a `revision` until that revision is durable (the
    *   engine's streams on a durable backend; see durable-gate.ts). Items wait in order, so
    *   nothing behind a held event overtakes it.
    */
-  constructor(onClose?: (reason: CloseReason) => void, gate?: DurableGate) {
+  constructor(
+    onClose?: (reason: CloseReason) => void,
+    metering?: Metering<T>,
+    gate?: DurableGate,
+  ) {
     this.#onClose = onClose
+    this.#metering = metering
     this.#gate = gate
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
@@ -41,6 +59,27 @@ export class QueuedStream<T> implements Stream<T> {
   /** Items waiting for the consumer. */
   get length(): number {
     return this.#items.length - this.#head
+  }
+
+  /** Estimated bytes of the items waiting (0 unless metered). */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /** What `item` weighs in this queue (0 unless metered). */
+  weigh(item: T): number {
+    return this.#metering === undefined ? 0 : this.#metering.measure(item)
+  }
+
+  #add(bytes: number): void {
+    if (bytes === 0 || this.#metering === undefined) return
+    this.#bytes += bytes
+    this.#metering.meter.bytes += bytes
+  }
+
+  /** Forgets the weight of everything queued (it was taken or dropped). */
+  #emptied(): void {
+    this.#add(-this.#bytes)
   }
 
   get done(): boolean {
@@ -57,6 +96,7 @@ export class QueuedStream<T> implements Stream<T> {
       return true
     }
     this.#items.push(item)
+    this.#add(this.weigh(item))
     return true
   }
 
@@ -65,6 +105,7 @@ export class QueuedStream<T> implements Stream<T> {
     const dropped = this.#items.slice(this.#head)
     this.#items = []
     this.#head = 0
+    this.#emptied()
     return dropped
   }
 
@@ -74,6 +115,7 @@ export class QueuedStream<T> implements Stream<T> {
     this.#done = true
     this.#items = []
     this.#head = 0
+    this.#emptied()
     const waiter = this.#waiter
     this.#waiter = undefined
     waiter?.resolve({ value: undefined, done: true })
@@ -101,9 +143,14 @@ export class QueuedStream<T> implements Stream<T> {
       if (this.#head === this.#items.length) {
         this.#items = []
         this.#head = 0
-      } else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-        this.#items = this.#items.slice(this.#head)
-        this.#head = 0
+        // Exactly zero when empty, whatever drift the estimates had.
+        this.#emptied()
+      } else {
+        this.#add(-Math.min(this.#bytes, this.weigh(value)))
+        if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+          this.#items = this.#items.slice(this.#head)
+          this.#head = 0
+        }
       }
       return Promise.resolve({ value, done: false })
     }
@@ -140,6 +187,7 @@ export class QueuedStream<T> implements Stream<T> {
     const items = this.#items.slice(this.#head)
     this.#items = []
     this.#head = 0
+    this.#emptied()
     return items
   }
 

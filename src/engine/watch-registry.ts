@@ -3,6 +3,7 @@ import type { CompiledSelector } from './compiled-selector.js'
 import type { DurableGate } from './durable-gate.js'
 import type { Commit, History } from './history.js'
 import type { KindStore } from './kind-store.js'
+import type { ByteMeter } from './memory-account.js'
 import { plan, select } from './query-planner.js'
 import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
@@ -44,14 +45,33 @@ type Snapshot = { type: 'snapshot'; records: DataspaceRecord[]; revision: number
  */
 export class WatchRegistry {
   readonly hub = new WatchHub()
-  readonly counters: WatchCounters = { resets: 0, droppedMessages: 0 }
+  readonly counters: WatchCounters = { resets: 0, byteResets: 0, droppedMessages: 0 }
   readonly #context: WatchContext
   readonly #streams = new Set<WatchStream>()
   readonly #observations = new Set<Observation>()
+  /** Totals the bytes queued in every watch. */
+  readonly #meter: ByteMeter
   #counter = 0
 
-  constructor(context: WatchContext) {
+  constructor(context: WatchContext, meter: ByteMeter) {
     this.#context = context
+    this.#meter = meter
+  }
+
+  /**
+   * Resets the watches holding the most queued bytes until at least `bytes` are freed or none
+   * hold any: what the engine does before refusing a write for its memory budget, so that
+   * watchers that do not read cannot keep writers out. Returns the bytes freed.
+   */
+  shed(bytes: number): number {
+    const before = this.#meter.bytes
+    const heavy = [...this.#streams].filter((s) => s.bytes > 0).sort((a, b) => b.bytes - a.bytes)
+    for (const stream of heavy) {
+      if (before - this.#meter.bytes >= bytes) break
+      this.counters.byteResets++
+      stream.resync('overflow')
+    }
+    return before - this.#meter.bytes
   }
 
   /** `snapshot` makes the watch's snapshots; by default, from the kind's store at once. */
@@ -59,7 +79,7 @@ export class WatchRegistry {
     kind: string,
     selector: CompiledSelector,
     options: WatchOptions,
-    bufferSize: number,
+    bounds: { readonly bufferSize: number; readonly bufferBytes: number },
     snapshot: SnapshotSource = () => this.snapshot(kind, selector),
   ): Watch<T> {
     const from = options.fromRevision
@@ -70,7 +90,8 @@ export class WatchRegistry {
       const stream = new WatchStream<T>({
         kind,
         selector,
-        bufferSize,
+        ...bounds,
+        meter: this.#meter,
         snapshot,
         counters: this.counters,
         onClose: () => undefined,
@@ -83,7 +104,8 @@ export class WatchRegistry {
     const stream: WatchStream<T> = new WatchStream<T>({
       kind,
       selector,
-      bufferSize,
+      ...bounds,
+      meter: this.#meter,
       snapshot,
       counters: this.counters,
       gate: this.#context.gate,

@@ -1,12 +1,16 @@
 import type { CompiledSelector } from './compiled-selector.js'
 import type { DurableGate } from './durable-gate.js'
+import type { ByteMeter } from './memory-account.js'
 import { QueuedStream } from './queued-stream.js'
+import { eventBytes } from './record-bytes.js'
 import type { Subscriber } from './watch-hub.js'
 import type { CloseReason, Watch, WatchEvent } from './types.js'
 
 /** Counters the dataspace keeps about its watches (what metrics will read). */
 export interface WatchCounters {
   resets: number
+  /** Of `resets`, those because a queue passed its byte cap. */
+  byteResets: number
   droppedMessages: number
 }
 
@@ -21,10 +25,11 @@ export type SnapshotSource = (later: {
 }) => WatchEvent | undefined
 
 /**
- * A public watch: a subscriber whose events go into a bounded queue. When state events would
- * overflow the queue, everything queued is discarded and replaced by `reset` + a fresh `snapshot`
- * (the Kubernetes relist): a slow watcher is never silently skipped. Messages carry no state, so
- * an overflowing message is dropped and counted instead, and the count rides on the next event.
+ * A public watch: a subscriber whose events go into a queue bounded in events and in estimated
+ * bytes. When state events would overflow the queue, everything queued is discarded and
+ * replaced by `reset` + a fresh `snapshot` (the Kubernetes relist): a slow watcher is never
+ * silently skipped. Messages carry no state, so an overflowing message is dropped and counted
+ * instead, and the count rides on the next event.
  */
 export class WatchStream<T = unknown>
   extends QueuedStream<WatchEvent<T>>
@@ -33,6 +38,7 @@ export class WatchStream<T = unknown>
   readonly kind: string
   readonly selector: CompiledSelector
   readonly #bufferSize: number
+  readonly #bufferBytes: number
   readonly #snapshot: SnapshotSource
   readonly #counters: WatchCounters
   #droppedMessages = 0
@@ -44,16 +50,20 @@ export class WatchStream<T = unknown>
     kind: string
     selector: CompiledSelector
     bufferSize: number
+    /** The queue's byte cap; `meter` totals every watch queue's bytes. */
+    bufferBytes: number
+    meter: ByteMeter
     snapshot: SnapshotSource
     counters: WatchCounters
     onClose: (reason: CloseReason) => void
     /** Holds events until durable (a durable backend); see durable-gate.ts. */
     gate?: DurableGate | undefined
   }) {
-    super(options.onClose, options.gate)
+    super(options.onClose, { measure: eventBytes, meter: options.meter }, options.gate)
     this.kind = options.kind
     this.selector = options.selector
     this.#bufferSize = options.bufferSize
+    this.#bufferBytes = options.bufferBytes
     this.#snapshot = options.snapshot
     this.#counters = options.counters
   }
@@ -73,7 +83,12 @@ export class WatchStream<T = unknown>
       }
       return
     }
-    if (this.length + events.length <= this.#bufferSize) {
+    let bytes = 0
+    for (const event of events) bytes += eventBytes(event)
+    const fitsCount = this.length + events.length <= this.#bufferSize
+    // An empty queue takes any one batch: a commit larger than the cap must still be seen.
+    const fitsBytes = this.length === 0 || this.bytes + bytes <= this.#bufferBytes
+    if (fitsCount && fitsBytes) {
       for (const event of events) this.#push(event)
       return
     }
@@ -81,6 +96,7 @@ export class WatchStream<T = unknown>
       this.#dropMessages(events.length)
       return
     }
+    if (!fitsBytes) this.#counters.byteResets++
     this.resync('overflow')
   }
 

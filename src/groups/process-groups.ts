@@ -149,6 +149,7 @@ export class ProcessGroups implements ProcessGroupsApi {
     const selector = this.#selector(group)
     const stream: QueuedStream<GroupEvent> = new QueuedStream<GroupEvent>(
       () => observation.close(),
+      undefined,
       this.#ds.gate,
     )
     const snapshot = (records: readonly DataspaceRecord[], revision: number): GroupEvent => ({

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Dataspace } from '../engine/index.js'
 import { LIMIT_NAMES } from './limits.js'
@@ -123,10 +124,70 @@ export class ServerMetrics {
       'Messages dropped from full process mailboxes',
       () => ds.stats.droppedMailboxMessages,
     )
+    this.#memoryMetrics(ds, gauge, counter)
     counter(
       'dataspace_sse_slow_consumer_closes_total',
       'SSE streams closed because the client read too slowly',
       sources.slowConsumerCloses,
+    )
+  }
+
+  /**
+   * The engine's byte accounting against its memory budget (docs/server.md, "Memory"), and the
+   * V8 heap it stands for: what an operator watches to see the budget approach.
+   */
+  #memoryMetrics(
+    ds: Dataspace,
+    gauge: (name: string, help: string, read: () => number) => void,
+    counter: (name: string, help: string, read: () => number) => void,
+  ): void {
+    gauge(
+      'dataspace_memory_budget_bytes',
+      'The engine memory budget (memoryBudgetBytes): writes that would grow records past it are refused',
+      () => ds.stats.memoryBudgetBytes,
+    )
+    gauge(
+      'dataspace_memory_used_bytes',
+      'Estimated bytes the engine holds: records, history, watch queues and mailboxes',
+      () => ds.stats.memoryUsedBytes,
+    )
+    new Gauge({
+      name: 'dataspace_memory_bytes',
+      help: 'Estimated bytes the engine holds, by part',
+      labelNames: ['part'],
+      registers: [this.registry],
+      collect() {
+        const stats = ds.stats
+        this.set({ part: 'records' }, stats.recordBytes)
+        this.set({ part: 'history' }, stats.historyBytes)
+        this.set({ part: 'watch_queues' }, stats.watchQueueBytes)
+        this.set({ part: 'mailboxes' }, stats.mailboxBytes)
+      },
+    })
+    gauge(
+      'dataspace_heap_used_bytes',
+      'V8 heap in use by the server process (what the budget protects)',
+      () => getHeapStatistics().used_heap_size,
+    )
+    gauge(
+      'dataspace_heap_limit_bytes',
+      'V8 heap limit of the server process (--max-old-space-size)',
+      () => getHeapStatistics().heap_size_limit,
+    )
+    counter(
+      'dataspace_memory_refused_writes_total',
+      'Writes refused (TooLarge, limit memoryBudgetBytes) because the memory budget was full',
+      () => ds.stats.memoryRefusedWrites,
+    )
+    counter(
+      'dataspace_history_trimmed_commits_total',
+      'Commits dropped from the watch history to stay within historySize and historyBytes',
+      () => ds.stats.historyTrimmedCommits,
+    )
+    counter(
+      'dataspace_watch_byte_resets_total',
+      'Watches reset because their queue passed watchBufferBytes or the budget shed it',
+      () => ds.stats.watchByteResets,
     )
   }
 

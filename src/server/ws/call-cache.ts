@@ -1,7 +1,14 @@
+import { valueBytes } from '../../engine/index.js'
 import type { Session } from '../session-table.js'
 
 /** How many answered writes a session remembers for resent calls (in memory and in storage). */
 export const REMEMBERED = 1024
+/**
+ * Estimated bytes of answers a session remembers (1 MiB): an answer carries the record written,
+ * so 1024 answers of 1 MB overwrites would pin 1 GB per session. Past it the oldest answers go;
+ * the newest is always kept, since a resend after a reconnect is of the latest calls.
+ */
+const REMEMBERED_BYTES = 1024 * 1024
 
 /**
  * Makes a write resent after a reconnect take effect once. A client numbers its calls per
@@ -14,10 +21,14 @@ export const REMEMBERED = 1024
 export class CallCache {
   readonly #answers = new Map<number, Promise<unknown>>()
   readonly #stored = new Set<number>()
-  readonly #forget: (id: number) => void
+  readonly #release: (id: number) => void
+  /** Estimated bytes of each settled answer still remembered. */
+  readonly #sizes = new Map<number, number>()
+  #bytes = 0
 
-  constructor(forget: (id: number) => void) {
-    this.#forget = forget
+  /** @param release is told of each stored answer this cache lets go. */
+  constructor(release: (id: number) => void) {
+    this.#release = release
   }
 
   /** The answer of call `id`: remembered, or computed now by `run` and remembered. */
@@ -27,14 +38,17 @@ export class CallCache {
     const answer = run()
     this.#remember(id, answer)
     // Only the outcome is cached; an unhandled rejection here would be reported twice.
-    answer.catch(() => {})
+    answer.then(
+      (value) => this.#weigh(id, valueBytes(value)),
+      () => {},
+    )
     return answer
   }
 
   /** Call `id`'s answer is in storage (or on its way there, with its commit). */
   stored(id: number): void {
     // Already let go (a thousand calls overtook it): storage lets it go too.
-    if (!this.#answers.has(id)) this.#forget(id)
+    if (!this.#answers.has(id)) this.#release(id)
     else this.#stored.add(id)
   }
 
@@ -42,24 +56,41 @@ export class CallCache {
   restore(id: number, value: unknown): void {
     this.#stored.add(id)
     this.#remember(id, Promise.resolve(value))
+    this.#weigh(id, valueBytes(value))
   }
 
   #remember(id: number, answer: Promise<unknown>): void {
     this.#answers.set(id, answer)
     // Map order is insertion order: the first key is the oldest.
-    while (this.#answers.size > REMEMBERED) {
-      const oldest = this.#answers.keys().next().value as number
-      this.#answers.delete(oldest)
-      if (this.#stored.delete(oldest)) this.#forget(oldest)
+    while (this.#answers.size > REMEMBERED)
+      this.#forget(this.#answers.keys().next().value as number)
+  }
+
+  /** Counts a settled answer's bytes, then forgets the oldest answers while over the cap. */
+  #weigh(id: number, bytes: number): void {
+    if (!this.#answers.has(id) || this.#sizes.has(id)) return
+    this.#sizes.set(id, bytes)
+    this.#bytes += bytes
+    for (const oldest of this.#answers.keys()) {
+      if (this.#bytes <= REMEMBERED_BYTES || oldest === id) break
+      // A call still running stays: a resend of it must wait for it, not run it again.
+      if (this.#sizes.has(oldest)) this.#forget(oldest)
     }
+  }
+
+  #forget(id: number): void {
+    this.#answers.delete(id)
+    this.#bytes -= this.#sizes.get(id) ?? 0
+    this.#sizes.delete(id)
+    if (this.#stored.delete(id)) this.#release(id)
   }
 }
 
 const caches = new WeakMap<Session, CallCache>()
 
-/** The session's cache; `forget(id)` is told of each stored answer it lets go. */
-export function callCacheOf(session: Session, forget: (id: number) => void = () => {}): CallCache {
+/** The session's cache; `release(id)` is told of each stored answer it lets go. */
+export function callCacheOf(session: Session, release: (id: number) => void = () => {}): CallCache {
   let cache = caches.get(session)
-  if (cache === undefined) caches.set(session, (cache = new CallCache(forget)))
+  if (cache === undefined) caches.set(session, (cache = new CallCache(release)))
   return cache
 }
