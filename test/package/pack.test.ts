@@ -23,6 +23,29 @@ import { execTool, spawnTool } from './exec-tool.js'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const CHECK = fileURLToPath(new URL('consumer-check.mjs', import.meta.url))
 
+/**
+ * A TypeScript consumer, type-checked strictly and without skipLibCheck against the installed
+ * .d.ts files: public types that name a dependency's types (pg's PoolConfig) need those types
+ * installed with the package.
+ */
+const CONSUMER_TS = `
+import { createDataspace } from 'dataspace'
+import type { DataspaceRecord } from 'dataspace'
+import { connect } from 'dataspace/client'
+import { createServer } from 'dataspace/server'
+import { sqliteBackend } from 'dataspace/backends/sqlite'
+import { postgresBackend } from 'dataspace/backends/postgres'
+
+export async function consumer(): Promise<number | undefined> {
+  const ds = createDataspace()
+  const server = await createServer({ ds, port: 0 })
+  const client = await connect(server.url, { name: 'typed' })
+  const record: DataspaceRecord | undefined = await client.get('k', 'a')
+  const pg = postgresBackend({ url: 'postgres://x', pool: { max: 2 } })
+  return [sqliteBackend({ path: 'x.db' }), pg].length > 0 ? record?.revision : undefined
+}
+`
+
 interface PackedFile {
   readonly path: string
 }
@@ -114,6 +137,33 @@ describe('the packed package', { timeout: 240_000 }, () => {
     assert.deepEqual(result.seen, { method: 'GET', path: '/health' })
     assert.equal(result.notOwner, 'NotOwner')
     assert.equal(result.stored, 1)
+  })
+
+  it('type-checks a strict TypeScript consumer against the shipped .d.ts files', async () => {
+    writeFileSync(join(project, 'consumer.ts'), CONSUMER_TS)
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          // Node's types from this repo; everything else only from the consumer's install.
+          types: ['node'],
+          typeRoots: [join(ROOT, 'node_modules', '@types')],
+        },
+        files: ['consumer.ts'],
+      }),
+    )
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+    const check = await execTool(process.execPath, [tsc, '-p', '.'], {
+      cwd: project,
+      timeout: 90_000,
+    })
+    assert.equal(check.code, 0, check.stdout + check.stderr)
   })
 
   it('has a dataspace bin: --help, serve, and -o json that parses', async () => {
