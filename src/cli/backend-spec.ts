@@ -3,6 +3,7 @@ import { sqliteBackend } from '../backends/sqlite/index.js'
 import { openDataspace } from '../engine/index.js'
 import type { Dataspace, DataspaceOptions } from '../engine/index.js'
 import { CliError } from './http-client.js'
+import { postgresSpec } from './postgres-spec.js'
 
 /** Where `serve` keeps its data unless told: a SQLite file under the working directory. */
 export const DEFAULT_BACKEND = 'sqlite:./.dataspace/dataspace.db'
@@ -39,22 +40,5 @@ export async function parseBackend(spec: string): Promise<BackendSpec> {
       open: (options) => openDataspace({ ...options, backend: sqliteBackend({ path }) }),
     }
   }
-  // Loaded only when asked for: `pg` stays out of a SQLite or memory server.
-  const { postgresBackend } = await import('../backends/postgres/index.js')
-  // `?schema=NAME` picks the schema (default `dataspace`); the rest of the URL goes to `pg`.
-  const url = new URL(spec)
-  const schema = url.searchParams.get('schema') ?? undefined
-  url.searchParams.delete('schema')
-  const redacted = url.toString().replace(/\/\/[^@/]*@/, '//***@')
-  return {
-    label: `postgres:${redacted}${schema === undefined ? '' : ` schema ${schema}`}`,
-    open: (options) =>
-      openDataspace({
-        ...options,
-        backend: postgresBackend({
-          url: url.toString(),
-          ...(schema === undefined ? {} : { schema }),
-        }),
-      }),
-  }
+  return postgresSpec(spec)
 }

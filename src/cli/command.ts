@@ -21,6 +21,8 @@ export interface Command {
   readonly name: string
   readonly usage: string
   readonly summary: string
+  /** More lines for `COMMAND --help`: flags, environment, verbs. */
+  readonly details?: readonly string[]
   readonly options?: OptionsConfig
   /** Positional arguments allowed: `[min, max]`. */
   readonly arity: readonly [number, number]

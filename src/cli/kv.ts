@@ -34,6 +34,12 @@ export const kvCommand: Command = {
   name: 'kv',
   usage: 'kv get|put|delete|watch BUCKET [KEY] [VALUE]',
   summary: 'read, write and watch KV buckets',
+  details: [
+    ...Object.values(USAGE),
+    '',
+    'get without KEY lists the bucket. A put VALUE is JSON when it parses as JSON,',
+    'otherwise the string itself (kv put cfg mode fast).',
+  ],
   options: {
     prefix: { type: 'string' },
     glob: { type: 'string' },

@@ -1,4 +1,6 @@
-// The `dataspace` executable: `npm run dataspace -- <command>` or `tsx src/cli/main.ts <command>`.
+#!/usr/bin/env node
+// The `dataspace` executable (the package's bin): `npx dataspace <command>`, or from the sources
+// `npm run -s dataspace -- <command>` / `node --import tsx src/cli/main.ts <command>`.
 import { run } from './index.js'
 
 const controller = new AbortController()

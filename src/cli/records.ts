@@ -43,7 +43,28 @@ export const listCommand: Command = {
     if (ctx.mode === 'table' && page.continue !== undefined) {
       ctx.io.stderr(`more records: add --continue ${page.continue}`)
     }
+    if (page.items.length === 0 && ctx.flags.continue === undefined) {
+      await noteUnknownKind(ctx, arg(ctx, 0))
+    }
   },
+}
+
+/**
+ * An empty list of a kind the server has never heard of is most likely a typo: say so on stderr
+ * (stdout stays the answer; the exit code stays 0, since an empty answer is a correct one).
+ */
+async function noteUnknownKind(ctx: CommandContext, kind: string): Promise<void> {
+  let plan: { unknownKind?: boolean }
+  try {
+    plan = (await ctx.client.request('GET', path('/v1/explain', kind))) as typeof plan
+  } catch {
+    // Only a hint: a server that cannot explain (an older one, a token without the right)
+    // has already given the answer that matters.
+    return
+  }
+  if (plan.unknownKind === true) {
+    ctx.io.stderr(`no kind "${kind}" is defined and no records of it exist`)
+  }
 }
 
 /** `watch KIND [selectors]`: the snapshot, then one line per event until interrupted. */

@@ -33,14 +33,19 @@ export async function run(
   signal: AbortSignal,
 ): Promise<number> {
   const [name, ...rest] = argv
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+  const helpOf = name === 'help' ? rest[0] : undefined
+  if (name === undefined || ((name === 'help' || isHelpFlag(name)) && helpOf === undefined)) {
     for (const line of helpText()) io.stdout(line)
     return name === undefined ? 2 : 0
   }
-  const command = COMMANDS.find((c) => c.name === name)
+  const command = COMMANDS.find((c) => c.name === (helpOf ?? name))
   try {
     if (command === undefined) {
-      throw new UsageError(`unknown command "${name}"; try "dataspace help"`)
+      throw new UsageError(`unknown command "${helpOf ?? name}"; try "dataspace help"`)
+    }
+    if (helpOf !== undefined || wantsHelp(rest)) {
+      for (const line of commandHelp(command)) io.stdout(line)
+      return 0
     }
     await command.run(parseCommand(command, rest, io, signal))
     return 0
@@ -60,12 +65,42 @@ export async function run(
 export function helpText(): string[] {
   return [
     'usage: dataspace COMMAND [ARGS] [-o table|json] [--url URL]',
+    '       dataspace COMMAND --help   (or: dataspace help COMMAND)',
     '',
     ...COMMANDS.map((c) => `  ${c.usage}\n      ${c.summary}`),
     '',
     'env: DATASPACE_URL (default http://127.0.0.1:7411), DATASPACE_TOKEN,',
     '     DATASPACE_HOST, DATASPACE_PORT, DATASPACE_BACKEND (serve)',
   ]
+}
+
+/** `COMMAND --help`: the usage line, what the command does, and its details (flags, env). */
+export function commandHelp(command: Command): string[] {
+  const lines = [`usage: dataspace ${command.usage}`, '', `  ${command.summary}`]
+  if (command.details !== undefined)
+    lines.push('', ...command.details.map((d) => (d === '' ? '' : `  ${d}`)))
+  if (command.name !== 'serve') {
+    lines.push(
+      '',
+      '  -o table|json  output for people (default) or scripts',
+      '  --url URL      the server (default: DATASPACE_URL, else http://127.0.0.1:7411);',
+      '                 DATASPACE_TOKEN is sent as a bearer token',
+    )
+  }
+  return lines
+}
+
+function isHelpFlag(arg: string): boolean {
+  return arg === '--help' || arg === '-h'
+}
+
+/**
+ * `--help` / `-h` anywhere before `--` asks for help, whatever else the line says (so a half-typed
+ * command can still be asked about); after `--` it is an ordinary argument.
+ */
+function wantsHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--')
+  return (end === -1 ? args : args.slice(0, end)).some(isHelpFlag)
 }
 
 function oneLine(message: string): string {

@@ -56,6 +56,23 @@ export const serveCommand: Command = {
     '[--log-level info] [--limits NAME=N,…] [--allow-origin ORIGIN,…] [--allow-host NAME,…] ' +
     '[--shutdown-timeout MS]',
   summary: 'run the server with an embedded dataspace',
+  details: [
+    '--host H        DATASPACE_HOST       default 127.0.0.1',
+    '--port P        DATASPACE_PORT       default 7411; 0 picks a free port',
+    '--backend SPEC  DATASPACE_BACKEND    default sqlite (./.dataspace/dataspace.db); or memory,',
+    '                                     sqlite:PATH, postgres://USER@HOST/DB[?schema=NAME]',
+    '--auth FILE                          a token file (docs/server.md); default: no auth',
+    '--insecure                           allow a non-loopback --host without --auth',
+    '--log-level L   DATASPACE_LOG_LEVEL  default info; fatal, error, warn, debug, trace, silent',
+    '--limits N=V,…  DATASPACE_LIMITS     server limits and memory bounds by name (docs/server.md)',
+    '--allow-origin O,…  DATASPACE_ALLOW_ORIGIN  browser origins allowed (default: none)',
+    '--allow-host H,…    DATASPACE_ALLOW_HOST    extra Host names (default: loopback names)',
+    '--shutdown-timeout MS  DATASPACE_SHUTDOWN_TIMEOUT  default 10000; then exit 1',
+    '',
+    'Flags win over the environment. Once listening, prints "dataspace listening on URL" on',
+    'stdout; JSON logs go to stderr. SIGTERM or SIGINT shuts down gracefully (exit 0), within',
+    '--shutdown-timeout (else exit 1 with the reason).',
+  ],
   options: {
     host: { type: 'string' },
     port: { type: 'string' },

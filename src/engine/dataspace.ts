@@ -675,7 +675,9 @@ export class Dataspace implements DataspaceApi, WatchContext {
     checkKind(kind, true)
     const selector = this.compile(kind, options)
     const store = this.#stores.get(kind)
-    if (store === undefined) return { index: null, scanned: 'full', candidates: 0 }
+    if (store === undefined) {
+      return { index: null, scanned: 'full', candidates: 0, unknownKind: true }
+    }
     if (store.resident === false) {
       const backend = this.#backedBackend()
       const chosen = await backend.explainQuery(kind, sourceSelector(options))

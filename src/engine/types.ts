@@ -112,6 +112,11 @@ export interface ExplainResult {
   readonly candidates: number
   /** For a non-resident kind: the backend that answers, and its own plan (EXPLAIN output). */
   readonly backend?: { readonly name: string; readonly detail: string }
+  /**
+   * `true` when no kind of this name was ever defined or written: every query of it is empty
+   * because the name is unknown (a typo?), not because nothing matches. Absent otherwise.
+   */
+  readonly unknownKind?: true
 }
 
 /**

@@ -92,7 +92,10 @@ contract('list', (c) => {
       index: null,
       scanned: 'full',
       candidates: 0,
+      unknownKind: true,
     })
+    await ds.defineKind('defined.empty')
+    assert.equal((await ds.explain('defined.empty')).unknownKind, undefined)
   })
 
   it('keeps indexes right through overwrites, retractions and exits', async () => {
