@@ -43,11 +43,7 @@ export class QueuedStream<T> implements Stream<T> {
    *   engine's streams on a durable backend; see durable-gate.ts). Items wait in order, so
    *   nothing behind a held event overtakes it.
    */
-  constructor(
-    onClose?: (reason: CloseReason) => void,
-    metering?: Metering<T>,
-    gate?: DurableGate,
-  ) {
+  constructor(onClose?: (reason: CloseReason) => void, metering?: Metering<T>, gate?: DurableGate) {
     this.#onClose = onClose
     this.#metering = metering
     this.#gate = gate
