@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { describe, it } from 'node:test'
+import { freePort as unusedPort } from '../client/helpers.js'
 import { postgresSkip, POSTGRES_URL } from '../postgres-env.js'
 import { exitCode, spawnCli } from './helpers.js'
 
@@ -18,17 +16,6 @@ async function serveWith(spec: string): Promise<{ code: number | null; stderr: s
   } finally {
     clearTimeout(timer)
   }
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-async function unusedPort(): Promise<number> {
-  const probe = createServer()
-  probe.listen(0, '127.0.0.1')
-  await once(probe, 'listening')
-  const { port } = probe.address() as AddressInfo
-  probe.close()
-  await once(probe, 'close')
-  return port
 }
 
 /** Exactly one stderr line, `error: CODE: …`, naming PostgreSQL; never the password. */
