@@ -49,7 +49,9 @@ export class AnswerQueue {
         this.#puts.push(answer)
         return true
       },
-      release: () => void settle(),
+      release: () => {
+        settle() // whether it was still held does not matter to a release
+      },
     }
   }
 
