@@ -2,4 +2,4 @@
  * Backends: where commits become durable (`docs/backends.md`).
  * @module
  */
-export type * from './types.js'
+export type * from '../engine/ports/backend.js'

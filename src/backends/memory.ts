@@ -1,4 +1,4 @@
-import type { Backend, LoadedState } from './types.js'
+import type { Backend, LoadedState } from '../engine/ports/backend.js'
 
 const EMPTY: LoadedState = Object.freeze({ revision: 0, records: [], kinds: [], sessions: [] })
 

@@ -1,18 +1,14 @@
 import { resolve } from 'node:path'
 import { sqliteBackend } from '../backends/sqlite/index.js'
-import { openDataspace } from '../engine/index.js'
-import type { Dataspace, DataspaceOptions } from '../engine/index.js'
+import { openDataspace } from '../dataspace.js'
+import type { BackendSpec } from './opened-backend.js'
 import { CliError } from './http-client.js'
 import { postgresSpec } from './postgres-spec.js'
 
+export type { BackendSpec }
+
 /** Where `serve` keeps its data unless told: a SQLite file under the working directory. */
 export const DEFAULT_BACKEND = 'sqlite:./.dataspace/dataspace.db'
-
-/** A parsed `--backend` value: what to show in logs, and how to open the dataspace. */
-export interface BackendSpec {
-  readonly label: string
-  open(options?: DataspaceOptions): Promise<Dataspace>
-}
 
 /** `InvalidArgument` unless `spec` names a backend (checked before anything starts). */
 export function checkBackendSpec(spec: string): string {

@@ -1,5 +1,5 @@
-import { openDataspace } from '../engine/index.js'
-import type { BackendSpec } from './backend-spec.js'
+import { openDataspace } from '../dataspace.js'
+import type { BackendSpec } from './opened-backend.js'
 import { CliError } from './http-client.js'
 
 /**

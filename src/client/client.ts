@@ -1,4 +1,4 @@
-import { runProcess } from '../engine/run-process.js'
+import { runProcess } from '../model/run-process.js'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import type {
   DataspaceApi,
@@ -14,11 +14,11 @@ import type {
   Watch,
   WatchEvent,
   WatchOptions,
-} from '../engine/index.js'
+} from '../model/index.js'
 import { Closed, InvalidArgument } from '../errors/index.js'
-import type { ProcessGroupsApi } from '../groups/index.js'
-import type { KvApi } from '../kv/index.js'
-import type { NameRegistryApi } from '../names/index.js'
+import type { ProcessGroupsApi } from '../model/index.js'
+import type { KvApi } from '../model/index.js'
+import type { NameRegistryApi } from '../model/index.js'
 import type { WelcomeMessage } from '../protocol/index.js'
 import type { BackoffOptions } from './backoff.js'
 import { Connection } from './connection.js'

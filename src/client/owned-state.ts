@@ -1,5 +1,5 @@
-import type { DataspaceRecord, Json, Labels } from '../engine/index.js'
-import type { KvEntry } from '../kv/index.js'
+import type { DataspaceRecord, Json, Labels } from '../model/index.js'
+import type { KvEntry } from '../model/index.js'
 
 /** The identity of one of the client's processes that survives a change of pid. */
 export interface OwnerRef {

@@ -1,5 +1,5 @@
-import type { Json, PidLike, Watch } from '../engine/index.js'
-import type { GroupMonitor, MemberMeta, MemberWithMeta, ProcessGroupsApi } from '../groups/index.js'
+import type { Json, PidLike, Watch } from '../model/index.js'
+import type { GroupMonitor, MemberMeta, MemberWithMeta, ProcessGroupsApi } from '../model/index.js'
 import type {
   KvApi,
   KvEntry,
@@ -7,10 +7,10 @@ import type {
   KvScanOptions,
   KvScanResult,
   KvWatch,
-} from '../kv/index.js'
-import type { NameBinding, NameRegistryApi } from '../names/index.js'
-import { freezeJson } from '../engine/validate.js'
-import { checkBucket } from '../kv/index.js'
+} from '../model/index.js'
+import type { NameBinding, NameRegistryApi } from '../model/index.js'
+import { freezeJson } from '../model/validate.js'
+import { checkBucket } from '../model/index.js'
 import type { ProcessHost } from './remote-process.js'
 import { checkMessage, wireOptions } from './remote-process.js'
 import { RemoteStream } from './remote-stream.js'

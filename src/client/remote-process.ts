@@ -12,9 +12,9 @@ import type {
   Stream,
   TransactRequest,
   TransactResult,
-} from '../engine/index.js'
-import { validate } from '../engine/schema.js'
-import { freezeJson } from '../engine/validate.js'
+} from '../model/index.js'
+import { validate } from '../model/schema.js'
+import { freezeJson } from '../model/validate.js'
 import { InvalidArgument, ProcessExited } from '../errors/index.js'
 import { exitReasonToWire } from '../protocol/index.js'
 import { validateLabels } from '../query/index.js'

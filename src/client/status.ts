@@ -1,4 +1,4 @@
-import { QueuedStream } from '../engine/index.js'
+import { QueuedStream } from '../streams/index.js'
 import type { DataspaceError } from '../errors/index.js'
 
 /** What happens to a client's connection and session, as `client.status()` reports it. */

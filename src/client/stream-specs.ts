@@ -1,6 +1,6 @@
-import type { Message, WatchEvent, WatchOptions } from '../engine/index.js'
-import type { GroupEvent } from '../groups/index.js'
-import type { KvEvent, KvWatchOptions } from '../kv/index.js'
+import type { Message, WatchEvent, WatchOptions } from '../model/index.js'
+import type { GroupEvent } from '../model/index.js'
+import type { KvEvent, KvWatchOptions } from '../model/index.js'
 import type { StreamSpec } from './remote-stream.js'
 
 /** Client-side queue bound of a stream, in events (the engine's default watch buffer). */

@@ -1,10 +1,10 @@
-import type { Backend } from '../backends/types.js'
+import type { Backend } from './ports/backend.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { Change } from './history.js'
 import { KindStore } from './kind-store.js'
 import { byId } from './query-planner.js'
-import type { DataspaceRecord, Selector } from './types.js'
-import { freezeJson } from './validate.js'
+import type { DataspaceRecord, Selector } from '../model/types.js'
+import { freezeJson } from '../model/validate.js'
 
 type Rec = DataspaceRecord
 

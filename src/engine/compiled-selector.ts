@@ -1,8 +1,8 @@
 import { InvalidArgument, InvalidSelector } from '../errors/index.js'
 import { compileGlob, parseFieldSelector, parseLabelSelector } from '../query/index.js'
 import type { CompiledGlob, FieldSelector, LabelSelector } from '../query/index.js'
-import type { DataspaceRecord, Selector } from './types.js'
-import { checkId, checkText } from './validate.js'
+import type { DataspaceRecord, Selector } from '../model/types.js'
+import { checkId, checkText } from '../model/validate.js'
 
 /** A `Selector` parsed once: `matches` runs without re-parsing. */
 export interface CompiledSelector {

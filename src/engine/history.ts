@@ -1,5 +1,5 @@
 import { recordBytes } from './record-bytes.js'
-import type { DataspaceRecord, RetractReason } from './types.js'
+import type { DataspaceRecord, RetractReason } from '../model/types.js'
 
 /** One record's transition in a commit: created, overwritten or removed. */
 export interface Change {

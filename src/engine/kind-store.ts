@@ -1,7 +1,7 @@
 import sortedBtree from 'sorted-btree'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 import { fieldValues } from '../query/index.js'
-import type { DataspaceRecord } from './types.js'
+import type { DataspaceRecord } from '../model/types.js'
 
 type Rec = DataspaceRecord
 

@@ -3,7 +3,7 @@ import type { CompiledSelector } from './compiled-selector.js'
 import type { History } from './history.js'
 import type { KindStore } from './kind-store.js'
 import { byId, plan, select } from './query-planner.js'
-import type { DataspaceRecord, ListResult } from './types.js'
+import type { DataspaceRecord, ListResult } from '../model/types.js'
 
 /** What a continue token carries: the query it belongs to, the revision, and the last id served. */
 interface Token {

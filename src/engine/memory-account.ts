@@ -1,10 +1,9 @@
 import { getHeapStatistics } from 'node:v8'
 import { InvalidArgument, TooLarge } from '../errors/index.js'
 
-/** A running total of estimated bytes, shared by many queues of one sort. */
-export interface ByteMeter {
-  bytes: number
-}
+import type { ByteMeter } from '../streams/queued-stream.js'
+
+export type { ByteMeter }
 
 /**
  * The share of V8's heap limit the engine may fill by default. The rest is for what the engine

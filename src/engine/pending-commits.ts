@@ -1,5 +1,5 @@
 import type { Commit } from './history.js'
-import type { DataspaceRecord } from './types.js'
+import type { DataspaceRecord } from '../model/types.js'
 
 /** One key to put back as the store holds it: `current` is in memory now, `target` is stored. */
 export interface Undo {

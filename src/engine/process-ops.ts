@@ -4,7 +4,7 @@ import type { ReadResult, ReadSpec } from './backed-reads.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { KindStore } from './kind-store.js'
 import type { LocalProcess, ProcessHost } from './process.js'
-import { validate } from './schema.js'
+import { validate } from '../model/schema.js'
 import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
 import type {
@@ -19,7 +19,7 @@ import type {
   SendTarget,
   TransactRequest,
   TransactResult,
-} from './types.js'
+} from '../model/types.js'
 import {
   checkId,
   checkKind,
@@ -27,7 +27,7 @@ import {
   DEFAULT_MAX_VALUE_BYTES,
   describe,
   freezeJson,
-} from './validate.js'
+} from '../model/validate.js'
 
 interface Prepared {
   readonly op: Op

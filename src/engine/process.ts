@@ -1,6 +1,6 @@
 import { ProcessExited } from '../errors/index.js'
 import type { ByteMeter } from './memory-account.js'
-import { QueuedStream } from './queued-stream.js'
+import { QueuedStream } from '../streams/queued-stream.js'
 import { messageBytes } from './record-bytes.js'
 import type {
   AssertOptions,
@@ -13,7 +13,7 @@ import type {
   SendTarget,
   TransactRequest,
   TransactResult,
-} from './types.js'
+} from '../model/types.js'
 
 /** What a process asks of its dataspace; the engine implements it. */
 export interface ProcessHost {

@@ -1,7 +1,7 @@
 import type { CompiledSelector } from './compiled-selector.js'
 import { prefixEnd, sortedBucket } from './kind-store.js'
 import type { Bucket, KindStore } from './kind-store.js'
-import type { DataspaceRecord } from './types.js'
+import type { DataspaceRecord } from '../model/types.js'
 
 /** How a selector is served: which index, how many candidates, and whether they come in id order. */
 export interface Plan {

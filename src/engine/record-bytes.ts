@@ -1,4 +1,4 @@
-import type { DataspaceRecord, Message, WatchEvent } from './types.js'
+import type { DataspaceRecord, Message, WatchEvent } from '../model/types.js'
 
 /*
  * Cheap estimates of what values, records and events cost on the V8 heap, for the byte caps of

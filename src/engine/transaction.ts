@@ -4,15 +4,15 @@ import type { CompiledSelector } from './compiled-selector.js'
 import type { Change } from './history.js'
 import type { KindStore } from './kind-store.js'
 import { plan } from './query-planner.js'
-import { validateSync } from './schema.js'
-import type { Condition, DataspaceRecord, Labels, OrderBy, RetractReason } from './types.js'
+import { validateSync } from '../model/schema.js'
+import type { Condition, DataspaceRecord, Labels, OrderBy, RetractReason } from '../model/types.js'
 import {
   checkRevision,
   checkText,
   checkTtl,
   DEFAULT_MAX_VALUE_BYTES,
   freezeJson,
-} from './validate.js'
+} from '../model/validate.js'
 
 type Rec = DataspaceRecord
 

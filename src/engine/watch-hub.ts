@@ -1,6 +1,6 @@
 import type { CompiledSelector } from './compiled-selector.js'
 import type { Change, Commit } from './history.js'
-import type { DataspaceRecord, WatchEvent } from './types.js'
+import type { DataspaceRecord, WatchEvent } from '../model/types.js'
 
 /** Anything that wants a kind's changes: public watches and the facades' monitors. */
 export interface Subscriber {

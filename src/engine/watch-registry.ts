@@ -1,13 +1,19 @@
 import { InvalidArgument } from '../errors/index.js'
 import type { CompiledSelector } from './compiled-selector.js'
-import type { DurableGate } from './durable-gate.js'
+import type { DurableGate } from '../streams/durable-gate.js'
 import type { Commit, History } from './history.js'
 import type { KindStore } from './kind-store.js'
 import type { ByteMeter } from './memory-account.js'
 import { plan, select } from './query-planner.js'
 import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
-import type { CloseReason, DataspaceRecord, Watch, WatchEvent, WatchOptions } from './types.js'
+import type {
+  CloseReason,
+  DataspaceRecord,
+  Watch,
+  WatchEvent,
+  WatchOptions,
+} from '../model/types.js'
 import { eventFor, WatchHub } from './watch-hub.js'
 import type { Subscriber } from './watch-hub.js'
 import { WatchStream } from './watch-stream.js'

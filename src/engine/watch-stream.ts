@@ -1,10 +1,10 @@
 import type { CompiledSelector } from './compiled-selector.js'
-import type { DurableGate } from './durable-gate.js'
+import type { DurableGate } from '../streams/durable-gate.js'
 import type { ByteMeter } from './memory-account.js'
-import { QueuedStream } from './queued-stream.js'
+import { QueuedStream } from '../streams/queued-stream.js'
 import { eventBytes } from './record-bytes.js'
 import type { Subscriber } from './watch-hub.js'
-import type { CloseReason, Watch, WatchEvent } from './types.js'
+import type { CloseReason, Watch, WatchEvent } from '../model/types.js'
 
 /** Counters the dataspace keeps about its watches (what metrics will read). */
 export interface WatchCounters {

@@ -1,5 +1,5 @@
-import type { DataspaceRecord, WatchEvent } from '../engine/types.js'
-import type { GroupEvent, MemberMeta } from './types.js'
+import type { DataspaceRecord, WatchEvent } from '../model/types.js'
+import type { GroupEvent, MemberMeta } from '../model/groups.js'
 
 /** The data of a `$group.member` record: one distinct pid in one group, with its join count. */
 export interface Membership {

@@ -1,22 +1,22 @@
-import type { Dataspace } from '../engine/dataspace.js'
-import { QueuedStream } from '../engine/queued-stream.js'
-import type { DataspaceRecord } from '../engine/types.js'
-import { freezeJson, toPid } from '../engine/validate.js'
+import type { Kernel } from '../engine/index.js'
+import { QueuedStream } from '../streams/queued-stream.js'
+import type { DataspaceRecord } from '../model/types.js'
+import { freezeJson, toPid } from '../model/validate.js'
 import { InvalidArgument, NotJoined } from '../errors/index.js'
 import { escapeGlob } from '../query/index.js'
 import { groupsOf, toGroupEvents } from './group-events.js'
 import type { Membership } from './group-events.js'
+import { GROUP_MEMBER_KIND } from '../model/groups.js'
 import type {
   GroupEvent,
   GroupMonitor,
   MemberMeta,
   MemberWithMeta,
   ProcessGroupsApi,
-} from './types.js'
-import type { PidLike } from '../engine/types.js'
+} from '../model/groups.js'
+import type { PidLike } from '../model/types.js'
 
 /** The built-in kind of group memberships: one record per (scope, group, pid), owned by the pid. */
-export const GROUP_MEMBER_KIND = '$group.member'
 const MAX_GROUP_LENGTH = 512
 /** Queue bound of a group monitor, in events; overflow answers with `reset` + snapshot. */
 const MONITOR_BUFFER = 10_000
@@ -28,9 +28,9 @@ const MONITOR_BUFFER = 10_000
  */
 export class ProcessGroups implements ProcessGroupsApi {
   readonly scope: string
-  readonly #ds: Dataspace
+  readonly #ds: Kernel
 
-  constructor(ds: Dataspace, scope: string) {
+  constructor(ds: Kernel, scope: string) {
     if (typeof scope !== 'string' || scope.length === 0 || scope.length > MAX_GROUP_LENGTH) {
       throw new InvalidArgument('a group scope must be a non-empty string')
     }
@@ -42,7 +42,7 @@ export class ProcessGroups implements ProcessGroupsApi {
     checkGroup(group)
     const list = toPids(pids)
     for (const pid of list) {
-      if (this.#ds.processById(pid)?.alive !== true) {
+      if (!this.#ds.isAlive(pid)) {
         throw new InvalidArgument(
           `cannot join ${pid} to group "${group}": it is not a live process of this dataspace`,
         )
@@ -200,8 +200,7 @@ export class ProcessGroups implements ProcessGroupsApi {
     for (const record of this.#memberships(group)) {
       const membership = record.data as Membership
       if (localOnly && membership.node !== this.#ds.node) continue
-      if (this.#ds.processById(membership.pid)?.deliver(sender as string, message) === true)
-        delivered++
+      if (this.#ds.deliver(membership.pid, sender as string, message)) delivered++
     }
     return delivered
   }

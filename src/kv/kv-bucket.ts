@@ -1,9 +1,10 @@
-import type { Dataspace } from '../engine/dataspace.js'
-import { MappedStream } from '../engine/mapped-stream.js'
-import type { DataspaceRecord, Json, WatchEvent } from '../engine/types.js'
-import { checkId, checkTtl, freezeJson, jsonBytes, toPid } from '../engine/validate.js'
+import type { Kernel } from '../engine/index.js'
+import { MappedStream } from '../streams/mapped-stream.js'
+import type { DataspaceRecord, Json, WatchEvent } from '../model/types.js'
+import { checkId, checkTtl, freezeJson, jsonBytes, toPid } from '../model/validate.js'
 import { InvalidArgument, NotFound, TooLarge } from '../errors/index.js'
 import { escapeGlob } from '../query/index.js'
+import { checkBucket, DEFAULT_MAX_VALUE_SIZE } from '../model/kv.js'
 import type {
   KvApi,
   KvEntry,
@@ -13,21 +14,7 @@ import type {
   KvScanResult,
   KvWatch,
   KvWatchOptions,
-} from './types.js'
-
-/** Values larger than this (as JSON, in bytes) are refused unless the bucket says otherwise. */
-export const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
-const BUCKET = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
-
-/** `InvalidArgument` unless `bucket` is a valid bucket name (dot-separated `[A-Za-z0-9_-]+`). */
-export function checkBucket(bucket: unknown): string {
-  if (typeof bucket !== 'string' || !BUCKET.test(bucket) || bucket.length > 200) {
-    throw new InvalidArgument(
-      `invalid bucket name ${JSON.stringify(bucket)}: use letters, digits, "_", "-" and dots`,
-    )
-  }
-  return bucket
-}
+} from '../model/kv.js'
 
 /**
  * A KV bucket over records of kind `$kv.<bucket>`: a key is a record id, its value the record's
@@ -38,10 +25,10 @@ export function checkBucket(bucket: unknown): string {
 export class KvBucket implements KvApi {
   readonly bucket: string
   readonly #kind: string
-  readonly #ds: Dataspace
+  readonly #ds: Kernel
   readonly #maxValueSize: number
 
-  constructor(ds: Dataspace, bucket: string, options: { maxValueSize?: number } = {}) {
+  constructor(ds: Kernel, bucket: string, options: { maxValueSize?: number } = {}) {
     checkBucket(bucket)
     this.#ds = ds
     this.bucket = bucket
@@ -58,8 +45,8 @@ export class KvBucket implements KvApi {
     const id = checkId(key)
     freezeJson(value, 'value', this.#ds.maxValueBytes)
     this.#checkSize(id, value)
-    const owner =
-      options.owner === undefined ? null : this.#ds.checkProcess(toPid(options.owner)).id
+    const owner = options.owner === undefined ? null : toPid(options.owner)
+    if (owner !== null) this.#ds.checkProcess(owner)
     const ttl = options.ttl === undefined ? undefined : checkTtl('ttl', options.ttl)
     const { result } = await this.#ds.commit(null, (tx) =>
       tx.assert({ kind: this.#kind, id, data: value, owner, ttl, ifRevision: options.ifRevision }),

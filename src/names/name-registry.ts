@@ -1,34 +1,11 @@
-import type { Dataspace } from '../engine/dataspace.js'
-import type { DataspaceRecord, Json, PidLike, Watch } from '../engine/types.js'
-import { freezeJson, toPid } from '../engine/validate.js'
+import type { Kernel } from '../engine/index.js'
+import type { DataspaceRecord, Json, PidLike, Watch } from '../model/types.js'
+import { NAME_KIND } from '../model/names.js'
+import type { NameBinding, NameData, NameRegistryApi } from '../model/names.js'
+import { freezeJson, toPid } from '../model/validate.js'
 import { Conflict, InvalidArgument, NameTaken, NotFound, NotOwner } from '../errors/index.js'
 
-/** The built-in kind of name bindings: id = the name, owner = the holder. */
-export const NAME_KIND = '$name'
 const MAX_NAME_LENGTH = 1024
-
-/** Where a name points: the holder, the fence token of the binding, and its metadata. */
-export interface NameBinding {
-  readonly name: string
-  readonly pid: string
-  /** The revision at which the binding was made; it changes only when the name changes hands. */
-  readonly fence: number
-  readonly meta: Json
-}
-
-interface NameData {
-  readonly meta: Json
-}
-
-/** The name registry's API (`ds.names`). */
-export interface NameRegistryApi {
-  register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }>
-  whereis(name: string): Promise<Omit<NameBinding, 'name'> | undefined>
-  unregister(proc: PidLike, name: string): Promise<void>
-  list(glob?: string): Promise<NameBinding[]>
-  /** Bindings as records (`id` = name, `owner` = holder): a snapshot, then changes. */
-  watch(glob?: string): Watch<NameData>
-}
 
 /**
  * A global name registry with fence tokens, as records of kind `$name` owned by their holder: a
@@ -37,15 +14,16 @@ export interface NameRegistryApi {
  * the old binding is refused (`send({ name, fence })` → `Conflict`).
  */
 export class NameRegistry implements NameRegistryApi {
-  readonly #ds: Dataspace
+  readonly #ds: Kernel
 
-  constructor(ds: Dataspace) {
+  constructor(ds: Kernel) {
     this.#ds = ds
   }
 
   async register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }> {
     checkName(name)
-    const pid = this.#ds.checkProcess(toPid(proc)).id
+    const pid = toPid(proc)
+    this.#ds.checkProcess(pid)
     const data: NameData = {
       meta: meta === undefined ? null : freezeJson(meta, 'meta', this.#ds.maxValueBytes),
     }
@@ -102,7 +80,7 @@ export class NameRegistry implements NameRegistryApi {
   /** The holder of `name` for `send`; a fence that is not the current binding's is `Conflict`. */
   resolve(name: string, fence: number | undefined): string[] {
     checkName(name)
-    const record = this.#ds.store(NAME_KIND)?.records.get(name)
+    const record = this.#ds.peek(NAME_KIND, name)
     if (fence !== undefined && record?.createdRevision !== fence) {
       throw new Conflict(
         `name "${name}" ${record === undefined ? 'is not registered' : `has fence ${record.createdRevision}`}, not ${fence}: the binding you addressed is gone`,

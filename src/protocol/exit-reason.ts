@@ -1,4 +1,4 @@
-import type { ExitReason, Json } from '../engine/types.js'
+import type { ExitReason, Json } from '../model/types.js'
 
 /** An exit reason as JSON: an `{ error }` carries the error's name and message, not the object. */
 export function exitReasonToWire(reason: ExitReason): Json {

@@ -1,4 +1,4 @@
-import type { Dataspace } from '../engine/index.js'
+import type { Dataspace } from '../dataspace.js'
 import { RateLimited, TooLarge } from '../errors/index.js'
 import type { Principal, TokenTable } from './auth.js'
 import type { LogThrottle } from './log-throttle.js'

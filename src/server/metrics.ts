@@ -1,6 +1,6 @@
 import { getHeapStatistics } from 'node:v8'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Dataspace } from '../engine/index.js'
+import type { Dataspace } from '../dataspace.js'
 import { LIMIT_NAMES } from './limits.js'
 import type { LimitName } from './limits.js'
 

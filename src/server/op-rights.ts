@@ -1,7 +1,7 @@
-import type { TransactRequest } from '../engine/index.js'
+import type { TransactRequest } from '../model/index.js'
 import { InvalidArgument } from '../errors/index.js'
-import { GROUP_MEMBER_KIND } from '../groups/index.js'
-import { NAME_KIND } from '../names/index.js'
+import { GROUP_MEMBER_KIND } from '../model/index.js'
+import { NAME_KIND } from '../model/index.js'
 import type { Right } from './auth.js'
 
 /**

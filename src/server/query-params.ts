@@ -1,6 +1,6 @@
-import type { ListOptions, Selector, WatchOptions } from '../engine/index.js'
+import type { ListOptions, Selector, WatchOptions } from '../model/index.js'
 import { InvalidArgument } from '../errors/index.js'
-import type { KvScanOptions, KvWatchOptions } from '../kv/index.js'
+import type { KvScanOptions, KvWatchOptions } from '../model/index.js'
 
 const SELECTOR = ['id', 'fields', 'labels', 'owner'] as const
 

@@ -1,4 +1,4 @@
-import type { Dataspace } from '../engine/index.js'
+import type { Dataspace } from '../dataspace.js'
 import type { Session } from './session-table.js'
 
 /**

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import type { Dataspace } from '../engine/index.js'
+import type { Dataspace } from '../dataspace.js'
 import { Forbidden, InvalidArgument, TooLarge } from '../errors/index.js'
 import { authorize } from './auth.js'
 import type { Principal, Right } from './auth.js'

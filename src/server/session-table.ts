@@ -1,6 +1,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { StoredSession } from '../backends/index.js'
-import type { Dataspace, ExitReason, LocalProcess } from '../engine/index.js'
+import type { Dataspace } from '../dataspace.js'
+import type { LocalProcess } from '../engine/index.js'
+import type { ExitReason } from '../model/index.js'
 import { DataspaceError, InvalidArgument } from '../errors/index.js'
 
 /** The longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days). */

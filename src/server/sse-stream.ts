@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
-import { nextBatch } from '../engine/index.js'
-import type { Stream } from '../engine/index.js'
+import { nextBatch } from '../streams/index.js'
+import type { Stream } from '../model/index.js'
 
 /** Open SSE responses, so that `close()` can end them and stats can count them. */
 export class SseRegistry {

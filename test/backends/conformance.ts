@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { WriteBatch } from '../../src/backends/index.js'
-import type { Selector } from '../../src/engine/types.js'
+import type { Selector } from '../../src/model/types.js'
 import type { BackendFactory } from './fixtures.js'
 import {
   canonical,

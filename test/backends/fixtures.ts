@@ -1,5 +1,5 @@
 import type { Backend, LoadedState, StoredCommit, StoredSession } from '../../src/backends/index.js'
-import type { DataspaceRecord } from '../../src/engine/types.js'
+import type { DataspaceRecord } from '../../src/model/types.js'
 
 /** What a conformance factory returns: a fresh, empty store and a way to reopen it. */
 export interface BackendHarness {

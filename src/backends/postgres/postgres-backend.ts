@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { PoolClient, PoolConfig } from 'pg'
-import type { DataspaceRecord, Selector } from '../../engine/types.js'
+import type { DataspaceRecord, Selector } from '../../model/types.js'
 import { Conflict, InvalidArgument, Unavailable } from '../../errors/index.js'
 import type {
   Backend,
@@ -13,7 +13,7 @@ import type {
   StoredKind,
   StoredSession,
   WriteBatch,
-} from '../types.js'
+} from '../../engine/ports/backend.js'
 import { fieldIndexNames, migrate, REVISION_CONFLICT, schemaTables } from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 import { RECORD_COLUMNS, selectQuery } from './pushdown.js'

@@ -1,4 +1,4 @@
-import type { Selector } from '../../engine/types.js'
+import type { Selector } from '../../model/types.js'
 import {
   compileGlob,
   nextPrefix,
@@ -6,7 +6,7 @@ import {
   parseLabelSelector,
 } from '../../query/index.js'
 import type { FieldRequirement, LabelRequirement } from '../../query/index.js'
-import type { QueryPage, SqlQuery } from '../types.js'
+import type { QueryPage, SqlQuery } from '../../engine/ports/backend.js'
 
 /** The columns every record read selects, `expires_at` as epoch milliseconds. */
 export const RECORD_COLUMNS = `kind, id, data, labels, owner, revision, created_revision,

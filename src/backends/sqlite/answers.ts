@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { StoredAnswer, WriteBatch } from '../types.js'
+import type { StoredAnswer, WriteBatch } from '../../engine/ports/backend.js'
 
 /**
  * The migration that adds the answers of sessions' write calls (docs/backends.md, "Answers"):

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Selector } from '../../engine/types.js'
+import type { Selector } from '../../model/types.js'
 import {
   compileGlob,
   nextPrefix,
@@ -7,7 +7,7 @@ import {
   parseLabelSelector,
 } from '../../query/index.js'
 import type { FieldRequirement, LabelRequirement } from '../../query/index.js'
-import type { QueryPage, SqlQuery } from '../types.js'
+import type { QueryPage, SqlQuery } from '../../engine/ports/backend.js'
 
 /** The columns every record read selects. */
 export const RECORD_COLUMNS =

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import type { DataspaceRecord, Selector } from '../../engine/types.js'
+import type { DataspaceRecord, Selector } from '../../model/types.js'
 import { InvalidArgument } from '../../errors/index.js'
 import type {
   Backend,
@@ -12,7 +12,7 @@ import type {
   StoredKind,
   StoredSession,
   WriteBatch,
-} from '../types.js'
+} from '../../engine/ports/backend.js'
 import {
   fieldIndexDdl,
   fieldIndexName,

@@ -1,6 +1,6 @@
-import type { Json } from '../../engine/index.js'
+import type { Json } from '../../model/index.js'
 import { InvalidArgument, NotFound } from '../../errors/index.js'
-import type { KvPutOptions } from '../../kv/index.js'
+import type { KvPutOptions } from '../../model/index.js'
 import { kvScanOptionsFrom, QueryReader } from '../query-params.js'
 import { checkOwnPid, defined, json } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'

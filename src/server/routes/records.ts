@@ -1,4 +1,4 @@
-import type { AssertOptions, RetractOptions } from '../../engine/index.js'
+import type { AssertOptions, RetractOptions } from '../../model/index.js'
 import { InvalidArgument, NotFound } from '../../errors/index.js'
 import { listOptionsFrom, QueryReader, selectorFrom } from '../query-params.js'
 import { assertAdds } from '../record-quota.js'

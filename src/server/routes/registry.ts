@@ -1,4 +1,4 @@
-import type { Json } from '../../engine/index.js'
+import type { Json } from '../../model/index.js'
 import { InvalidArgument, NotFound } from '../../errors/index.js'
 import { QueryReader } from '../query-params.js'
 import { checkOwnPid, json, NO_CONTENT } from '../request-context.js'

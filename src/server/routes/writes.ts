@@ -1,4 +1,4 @@
-import type { ClaimOptions, SendTarget, TransactRequest } from '../../engine/index.js'
+import type { ClaimOptions, SendTarget, TransactRequest } from '../../model/index.js'
 import { InvalidArgument } from '../../errors/index.js'
 import { targetKind, transactionRights } from '../op-rights.js'
 import { QueryReader } from '../query-params.js'

@@ -1,5 +1,6 @@
-import { nextBatch, QueuedStream } from '../../engine/index.js'
-import type { LocalProcess, Message, Stream } from '../../engine/index.js'
+import { nextBatch, QueuedStream } from '../../streams/index.js'
+import type { LocalProcess } from '../../engine/index.js'
+import type { Message, Stream } from '../../model/index.js'
 
 /**
  * Forwards a session process's mailbox to whichever connection is subscribed to it now. A

@@ -1,17 +1,17 @@
 import type {
   ClaimOptions,
-  Dataspace,
   ExitReason,
   Json,
   KindOptions,
   SendTarget,
   Stream,
   TransactRequest,
-} from '../../engine/index.js'
-import { freezeJson } from '../../engine/validate.js'
+} from '../../model/index.js'
+import type { Dataspace } from '../../dataspace.js'
+import { freezeJson } from '../../model/validate.js'
 import { InvalidArgument } from '../../errors/index.js'
-import { GROUP_MEMBER_KIND } from '../../groups/index.js'
-import { NAME_KIND } from '../../names/index.js'
+import { GROUP_MEMBER_KIND } from '../../model/index.js'
+import { NAME_KIND } from '../../model/index.js'
 import { targetKind, transactionRights } from '../op-rights.js'
 import type { SessionTable } from '../session-table.js'
 import { exitReasonToWire } from '../../protocol/index.js'

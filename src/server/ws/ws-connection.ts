@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws'
-import { nextBatch } from '../../engine/index.js'
-import type { Stream } from '../../engine/index.js'
+import { nextBatch } from '../../streams/index.js'
+import type { Stream } from '../../model/index.js'
 import { DataspaceError, InvalidArgument, TooLarge, Unauthorized } from '../../errors/index.js'
 import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../../protocol/index.js'
 import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'

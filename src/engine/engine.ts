@@ -1,24 +1,21 @@
-import { BackendRuntime } from '../backends/runtime.js'
-import type { RefusedCommit } from '../backends/runtime.js'
-import type { AnswerHold } from '../backends/answer-queue.js'
+import { BackendRuntime } from './storage/runtime.js'
+import type { RefusedCommit } from './storage/runtime.js'
+import type { AnswerHold } from './storage/answer-queue.js'
 import type {
   AnswerKey,
   Backend,
   LoadedState,
   StoredAnswer,
   StoredSession,
-} from '../backends/types.js'
+} from './ports/backend.js'
 import { BackedReads, viewStore } from './backed-reads.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
-import { runProcess } from './run-process.js'
+import { runProcess } from '../model/run-process.js'
 import { Closed, InvalidArgument, ProcessExited } from '../errors/index.js'
-import { ProcessGroups } from '../groups/process-groups.js'
-import { KvBucket } from '../kv/kv-bucket.js'
-import { NameRegistry } from '../names/name-registry.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import { compileSelector } from './compiled-selector.js'
-import { durableGate, whenDurable } from './durable-gate.js'
-import type { DurableGate } from './durable-gate.js'
+import { durableGate, whenDurable } from '../streams/durable-gate.js'
+import type { DurableGate } from '../streams/durable-gate.js'
 import { ExpiryQueue } from './expiry-queue.js'
 import { History } from './history.js'
 import type { Change, Commit } from './history.js'
@@ -36,7 +33,6 @@ import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
 import type {
   CloseReason,
-  DataspaceApi,
   DataspaceRecord,
   ExplainResult,
   KindOptions,
@@ -49,7 +45,8 @@ import type {
   Watch,
   WatchEvent,
   WatchOptions,
-} from './types.js'
+} from '../model/types.js'
+import type { Kernel, TargetResolver } from './ports/kernel.js'
 import { escapeGlob } from '../query/index.js'
 import {
   checkId,
@@ -59,7 +56,7 @@ import {
   DEFAULT_MAX_VALUE_BYTES,
   describe,
   freezeJson,
-} from './validate.js'
+} from '../model/validate.js'
 import { WatchRegistry } from './watch-registry.js'
 import type { Observation, WatchContext } from './watch-registry.js'
 
@@ -148,7 +145,8 @@ export interface DataspaceStats {
  * the process table, and does no I/O. Every write is staged in a {@link Transaction}, then applied
  * as ONE commit with the next revision, then dispatched to watchers once.
  */
-export class Dataspace implements DataspaceApi, WatchContext {
+export class Engine implements Kernel, WatchContext {
+  readonly #targets: TargetResolver[] = []
   readonly node: string
   readonly #stores = new Map<string, KindStore>()
   readonly #history: History
@@ -169,8 +167,6 @@ export class Dataspace implements DataspaceApi, WatchContext {
   #timer: NodeJS.Timeout | undefined
   #timerAt = Infinity
   #dispatching = false
-  readonly #groups = new Map<string, ProcessGroups>()
-  #names: NameRegistry | undefined
 
   readonly #runtime: BackendRuntime | undefined
   /** Commits not yet durable, kept to undo one the backend refuses (durable backends only). */
@@ -1015,36 +1011,34 @@ export class Dataspace implements DataspaceApi, WatchContext {
     return this.#backedReads().read([read], ([result]) => deliver(result?.records[0]))
   }
 
+  /** Lets `send` reach targets the kernel does not know (`{ group }`, `{ name }`): see `Kernel`. */
+  registerTarget(resolver: TargetResolver): void {
+    this.#targets.push(resolver)
+  }
+
   /** The pids a `{ group }` or `{ name }` target stands for (a stale name fence is `Conflict`). */
   resolveTarget(target: SendTarget): readonly string[] {
     if (target !== null && typeof target === 'object') {
-      if ('group' in target)
-        return this.groups(target.scope ?? 'default').distinctMembers(target.group)
-      if ('name' in target) return this.names.resolve(target.name, target.fence)
+      for (const resolve of this.#targets) {
+        const pids = resolve(target)
+        if (pids !== undefined) return pids
+      }
     }
     throw new InvalidArgument(
       `cannot send to ${describe(target)}: expected a pid, { kind, id }, { group } or { name }`,
     )
   }
 
-  /** Process groups of one scope, with Erlang `pg` semantics. */
-  groups(scope = 'default'): ProcessGroups {
-    this.checkOpen()
-    let groups = this.#groups.get(scope)
-    if (groups === undefined) this.#groups.set(scope, (groups = new ProcessGroups(this, scope)))
-    return groups
+  isAlive(pid: string): boolean {
+    return this.#processes.get(pid)?.alive === true
   }
 
-  /** The name registry. */
-  get names(): NameRegistry {
-    this.checkOpen()
-    return (this.#names ??= new NameRegistry(this))
+  deliver(pid: string, from: string, message: unknown): boolean {
+    return this.#processes.get(pid)?.deliver(from, message) === true
   }
 
-  /** A KV bucket (`maxValueSize` defaults to 1 MiB). */
-  kv(bucket: string, options: { maxValueSize?: number } = {}): KvBucket {
-    this.checkOpen()
-    return new KvBucket(this, bucket, options)
+  peek(kind: string, id: string): DataspaceRecord | undefined {
+    return this.#stores.get(kind)?.records.get(id)
   }
 
   /** The records matching a selector, in id order, synchronously (the facades read with this). */
@@ -1100,36 +1094,6 @@ function checkPaths(name: string, paths: readonly string[]): string[] {
     }
   }
   return [...new Set<string>(paths)]
-}
-
-/**
- * Creates an in-process dataspace.
- *
- * @example
- * const ds = createDataspace()
- * const router = ds.process('router')
- * await router.assert('api.route', 'health', { path: '/health' })
- * for await (const event of ds.watch('api.route')) console.log(event.type)
- */
-export function createDataspace(options: DataspaceOptions = {}): Dataspace {
-  return new Dataspace(options)
-}
-
-/**
- * A dataspace over any backend, once its state is loaded: what a durable store that loads over
- * the network (PostgreSQL) needs. For memory and SQLite it is `createDataspace`, awaited.
- *
- * @example
- * const ds = await openDataspace({ backend: postgresBackend({ url }) })
- */
-export async function openDataspace(options: DataspaceOptions = {}): Promise<Dataspace> {
-  const backend = options.backend
-  const ds =
-    backend === undefined || backend === 'memory' || 'openSync' in backend
-      ? new Dataspace(options)
-      : new Dataspace(options, await backend.open())
-  await ds.ready()
-  return ds
 }
 
 /** A backend that can serve non-resident kinds: it answers `query` and `explainQuery`. */

@@ -1,5 +1,5 @@
-import { DataspaceError, InvalidArgument } from '../errors/index.js'
-import type { Backend, StoredCommit, WriteBatch } from './types.js'
+import { DataspaceError, InvalidArgument } from '../../errors/index.js'
+import type { Backend, StoredCommit, WriteBatch } from '../ports/backend.js'
 
 /**
  * Whether `backend` failed a `write` because it refuses something in the batch (a value it

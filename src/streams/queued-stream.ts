@@ -1,10 +1,14 @@
 import { revisionOf, whenDurable } from './durable-gate.js'
 import type { DurableGate } from './durable-gate.js'
-import type { ByteMeter } from './memory-account.js'
-import type { CloseReason, Stream } from './types.js'
+import type { CloseReason, Stream } from '../model/types.js'
 
 interface Waiter<T> {
   resolve(result: IteratorResult<T, undefined>): void
+}
+
+/** A running total of estimated bytes, shared by many queues of one sort. */
+export interface ByteMeter {
+  bytes: number
 }
 
 /** How a queue weighs its items: an estimate per item, and a total shared with its peers. */

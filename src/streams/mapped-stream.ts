@@ -1,5 +1,5 @@
 import { nextBatch } from './stream-batch.js'
-import type { CloseReason, Stream } from './types.js'
+import type { CloseReason, Stream } from '../model/types.js'
 
 /**
  * A stream whose items are derived from another's, pulled lazily: it keeps no queue of its

@@ -1,7 +1,4 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec'
-import type { ProcessGroupsApi } from '../groups/types.js'
-import type { KvApi } from '../kv/types.js'
-import type { NameRegistryApi } from '../names/name-registry.js'
 
 /** A JSON-compatible value: what record data, KV values and messages are made of. */
 export type Json =
@@ -317,32 +314,4 @@ export type ProcessFunction = (proc: Process, signal: AbortSignal) => unknown
 export interface SpawnOptions {
   /** Aborting it exits the process with reason `aborted`. */
   readonly signal?: AbortSignal
-}
-
-/**
- * The dataspace API, implemented by the in-process engine (`createDataspace`) and, later,
- * by the network client — code moves between the two unchanged.
- */
-export interface DataspaceApi {
-  readonly node: string
-  /** The revision of the latest commit (0 before the first). */
-  readonly revision: number
-  defineKind<T = unknown>(kind: string, options?: KindOptions<T>): Promise<void>
-  process(name: string): Process
-  spawn(name: string, fn: ProcessFunction, options?: SpawnOptions): Process
-  get<T = unknown>(
-    kind: string,
-    id: string | number,
-    options?: { signal?: AbortSignal },
-  ): Promise<DataspaceRecord<T> | undefined>
-  list<T = unknown>(kind: string, options?: ListOptions): Promise<ListResult<T>>
-  watch<T = unknown>(kind: string, options?: WatchOptions): Watch<T>
-  explain(kind: string, options?: Selector): Promise<ExplainResult>
-  /** Process groups of a scope (default `default`), with Erlang/OTP `pg` semantics. */
-  groups(scope?: string): ProcessGroupsApi
-  /** The name registry, with fence tokens. */
-  readonly names: NameRegistryApi
-  /** A KV bucket with CAS, TTL and watch. */
-  kv(bucket: string): KvApi
-  close(): Promise<void>
 }

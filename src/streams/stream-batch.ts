@@ -1,4 +1,4 @@
-import type { Stream } from './types.js'
+import type { Stream } from '../model/types.js'
 
 interface Batching<T> {
   nextBatch(): Promise<T[] | undefined>

@@ -1,8 +1,14 @@
-import { Closed, Unavailable } from '../errors/index.js'
-import type { DataspaceError } from '../errors/index.js'
+import { Closed, Unavailable } from '../../errors/index.js'
+import type { DataspaceError } from '../../errors/index.js'
 import { emptyBatch, refusedError, refusesContent, splitBatch } from './refusal.js'
 import { AnswerQueue } from './answer-queue.js'
-import type { Backend, StoredCommit, StoredKind, StoredSession, WriteBatch } from './types.js'
+import type {
+  Backend,
+  StoredCommit,
+  StoredKind,
+  StoredSession,
+  WriteBatch,
+} from '../ports/backend.js'
 
 /** What the runtime reports (the server passes its logger's methods). */
 export interface BackendLog {

@@ -1,4 +1,4 @@
-import type { DataspaceRecord, Selector } from '../engine/types.js'
+import type { DataspaceRecord, Selector } from '../../model/types.js'
 
 /**
  * The backend seam (DESIGN.md §4): where commits become durable and ordered. The engine is an

@@ -1,4 +1,19 @@
-import type { Json, PidLike, RetractReason, Stream } from '../engine/types.js'
+import type { Json, PidLike, RetractReason, Stream } from './types.js'
+import { InvalidArgument } from '../errors/index.js'
+
+/** Values larger than this (as JSON, in bytes) are refused unless the bucket says otherwise. */
+export const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
+const BUCKET = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
+
+/** `InvalidArgument` unless `bucket` is a valid bucket name (dot-separated `[A-Za-z0-9_-]+`). */
+export function checkBucket(bucket: unknown): string {
+  if (typeof bucket !== 'string' || !BUCKET.test(bucket) || bucket.length > 200) {
+    throw new InvalidArgument(
+      `invalid bucket name ${JSON.stringify(bucket)}: use letters, digits, "_", "-" and dots`,
+    )
+  }
+  return bucket
+}
 
 /** A key's current value. */
 export interface KvEntry {

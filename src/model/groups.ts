@@ -1,4 +1,7 @@
-import type { Json, PidLike, Stream } from '../engine/types.js'
+import type { Json, PidLike, Stream } from './types.js'
+
+/** The built-in kind of group memberships: one record per (scope, group, pid) join. */
+export const GROUP_MEMBER_KIND = '$group.member'
 
 /** Per-membership metadata (as syn and Phoenix Presence keep): any JSON value. */
 export type MemberMeta = Json

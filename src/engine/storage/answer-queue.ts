@@ -1,4 +1,4 @@
-import type { AnswerKey, StoredAnswer } from './types.js'
+import type { AnswerKey, StoredAnswer } from '../ports/backend.js'
 
 /** How long a held answer may keep the next batch waiting before it is written without it. */
 export const ANSWER_HOLD_MS = 1_000

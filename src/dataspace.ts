@@ -1,0 +1,78 @@
+import { Engine } from './engine/index.js'
+import type { DataspaceOptions } from './engine/index.js'
+import type { LoadedState } from './engine/ports/backend.js'
+import { ProcessGroups } from './groups/index.js'
+import { KvBucket } from './kv/index.js'
+import type { DataspaceApi, SendTarget } from './model/index.js'
+import { NameRegistry } from './names/index.js'
+
+/**
+ * The composition root: the kernel (`engine/`) with the facades wired on top. A facade is a
+ * folder that works through the kernel's `Kernel` port; adding one is a method here and, if
+ * `send` should reach it, a target resolver, with no engine edit.
+ */
+export class Dataspace extends Engine implements DataspaceApi {
+  readonly #groups = new Map<string, ProcessGroups>()
+  #names: NameRegistry | undefined
+
+  constructor(options: DataspaceOptions = {}, loaded?: LoadedState) {
+    super(options, loaded)
+    this.registerTarget((target: SendTarget) => {
+      if (typeof target !== 'object' || target === null) return undefined
+      if ('group' in target)
+        return this.groups(target.scope ?? 'default').distinctMembers(target.group)
+      if ('name' in target) return this.names.resolve(target.name, target.fence)
+      return undefined
+    })
+  }
+
+  /** Process groups of one scope, with Erlang `pg` semantics. */
+  groups(scope = 'default'): ProcessGroups {
+    this.checkOpen()
+    let groups = this.#groups.get(scope)
+    if (groups === undefined) this.#groups.set(scope, (groups = new ProcessGroups(this, scope)))
+    return groups
+  }
+
+  /** The name registry. */
+  get names(): NameRegistry {
+    this.checkOpen()
+    return (this.#names ??= new NameRegistry(this))
+  }
+
+  /** A KV bucket (`maxValueSize` defaults to 1 MiB). */
+  kv(bucket: string, options: { maxValueSize?: number } = {}): KvBucket {
+    this.checkOpen()
+    return new KvBucket(this, bucket, options)
+  }
+}
+
+/**
+ * Creates an in-process dataspace.
+ *
+ * @example
+ * const ds = createDataspace()
+ * const router = ds.process('router')
+ * await router.assert('api.route', 'health', { path: '/health' })
+ * for await (const event of ds.watch('api.route')) console.log(event.type)
+ */
+export function createDataspace(options: DataspaceOptions = {}): Dataspace {
+  return new Dataspace(options)
+}
+
+/**
+ * A dataspace over any backend, once its state is loaded: what a durable store that loads over
+ * the network (PostgreSQL) needs. For memory and SQLite it is `createDataspace`, awaited.
+ *
+ * @example
+ * const ds = await openDataspace({ backend: postgresBackend({ url }) })
+ */
+export async function openDataspace(options: DataspaceOptions = {}): Promise<Dataspace> {
+  const backend = options.backend
+  const ds =
+    backend === undefined || backend === 'memory' || 'openSync' in backend
+      ? new Dataspace(options)
+      : new Dataspace(options, await backend.open())
+  await ds.ready()
+  return ds
+}
