@@ -48,7 +48,7 @@ export interface BackendFactory {
   create(): Promise<DataspaceApi>
   /**
    * `false`: the worker kind is declared non-resident, so claims and the baseline's list go to
-   * the backend's indexes (DESIGN.md §4) instead of memory.
+   * the backend's indexes (docs/backends.md, "Non-resident kinds") instead of memory.
    */
   readonly resident: boolean
   /** Fewer samples where one baseline sample reads 100k rows from the database. */

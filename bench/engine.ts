@@ -26,7 +26,7 @@ const sizes = {
   exit: args.quick ? EXIT_SIZES_QUICK : EXIT_SIZES,
   memory: args.quick ? MEMORY_SIZES_QUICK : MEMORY_SIZES,
 }
-// Memory runs first, on the cleanest heap; the rest run in the order of DESIGN's concerns.
+// Memory runs first, on the cleanest heap; the rest in the order of docs/performance.md's targets.
 const groups: ScenarioGroup[] = [
   ['memory', () => memoryScenarios(sizes.memory)],
   ['asserts', () => assertScenarios(sizes.asserts)],

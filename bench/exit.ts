@@ -1,8 +1,8 @@
 /**
  * Scenario 3: a process owning many records exits. Everything it owns must go in ONE commit
- * (DESIGN §1), so the figure is the time from `exit()` to its promise resolving, checked against
- * one revision step. The baseline is the same retraction written by hand: one `transact` of
- * retract ops over the same records, in the same run.
+ * (docs/design.md, "The model"), so the figure is the time from `exit()` to its promise
+ * resolving, checked against one revision step. The baseline is the same retraction written by
+ * hand: one `transact` of retract ops over the same records, in the same run.
  */
 import { createDataspace } from '../src/index.js'
 import type { Dataspace, Op, Process } from '../src/index.js'

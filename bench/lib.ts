@@ -1,7 +1,8 @@
 /**
  * Shared helpers for the benchmark programs: timing, percentiles, garbage collection, the result
- * table and the JSON file. Benchmarks are programs, never tests (STYLE.md §11): every figure is
- * printed next to a baseline measured in the same run, so a slow machine slows both sides alike.
+ * table and the JSON file. Benchmarks are programs, never tests (docs/performance.md): every
+ * figure is printed next to a baseline measured in the same run, so a slow machine slows both
+ * sides alike.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'

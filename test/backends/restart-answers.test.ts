@@ -1,6 +1,7 @@
-// A write re-sent after a server restart takes effect once (DESIGN.md §5): the answer is stored
-// with the commit it answers, so a server SIGKILLed after the write was durable answers the
-// re-sent call (same session, same call id) from storage instead of applying it again.
+// A write re-sent after a server restart takes effect once (docs/backends.md, "Answers"): the
+// answer is stored with the commit it answers, so a server SIGKILLed after the write was durable
+// answers the re-sent call (same session, same call id) from storage instead of applying it
+// again.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -199,7 +200,7 @@ describe('sqlite backend: stored answers are bounded and go with their session',
 /**
  * The stored revision of a record. PostgreSQL is read directly; a SQLite file is locked by its
  * server (one server per file), so it is read through the server, whose reads are released only
- * once what they show is durable (DESIGN §5).
+ * once what they show is durable (docs/backends.md, "What watchers and readers see").
  */
 async function storedRevision(
   backend: string,

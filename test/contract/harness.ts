@@ -81,8 +81,9 @@ function localContract(backend: BackendName, cleanups: (() => Promise<void>)[]):
       return ds
     },
     async settle(ds) {
-      // A read is released once the current revision is durable (DESIGN §5), and so is every
-      // event up to it: after that and one more turn, what the commits caused has arrived.
+      // A read is released once the current revision is durable (docs/design.md, the commit
+      // path's Release step), and so is every event up to it: after that and one more turn,
+      // what the commits caused has arrived.
       await ds.get('$settle', 'x')
       await new Promise((resolve) => setImmediate(resolve))
     },

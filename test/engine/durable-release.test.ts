@@ -1,7 +1,7 @@
-// DESIGN §5 "Nothing is seen before it is durable": on a durable backend, watch events and other
-// processes' reads are released only once the revision they show is durable. The backend here
-// is real SQLite behind a valve that holds writes back, so "applied but not durable" lasts as
-// long as the test wants.
+// "Nothing is seen before it is durable" (docs/design.md, the commit path's Release step): on a
+// durable backend, watch events and other processes' reads are released only once the revision
+// they show is durable. The backend here is real SQLite behind a valve that holds writes back,
+// so "applied but not durable" lasts as long as the test wants.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -489,7 +489,8 @@ class Run {
   /**
    * Applies a watcher's events to its view, checking each against the model: revisions move
    * forward, `previous` and retracted records are what the watcher had, reasons are right, and
-   * after each commit's events the view equals the model at that revision (DESIGN §5).
+   * after each commit's events the view equals the model at that revision (docs/design.md,
+   * "The model").
    */
   #apply(open: OpenWatch, events: readonly WatchEvent<Data>[], label: string): void {
     const now = this.ds.revision

@@ -1,6 +1,6 @@
-// Non-resident kinds (DESIGN.md §4, residency): records that live only in the durable backend.
-// Every case runs over SQLite and PostgreSQL through the public API, and checks both what a
-// resident kind would answer and that the records really stayed out of memory.
+// Non-resident kinds (docs/backends.md, "Non-resident kinds"): records that live only in the
+// durable backend. Every case runs over SQLite and PostgreSQL through the public API, and checks
+// both what a resident kind would answer and that the records really stayed out of memory.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
