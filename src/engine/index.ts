@@ -5,7 +5,7 @@
  * @module
  */
 export { Engine } from './engine.js'
-export type { DataspaceOptions, DataspaceStats } from './engine.js'
+export type { DataspaceOptions, DataspaceStats } from './engine-options.js'
 export type { Kernel, TargetResolver } from './ports/kernel.js'
 export { BYTE_BOUND_NAMES } from './memory-account.js'
 export { valueBytes } from './record-bytes.js'

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test'
 import { sqliteBackend } from '../../src/backends/sqlite/index.js'
 import type { Backend, WriteBatch } from '../../src/backends/index.js'
 import { createDataspace, openDataspace } from '../../src/index.js'
+import { SessionStore } from '../../src/server/session-store.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-sqlite-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -100,7 +101,7 @@ describe('sqlite backend: durability through the dataspace', () => {
     const ds = createDataspace({ backend: sqliteBackend({ path }) })
     const session = ds.process('client')
     await session.assert('route', 'kept', { by: 'session' })
-    ds.persistSession({
+    new SessionStore(ds).persist({
       id: 'session-1',
       resumeTokenHash: '00',
       pid: session.id,
@@ -113,7 +114,7 @@ describe('sqlite backend: durability through the dataspace', () => {
     await ds.close()
     const again = createDataspace({ backend: sqliteBackend({ path }) })
     assert.deepEqual(
-      again.restoredSessions.map((s) => s.pid),
+      new SessionStore(again).restoredSessions.map((s) => s.pid),
       [session.id],
     )
     assert.equal((await again.get('route', 'kept'))?.owner, session.id, 'the session still owns it')

@@ -344,7 +344,9 @@ export class WsConnection {
         this.#state.guard.checkRecords(session, callAdds(this.#state.ds, session, op, message.args))
         return operation.run(this.#env, args)
       }
-      const answer = operation.write ? answerOnce(this.#state.ds, session, id, run) : run()
+      const answer = operation.write
+        ? answerOnce(this.#state.sessions.store, session, id, run)
+        : run()
       answer.then(
         (value) => {
           done('ok')
