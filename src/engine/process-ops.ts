@@ -393,7 +393,7 @@ function claimSelector(options: Omit<ClaimOptions, 'patch'>): Selector {
   }
 }
 
-/** Splits `owner: 'self'` (beside the patch, or inside it as DESIGN words it) from the data patch. */
+/** Splits `owner: 'self'` (beside the patch, or inside it as docs/semantics.md words it) from the data patch. */
 function claimPatch(options: Pick<ClaimOptions, 'patch' | 'owner'>): {
   patch: unknown
   self: boolean

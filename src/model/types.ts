@@ -51,7 +51,7 @@ export interface KindOptions<T = unknown> {
   /** Data paths to index for field selectors (equality and `!=`); array fields index each element. */
   readonly indexes?: readonly string[]
   /**
-   * `false`: the kind's records live only in the durable backend, not in memory (DESIGN.md §4):
+   * `false`: the kind's records live only in the durable backend, not in memory (docs/backends.md, "Non-resident kinds"):
    * for tables too large to hold. `get`, `list`, `explain` and `claim` go to the backend's
    * indexes; watches still work. Set it before the kind's first record; it never changes. Its
    * records cannot have a `ttl`. Ignored (every kind is resident) without a backend that answers

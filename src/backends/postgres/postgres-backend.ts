@@ -34,7 +34,7 @@ export interface PostgresBackendOptions {
 }
 
 /**
- * The PostgreSQL backend (DESIGN.md §4): records, a change feed, kinds and sessions in one
+ * The PostgreSQL backend (docs/backends.md, "PostgreSQL"): records, a change feed, kinds and sessions in one
  * schema; every `write` is one transaction that locks the single revision row, so revision order
  * is commit order; selectors on declared fields and labels are pushed down to expression and GIN
  * indexes (`query`, `explainQuery`). See docs/backends.md, "PostgreSQL".
