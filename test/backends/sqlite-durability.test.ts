@@ -124,6 +124,42 @@ describe('sqlite backend: durability through the dataspace', () => {
     await again.close()
   })
 
+  it("keeps a stored session's child processes, and stops keeping a session once it is dropped", async () => {
+    const path = file()
+    const ds = createDataspace({ backend: sqliteBackend({ path }) })
+    const sessions = new SessionStore(ds)
+    const kept = ds.process('client')
+    const child = ds.processWithId(`${kept.id}.1`, 'worker')
+    const dropped = ds.process('gone')
+    await child.assert('route', 'by-child', { by: 'child' })
+    await dropped.assert('route', 'by-dropped', { by: 'dropped' })
+    const stored = (id: string, pid: string, children: { pid: string; name: string }[]) => ({
+      id,
+      resumeTokenHash: '00',
+      pid,
+      name: 'client',
+      ttl: 10_000,
+      children,
+      lastChild: children.length,
+      principal: null,
+    })
+    sessions.persist(stored('kept', kept.id, [{ pid: child.id, name: 'worker' }]))
+    sessions.persist(stored('dropped', dropped.id, []))
+    sessions.drop('dropped')
+    await ds.close()
+    assert.equal(dropped.alive, false, "a dropped session's process exits with the dataspace")
+    assert.equal(child.alive, true, "a stored session's child is kept, not exited")
+    const again = createDataspace({ backend: sqliteBackend({ path }) })
+    assert.deepEqual(
+      new SessionStore(again).restoredSessions.map((s) => s.id),
+      ['kept'],
+    )
+    assert.equal(again.processById(child.id)?.name, 'worker')
+    assert.equal((await again.get('route', 'by-child'))?.owner, child.id)
+    assert.equal(await again.get('route', 'by-dropped'), undefined)
+    await again.close()
+  })
+
   it('acknowledges a write only once its batch is durable, and writes one batch per turn', async () => {
     const backend = spied(file())
     const ds = createDataspace({ backend })
