@@ -1,7 +1,8 @@
 /**
  * The engine (the kernel): records, indexes, processes, the watch hub and the commit path, in
  * memory, doing no I/O itself. It owns its ports: the backend seam (`ports/backend.ts`) that
- * `backends/` implement.
+ * `backends/` implement, and the `Kernel` the facades use (`ports/kernel.ts`). `engine.ts` is a
+ * façade over one file per part; the commit path is `commit.ts`.
  * @module
  */
 export { Engine } from './engine.js'
