@@ -151,6 +151,7 @@ export function assemble(
     expiry,
     pending,
     backed,
+    runtime,
   })
   const gate = runtime === undefined ? undefined : durableGate(runtime)
   return {

@@ -7,8 +7,7 @@ import type { PendingCommits } from './pending-commits.js'
 import type { LoadedState } from './ports/backend.js'
 import type { ProcessTable } from './process-table.js'
 import { recordBytes } from './record-bytes.js'
-import { keptProcesses } from './storage/runtime.js'
-import type { RefusedCommit } from './storage/runtime.js'
+import type { BackendRuntime, RefusedCommit } from './storage/runtime.js'
 import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
 import type { TtlExpiry } from './ttl-expiry.js'
@@ -26,6 +25,8 @@ export interface RecoveryParts {
   readonly expiry: TtlExpiry
   readonly pending: PendingCommits | undefined
   readonly backed: BackedReads | undefined
+  /** The backend runtime: it knows which processes the store keeps across a restart. */
+  readonly runtime: BackendRuntime | undefined
 }
 
 /**
@@ -57,8 +58,10 @@ export class Recovery {
     }
     // New pids must not repeat one of the previous run's: kept processes still use theirs,
     // and other stores may still mention the others.
+    const kept = this.#parts.runtime?.restoredProcesses() ?? []
     for (const pid of storedPids(state)) processes.reserve(pid)
-    for (const kept of keptProcesses(state.sessions)) processes.register(kept.pid, kept.name)
+    for (const { pid } of kept) processes.reserve(pid)
+    for (const { pid, name } of kept) processes.register(pid, name)
     const tx = new Transaction(this.#parts.context, null)
     for (const store of catalog.stores()) {
       for (const [owner, owned] of store.byOwner) {
@@ -131,9 +134,8 @@ export class Recovery {
   }
 }
 
-/** Every pid a loaded state mentions: record owners, and the processes the store keeps. */
+/** Every owner a loaded state mentions. */
 function* storedPids(state: LoadedState): Iterable<string> {
   for (const record of state.records) if (record.owner !== null) yield record.owner
   for (const owned of state.owned ?? []) yield owned.owner
-  for (const kept of keptProcesses(state.sessions)) yield kept.pid
 }

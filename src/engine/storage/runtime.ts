@@ -124,6 +124,14 @@ export class BackendRuntime {
     return new Set([...this.#kept.values()].flat())
   }
 
+  /** The processes the store kept from its previous run, to restore at start-up (pid, name). */
+  restoredProcesses(): { readonly pid: string; readonly name: string }[] {
+    return this.restoredSessions.flatMap((session) => [
+      { pid: session.pid, name: session.name },
+      ...session.children.map((child) => ({ pid: child.pid, name: child.name })),
+    ])
+  }
+
   /** The highest revision known durable. */
   get durableRevision(): number {
     return this.#durable
@@ -390,16 +398,6 @@ export type StoredRows = Pick<
   BackendRuntime,
   'putSession' | 'deleteSession' | 'answers' | 'restoredSessions' | 'restoredAnswers'
 >
-
-/** The processes stored sessions keep: each session's own and its children's. */
-export function keptProcesses(
-  sessions: readonly StoredSession[],
-): { readonly pid: string; readonly name: string }[] {
-  return sessions.flatMap((session) => [
-    { pid: session.pid, name: session.name },
-    ...session.children.map((child) => ({ pid: child.pid, name: child.name })),
-  ])
-}
 
 function pidsOf(session: StoredSession): string[] {
   return [session.pid, ...session.children.map((child) => child.pid)]
