@@ -3,7 +3,7 @@
 // transports, nothing committed), and with a token that lacks the right (Forbidden).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { OPERATIONS } from '../../src/server/ws/operations.js'
+import { OPERATION_NAMES } from '../../src/protocol/index.js'
 import { ADMIN, AUTH, bearer, READER } from './auth-fixtures.js'
 import { openSse, start } from './helpers.js'
 import type { Harness } from './helpers.js'
@@ -96,7 +96,7 @@ describe('auth matrix: every operation over HTTP and WebSocket from one table', 
 
   it('has a row for every WebSocket operation', () => {
     const inTable = MATRIX.filter((row) => typeof row.ws !== 'string').map((row) => row.op)
-    assert.deepEqual([...inTable].sort(), [...OPERATIONS.keys()].sort())
+    assert.deepEqual([...inTable].sort(), [...OPERATION_NAMES].sort())
   })
 
   it('lets a caller act as its own process on both transports', async () => {
