@@ -9,10 +9,11 @@ import {
   Unavailable,
 } from '../errors/index.js'
 import { errorFromWire } from '../errors/from-wire.js'
-import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
+import { CLOSE_CODES, jsonCodec, OPERATIONS, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
 import type {
   ClientMessage,
   HelloMessage,
+  OperationName,
   ServerMessage,
   WelcomeMessage,
 } from '../protocol/index.js'
@@ -23,7 +24,7 @@ type Args = Record<string, unknown>
 
 /** A stream the connection keeps open across reconnects. */
 export interface StreamSubscription {
-  readonly op: string
+  readonly op: OperationName
   /** The arguments for (re)opening: a watch resumes from the last revision it saw. */
   args(): Args
   onEvents(events: readonly unknown[]): void
@@ -35,7 +36,7 @@ export interface StreamSubscription {
 
 interface PendingCall {
   readonly id: number
-  readonly op: string
+  readonly op: OperationName
   readonly args: () => Args
   readonly write: boolean
   /** Restore calls jump the queue that holds user calls while a session is being rebuilt. */
@@ -135,13 +136,14 @@ export class Connection {
   #firstOutcome: ((error?: DataspaceError) => void) | undefined
 
   /**
-   * Sends a call; resolves with its result. `write` marks calls that must not run twice:
-   * if the session is lost while one is unanswered it fails with `Unavailable`.
+   * Sends a call; resolves with its result. `write` (by default the operation table's) marks
+   * calls that must not run twice: if the session is lost while one is unanswered it fails
+   * with `Unavailable`.
    */
   call(
-    op: string,
+    op: OperationName,
     args: () => Args,
-    options: { write: boolean; urgent?: boolean; signal?: AbortSignal | undefined },
+    options: { write?: boolean; urgent?: boolean; signal?: AbortSignal | undefined } = {},
   ): Promise<unknown> {
     if (this.#closed) return Promise.reject(new Closed('the client is closed'))
     const signal = options.signal
@@ -156,7 +158,7 @@ export class Connection {
         id,
         op,
         args,
-        write: options.write,
+        write: options.write ?? OPERATIONS[op].write,
         urgent: options.urgent === true,
         sentOn: undefined,
         resolve: (value) => {

@@ -10,6 +10,7 @@ import type {
 } from '../model/index.js'
 import type { NameBinding, NameRegistryApi } from '../model/index.js'
 import { freezeJson } from '../model/validate.js'
+import type { OperationName } from '../protocol/index.js'
 import { checkBucket } from '../model/index.js'
 import type { ProcessHost } from './remote-process.js'
 import { checkMessage, wireOptions } from './remote-process.js'
@@ -21,14 +22,14 @@ const listOf = (pids: PidLike | readonly PidLike[]): string[] =>
   (Array.isArray(pids) ? (pids as readonly PidLike[]) : [pids as PidLike]).map(pidOf)
 
 type Call = (
-  op: string,
+  op: OperationName,
   args: () => Record<string, unknown>,
-  write: boolean,
   signal?: AbortSignal,
 ) => Promise<unknown>
 
+// Whether a call is a write (never blindly re-sent) comes from the operation table.
 function caller(host: ProcessHost): Call {
-  return (op, args, write, signal) => host.connection.call(op, args, { write, signal })
+  return (op, args, signal) => host.connection.call(op, args, { signal })
 }
 
 /** `client.groups(scope)`: Erlang `pg` over the wire; joins of the client's processes are restored after a session loss. */
@@ -50,7 +51,6 @@ export class RemoteGroups implements ProcessGroupsApi {
     const result = (await this.#call(
       'groups.join',
       () => ({ scope: this.scope, group, pids: list, ...(meta === undefined ? {} : { meta }) }),
-      true,
     )) as 'ok'
     for (const pid of list) {
       const owner = this.#host.ownerOf(pid)
@@ -64,7 +64,6 @@ export class RemoteGroups implements ProcessGroupsApi {
     const result = (await this.#call(
       'groups.leave',
       () => ({ scope: this.scope, group, pids: list }),
-      true,
     )) as 'ok' | 'not_joined'
     for (const pid of list) {
       const owner = this.#host.ownerOf(pid)
@@ -88,7 +87,7 @@ export class RemoteGroups implements ProcessGroupsApi {
   async updateMeta(group: string, pid: PidLike, meta: MemberMeta): Promise<void> {
     const id = pidOf(pid)
     freezeJson(meta, 'meta')
-    await this.#call('groups.updateMeta', () => ({ scope: this.scope, group, pid: id, meta }), true)
+    await this.#call('groups.updateMeta', () => ({ scope: this.scope, group, pid: id, meta }))
     const owner = this.#host.ownerOf(id)
     if (owner !== undefined) this.#host.owned.updateMeta(this.scope, group, owner, meta)
   }
@@ -113,19 +112,18 @@ export class RemoteGroups implements ProcessGroupsApi {
     return this.#broadcast('groups.broadcastLocal', from, group, message)
   }
 
-  async #broadcast(op: string, from: PidLike, group: string, message: unknown): Promise<number> {
+  async #broadcast(op: OperationName, from: PidLike, group: string, message: unknown): Promise<number> {
     // `from` is read when the call goes out, so a pid changed by a restore is the current one.
     const sender = this.#host.ownerOf(pidOf(from))
     checkMessage(message)
     return this.#call(
       op,
       () => ({ scope: this.scope, from: sender?.id ?? pidOf(from), group, message }),
-      true,
     ) as Promise<number>
   }
 
-  #read(op: string, args: Record<string, unknown>): Promise<unknown> {
-    return this.#call(op, () => ({ scope: this.scope, ...args }), false)
+  #read(op: OperationName, args: Record<string, unknown>): Promise<unknown> {
+    return this.#call(op, () => ({ scope: this.scope, ...args }))
   }
 }
 
@@ -145,7 +143,6 @@ export class RemoteNames implements NameRegistryApi {
     const result = (await this.#call(
       'names.register',
       () => ({ pid, name, ...(meta === undefined ? {} : { meta }) }),
-      true,
     )) as { fence: number }
     const owner = this.#host.ownerOf(pid)
     if (owner !== undefined) this.#host.owned.register(owner, name, meta)
@@ -154,18 +151,18 @@ export class RemoteNames implements NameRegistryApi {
   }
 
   async whereis(name: string): Promise<Omit<NameBinding, 'name'> | undefined> {
-    const binding = await this.#call('names.whereis', () => ({ name }), false)
+    const binding = await this.#call('names.whereis', () => ({ name }))
     return (binding ?? undefined) as Omit<NameBinding, 'name'> | undefined
   }
 
   async unregister(proc: PidLike, name: string): Promise<void> {
     const pid = pidOf(proc)
-    await this.#call('names.unregister', () => ({ pid, name }), true)
+    await this.#call('names.unregister', () => ({ pid, name }))
     this.#host.owned.unregister(name)
   }
 
   list(glob?: string): Promise<NameBinding[]> {
-    return this.#call('names.list', () => (glob === undefined ? {} : { glob }), false) as Promise<
+    return this.#call('names.list', () => (glob === undefined ? {} : { glob })) as Promise<
       NameBinding[]
     >
   }
@@ -194,7 +191,7 @@ export class RemoteKv implements KvApi {
   }
 
   async get(key: string): Promise<KvEntry | undefined> {
-    const entry = await this.#call('kv.get', () => ({ bucket: this.bucket, key }), false)
+    const entry = await this.#call('kv.get', () => ({ bucket: this.bucket, key }))
     return (entry ?? undefined) as KvEntry | undefined
   }
 
@@ -210,7 +207,6 @@ export class RemoteKv implements KvApi {
         })
         return { bucket: this.bucket, key, value, options: opts }
       },
-      true,
     )) as KvEntry
     this.#host.noteRevision(entry.revision)
     this.#host.owned.noteKey(this.bucket, entry, (pid) => this.#host.ownerOf(pid))
@@ -221,7 +217,6 @@ export class RemoteKv implements KvApi {
     const deleted = (await this.#call(
       'kv.delete',
       () => ({ bucket: this.bucket, key, options: wireOptions(options) }),
-      true,
     )) as boolean
     this.#host.owned.forgetKey(this.bucket, key)
     return deleted
@@ -231,7 +226,6 @@ export class RemoteKv implements KvApi {
     const result = (await this.#call(
       'kv.scan',
       () => ({ bucket: this.bucket, options: wireOptions(options) }),
-      false,
       options.signal,
     )) as KvScanResult
     this.#host.noteRevision(result.revision)
