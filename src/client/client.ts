@@ -174,17 +174,14 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
         'schema must be a Standard Schema validator (zod, valibot, arktype, …)',
       )
     }
-    await this.connection.call(
-      'defineKind',
-      () => ({
-        kind,
-        options: wireOptions({
-          fields: options.fields,
-          indexes: options.indexes,
-          resident: options.resident,
-        }),
+    await this.connection.call('defineKind', () => ({
+      kind,
+      options: wireOptions({
+        fields: options.fields,
+        indexes: options.indexes,
+        resident: options.resident,
       }),
-    )
+    }))
     if (options.schema === undefined) this.#schemas.delete(kind)
     else this.#schemas.set(kind, options.schema)
   }

@@ -8,7 +8,7 @@ import {
   Unauthorized,
   Unavailable,
 } from '../errors/index.js'
-import { errorFromWire } from '../errors/from-wire.js'
+import { errorFromWire } from '../protocol/index.js'
 import { CLOSE_CODES, jsonCodec, OPERATIONS, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
 import type {
   ClientMessage,

@@ -48,10 +48,12 @@ export class RemoteGroups implements ProcessGroupsApi {
     const list = listOf(pids)
     // As the engine: metadata is JSON or InvalidArgument, never converted on the wire.
     if (meta !== undefined) freezeJson(meta, 'meta')
-    const result = (await this.#call(
-      'groups.join',
-      () => ({ scope: this.scope, group, pids: list, ...(meta === undefined ? {} : { meta }) }),
-    )) as 'ok'
+    const result = (await this.#call('groups.join', () => ({
+      scope: this.scope,
+      group,
+      pids: list,
+      ...(meta === undefined ? {} : { meta }),
+    }))) as 'ok'
     for (const pid of list) {
       const owner = this.#host.ownerOf(pid)
       if (owner !== undefined) this.#host.owned.join(this.scope, group, owner, meta)
@@ -61,10 +63,11 @@ export class RemoteGroups implements ProcessGroupsApi {
 
   async leave(group: string, pids: PidLike | readonly PidLike[]): Promise<'ok' | 'not_joined'> {
     const list = listOf(pids)
-    const result = (await this.#call(
-      'groups.leave',
-      () => ({ scope: this.scope, group, pids: list }),
-    )) as 'ok' | 'not_joined'
+    const result = (await this.#call('groups.leave', () => ({
+      scope: this.scope,
+      group,
+      pids: list,
+    }))) as 'ok' | 'not_joined'
     for (const pid of list) {
       const owner = this.#host.ownerOf(pid)
       if (owner !== undefined) this.#host.owned.leave(this.scope, group, owner)
@@ -112,14 +115,21 @@ export class RemoteGroups implements ProcessGroupsApi {
     return this.#broadcast('groups.broadcastLocal', from, group, message)
   }
 
-  async #broadcast(op: OperationName, from: PidLike, group: string, message: unknown): Promise<number> {
+  async #broadcast(
+    op: OperationName,
+    from: PidLike,
+    group: string,
+    message: unknown,
+  ): Promise<number> {
     // `from` is read when the call goes out, so a pid changed by a restore is the current one.
     const sender = this.#host.ownerOf(pidOf(from))
     checkMessage(message)
-    return this.#call(
-      op,
-      () => ({ scope: this.scope, from: sender?.id ?? pidOf(from), group, message }),
-    ) as Promise<number>
+    return this.#call(op, () => ({
+      scope: this.scope,
+      from: sender?.id ?? pidOf(from),
+      group,
+      message,
+    })) as Promise<number>
   }
 
   #read(op: OperationName, args: Record<string, unknown>): Promise<unknown> {
@@ -140,10 +150,11 @@ export class RemoteNames implements NameRegistryApi {
   async register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }> {
     const pid = pidOf(proc)
     if (meta !== undefined) freezeJson(meta, 'meta')
-    const result = (await this.#call(
-      'names.register',
-      () => ({ pid, name, ...(meta === undefined ? {} : { meta }) }),
-    )) as { fence: number }
+    const result = (await this.#call('names.register', () => ({
+      pid,
+      name,
+      ...(meta === undefined ? {} : { meta }),
+    }))) as { fence: number }
     const owner = this.#host.ownerOf(pid)
     if (owner !== undefined) this.#host.owned.register(owner, name, meta)
     this.#host.noteRevision(result.fence)
@@ -198,26 +209,24 @@ export class RemoteKv implements KvApi {
   async put(key: string, value: Json, options: KvPutOptions = {}): Promise<KvEntry> {
     freezeJson(value, 'value') // JSON or InvalidArgument, as the engine; never converted
     const owner = options.owner === undefined ? undefined : this.#host.ownerOf(pidOf(options.owner))
-    const entry = (await this.#call(
-      'kv.put',
-      () => {
-        const opts = wireOptions({
-          ...options,
-          owner: options.owner === undefined ? undefined : (owner?.id ?? pidOf(options.owner)),
-        })
-        return { bucket: this.bucket, key, value, options: opts }
-      },
-    )) as KvEntry
+    const entry = (await this.#call('kv.put', () => {
+      const opts = wireOptions({
+        ...options,
+        owner: options.owner === undefined ? undefined : (owner?.id ?? pidOf(options.owner)),
+      })
+      return { bucket: this.bucket, key, value, options: opts }
+    })) as KvEntry
     this.#host.noteRevision(entry.revision)
     this.#host.owned.noteKey(this.bucket, entry, (pid) => this.#host.ownerOf(pid))
     return entry
   }
 
   async delete(key: string, options: { ifRevision?: number } = {}): Promise<boolean> {
-    const deleted = (await this.#call(
-      'kv.delete',
-      () => ({ bucket: this.bucket, key, options: wireOptions(options) }),
-    )) as boolean
+    const deleted = (await this.#call('kv.delete', () => ({
+      bucket: this.bucket,
+      key,
+      options: wireOptions(options),
+    }))) as boolean
     this.#host.owned.forgetKey(this.bucket, key)
     return deleted
   }

@@ -22,7 +22,7 @@ export function exitReasonFromWire(reason: unknown): ExitReason {
   if (reason === undefined) return 'normal'
   if (typeof reason === 'string') return freezeJson(reason, 'reason')
   if (typeof reason === 'object' && reason !== null && 'error' in reason) {
-    return freezeJson(reason, 'reason') as ExitReason
+    return freezeJson(reason, 'reason')
   }
   throw new InvalidArgument('"reason" must be a string or { error }')
 }

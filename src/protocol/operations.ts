@@ -108,12 +108,8 @@ const none = (): readonly Need[] => []
 const on =
   (right: Right) =>
   (a: { readonly kind: string }): readonly Need[] => [[a.kind, right]]
-const groups =
-  (right: Right) =>
-  (): readonly Need[] => [[GROUP_MEMBER_KIND, right]]
-const names =
-  (right: Right) =>
-  (): readonly Need[] => [[NAME_KIND, right]]
+const groups = (right: Right) => (): readonly Need[] => [[GROUP_MEMBER_KIND, right]]
+const names = (right: Right) => (): readonly Need[] => [[NAME_KIND, right]]
 const kv =
   (right: Right) =>
   (a: { readonly bucket: string }): readonly Need[] => [[`$kv.${a.bucket}`, right]]
@@ -350,7 +346,7 @@ function readField(op: string, name: string, field: Field, value: unknown): unkn
  */
 export function ownPidsOf<N extends OperationName>(name: N, args: OpArgs<N>): readonly string[] {
   const pids: string[] = []
-  for (const path of OPERATIONS[name].own as readonly string[]) {
+  for (const path of OPERATIONS[name].own) {
     const [head, tail] = path.split('.') as [string, string | undefined]
     let value = (args as Record<string, unknown>)[head]
     if (tail !== undefined) value = (value as Record<string, unknown> | undefined)?.[tail]
@@ -364,7 +360,7 @@ export function ownPidsOf<N extends OperationName>(name: N, args: OpArgs<N>): re
 
 /** The rights a call of `name` with these (checked) arguments needs. */
 export function rightsOf<N extends OperationName>(name: N, args: OpArgs<N>): readonly Need[] {
-  return (OPERATIONS[name] as unknown as OperationSpec<Schema>).rights(args as ArgsOf<Schema>)
+  return (OPERATIONS[name] as unknown as OperationSpec<Schema>).rights(args)
 }
 
 /**
@@ -380,8 +376,10 @@ export function transactRequest(value: unknown): TransactRequest {
   if (conditions !== undefined && !Array.isArray(conditions)) {
     throw new InvalidArgument('a transaction\'s "if" must be an array of conditions')
   }
-  for (const item of [...then, ...(conditions ?? [])]) kindOf(item)
-  return (conditions === undefined ? { then } : { if: conditions, then }) as TransactRequest
+  for (const item of [...(then as unknown[]), ...((conditions as unknown[] | undefined) ?? [])]) {
+    kindOf(item)
+  }
+  return conditions === undefined ? { then } : { if: conditions, then }
 }
 
 /**

@@ -1,14 +1,7 @@
 import type { Dataspace } from '../dataspace.js'
 import type { LocalProcess } from '../engine/index.js'
 import { InvalidArgument, ProcessExited } from '../errors/index.js'
-import type {
-  ClaimOptions,
-  Json,
-  KindOptions,
-  KvPutOptions,
-  SendTarget,
-  Stream,
-} from '../model/index.js'
+import type { ClaimOptions, Json, SendTarget, Stream } from '../model/index.js'
 import { exitReasonToWire } from '../protocol/index.js'
 import type { OperationName, OpArgs, Operations } from '../protocol/index.js'
 import type { Session, SessionTable } from './session-table.js'
@@ -58,7 +51,7 @@ type Handler<N extends OperationName> = Operations[N]['stream'] extends true
 export const HANDLERS: { readonly [N in OperationName]: Handler<N> } = {
   // The dataspace
   defineKind: async ({ ds }, a) => {
-    await ds.defineKind(a.kind, a.options as KindOptions)
+    await ds.defineKind(a.kind, a.options)
     return null
   },
   get: async ({ ds }, a) => (await ds.get(a.kind, a.id)) ?? null,
@@ -83,9 +76,8 @@ export const HANDLERS: { readonly [N in OperationName]: Handler<N> } = {
   monitor: async (_env, a, c) => exitReasonToWire(await c.process(a.pid).monitor(a.target)),
   messages: (_env, a, c) => mailboxOf(c.process(a.pid)),
   // Process groups
-  'groups.join': ({ ds }, a) =>
-    ds.groups(a.scope).join(a.group, a.pids as string | string[], a.meta as Json),
-  'groups.leave': ({ ds }, a) => ds.groups(a.scope).leave(a.group, a.pids as string | string[]),
+  'groups.join': ({ ds }, a) => ds.groups(a.scope).join(a.group, a.pids, a.meta as Json),
+  'groups.leave': ({ ds }, a) => ds.groups(a.scope).leave(a.group, a.pids),
   'groups.updateMeta': async ({ ds }, a) => {
     await ds.groups(a.scope).updateMeta(a.group, a.pid, a.meta as Json)
     return null
@@ -111,7 +103,7 @@ export const HANDLERS: { readonly [N in OperationName]: Handler<N> } = {
   'names.watch': ({ ds }, a) => ds.names.watch(a.glob),
   // KV
   'kv.get': async ({ ds }, a) => (await ds.kv(a.bucket).get(a.key)) ?? null,
-  'kv.put': ({ ds }, a) => ds.kv(a.bucket).put(a.key, a.value as Json, a.options as KvPutOptions),
+  'kv.put': ({ ds }, a) => ds.kv(a.bucket).put(a.key, a.value as Json, a.options),
   'kv.delete': ({ ds }, a) => ds.kv(a.bucket).delete(a.key, a.options),
   'kv.scan': ({ ds }, a) => ds.kv(a.bucket).scan(a.options),
   'kv.watch': ({ ds }, a) => ds.kv(a.bucket).watch(a.options),

@@ -1,6 +1,6 @@
 import type { Dataspace } from '../dataspace.js'
 import { OPERATIONS } from '../protocol/index.js'
-import type { OperationName, OpArgs } from '../protocol/index.js'
+import type { Adds, OperationName, OpArgs } from '../protocol/index.js'
 import type { Session } from './session-table.js'
 
 /**
@@ -17,7 +17,9 @@ export function recordsAdded<N extends OperationName>(
   args: OpArgs<N>,
 ): number {
   const a = args as Readonly<Record<string, unknown>>
-  switch (OPERATIONS[name].adds) {
+  const adds: Adds | undefined = (OPERATIONS[name] as { readonly adds?: Adds }).adds
+  if (adds === undefined) return 0
+  switch (adds) {
     case 'one':
       return 1
     case 'pids':
@@ -30,8 +32,6 @@ export function recordsAdded<N extends OperationName>(
       return assertAdds(ds, session, a.kind, a.id, a.options)
     case 'transaction':
       return transactionAdds(ds, session, (a.request as { then: unknown }).then)
-    default:
-      return 0
   }
 }
 

@@ -122,8 +122,10 @@ export class RequestContext {
    * the route built from the path, query and body: the table's checks (shape, rights, own
    * pids), the session's record quota, then the handler — exactly as over WebSocket.
    */
-  async run<N extends OperationName>(name: N, raw: Readonly<Record<string, unknown>>):
-    Promise<unknown> {
+  async run<N extends OperationName>(
+    name: N,
+    raw: Readonly<Record<string, unknown>>,
+  ): Promise<unknown> {
     const args = this.#check(name, raw)
     const session = this.session
     if (session !== undefined) {

@@ -42,13 +42,14 @@ async function get(ctx: RequestContext): Promise<Reply> {
 async function put(ctx: RequestContext): Promise<Reply> {
   new QueryReader(ctx.query, [])
   const { value, ttl, ifRevision, owner: given } = await ctx.body()
-  const owner =
-    given === 'session' ? ctx.requireSession('owner: "session"').process.id : given
+  const owner = given === 'session' ? ctx.requireSession('owner: "session"').process.id : given
   if (owner !== undefined && typeof owner !== 'string') {
     throw new InvalidArgument('"owner" must be "session" or a pid')
   }
   const options = { ttl, ifRevision, owner }
-  return json(await ctx.run('kv.put', { bucket: ctx.param('bucket'), key: ctx.param('key'), value, options }))
+  return json(
+    await ctx.run('kv.put', { bucket: ctx.param('bucket'), key: ctx.param('key'), value, options }),
+  )
 }
 
 /** `?ifRevision=` → `{ deleted }`, false when the key did not exist. */

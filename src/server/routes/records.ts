@@ -53,5 +53,7 @@ async function retract(ctx: RequestContext): Promise<Reply> {
   const ifRevision = new QueryReader(ctx.query, ['ifRevision']).integer('ifRevision')
   const pid = ctx.requireSession('retracting a record').process.id
   const options = ifRevision === undefined ? {} : { ifRevision }
-  return json(await ctx.run('retract', { pid, kind: ctx.param('kind'), id: ctx.param('id'), options }))
+  return json(
+    await ctx.run('retract', { pid, kind: ctx.param('kind'), id: ctx.param('id'), options }),
+  )
 }

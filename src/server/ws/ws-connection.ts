@@ -2,7 +2,13 @@ import type { WebSocket } from 'ws'
 import { nextBatch } from '../../streams/index.js'
 import type { Stream } from '../../model/index.js'
 import { DataspaceError, InvalidArgument, TooLarge, Unauthorized } from '../../errors/index.js'
-import { CLOSE_CODES, jsonCodec, operation, PROTOCOL_VERSION, textOf } from '../../protocol/index.js'
+import {
+  CLOSE_CODES,
+  jsonCodec,
+  operation,
+  PROTOCOL_VERSION,
+  textOf,
+} from '../../protocol/index.js'
 import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'
 import type { Principal } from '../auth.js'
 import { sessionKey } from '../limits.js'
@@ -14,7 +20,7 @@ import { openSession } from '../session-quota.js'
 import type { ServerState } from '../request-context.js'
 import type { Session } from '../session-table.js'
 import { queuedLength } from '../sse-stream.js'
-import { toWireError } from '../wire-error.js'
+import { toWireError } from '../../protocol/index.js'
 import { answerOnce } from './durable-answers.js'
 import { prepareCall } from './dispatch.js'
 import { WsOutbox } from './ws-outbox.js'
@@ -339,7 +345,9 @@ export class WsConnection {
         this.#pump(id, stream).catch((error: unknown) => this.#fail(error))
         return
       }
-      const answer = call.write ? answerOnce(this.#state.ds, session, id, call.run) : call.run()
+      const answer = call.write
+        ? answerOnce(this.#state.ds, session, id, () => call.run())
+        : call.run()
       answer.then(
         (value) => {
           done('ok')
