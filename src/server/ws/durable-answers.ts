@@ -17,7 +17,7 @@ interface CallScope {
 const scopes = new AsyncLocalStorage<CallScope>()
 
 /**
- * Exactly once across restarts (DESIGN.md §5, docs/protocol.md). On a durable backend a write
+ * Exactly once across restarts (docs/design.md, docs/protocol.md). On a durable backend a write
  * call runs in a scope: when its operation is about to wait for its commit to be durable, the
  * engine asks `defer`, which holds a place for the answer in that commit's batch and lets the
  * operation finish at once. The answer then goes into the held place — the batch is not taken
