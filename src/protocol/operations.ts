@@ -267,6 +267,12 @@ export type OpArgs<N extends OperationName> = ArgsOf<Operations[N]['args']>
 /** Every operation name, in table order. */
 export const OPERATION_NAMES = Object.keys(OPERATIONS) as readonly OperationName[]
 
+/** The option keys operation `name` takes in its `options` argument (HTTP: its query names). */
+export function optionKeys(name: OperationName): readonly string[] {
+  const field = (OPERATIONS[name].args as Schema)['options']
+  return typeof field === 'object' ? field.options : []
+}
+
 /** The spec of `name`, or undefined for a name that is no operation. */
 export function operation(name: string): OperationSpec | undefined {
   return Object.hasOwn(OPERATIONS, name)
