@@ -100,7 +100,11 @@ describe('auth matrix: every operation over HTTP and WebSocket from one table', 
     for (const row of MATRIX) {
       const spec = operation(row.op)
       if (spec === undefined) continue
-      assert.equal(row.wsPid === 'args', spec.own.length > 0, `${row.op}: own pids ${spec.own.join(", ")}`)
+      assert.equal(
+        row.wsPid === 'args',
+        spec.own.length > 0,
+        `${row.op}: own pids ${spec.own.join(', ')}`,
+      )
     }
   })
 
