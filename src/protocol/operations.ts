@@ -261,6 +261,12 @@ export const OPERATIONS = {
 
 export type Operations = typeof OPERATIONS
 export type OperationName = keyof Operations
+/** The operations answered by one result. */
+export type UnaryOperation = {
+  [N in OperationName]: Operations[N]['stream'] extends true ? never : N
+}[OperationName]
+/** The operations that open a stream. */
+export type StreamOperation = Exclude<OperationName, UnaryOperation>
 /** The checked arguments of operation `N`. */
 export type OpArgs<N extends OperationName> = ArgsOf<Operations[N]['args']>
 

@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { Dataspace } from '../dataspace.js'
 import { Forbidden, InvalidArgument, TooLarge } from '../errors/index.js'
-export { checkOwnPid } from './own-pid.js'
 import { authorize } from './auth.js'
 import type { Principal, Right } from './auth.js'
 import { readJsonObject } from './http-body.js'
@@ -19,7 +18,7 @@ import { checkCall } from './check-call.js'
 import { Caller, HANDLERS } from './handlers.js'
 import type { OpEnv } from './handlers.js'
 import { recordsAdded } from './record-quota.js'
-import type { OperationName, OpArgs } from '../protocol/index.js'
+import type { OperationName, OpArgs, StreamOperation, UnaryOperation } from '../protocol/index.js'
 import type { Stream } from '../model/index.js'
 
 type UnaryHandler = (env: OpEnv, args: unknown, caller: Caller) => Promise<unknown>
@@ -122,7 +121,7 @@ export class RequestContext {
    * the route built from the path, query and body: the table's checks (shape, rights, own
    * pids), the session's record quota, then the handler — exactly as over WebSocket.
    */
-  async run<N extends OperationName>(
+  async run<N extends UnaryOperation>(
     name: N,
     raw: Readonly<Record<string, unknown>>,
   ): Promise<unknown> {
@@ -139,7 +138,7 @@ export class RequestContext {
    * Checks a stream operation (`watch`, `kv.watch`, `groups.monitor`) now, and answers what
    * opens it: the caller counts the stream against its limit in between.
    */
-  opener<N extends OperationName>(
+  opener<N extends StreamOperation>(
     name: N,
     raw: Readonly<Record<string, unknown>>,
   ): () => Stream<unknown> {
