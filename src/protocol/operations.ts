@@ -1,6 +1,6 @@
 import { InvalidArgument } from '../errors/index.js'
 import type { ExitReason, TransactRequest } from '../model/index.js'
-import { GROUP_MEMBER_KIND, NAME_KIND } from '../model/index.js'
+import { describe, GROUP_MEMBER_KIND, NAME_KIND } from '../model/index.js'
 import { exitReasonFromWire } from './exit-reason.js'
 
 /**
@@ -363,9 +363,13 @@ export function ownPidsOf<N extends OperationName>(name: N, args: OpArgs<N>): re
     let value = (args as Record<string, unknown>)[head]
     if (tail !== undefined) value = (value as Record<string, unknown> | undefined)?.[tail]
     if (value === undefined) continue
-    if (typeof value === 'string') pids.push(value)
-    else if (Array.isArray(value)) pids.push(...(value as string[]))
-    else throw new InvalidArgument(`${name}: "${tail ?? head}" must be a pid`)
+    const list: readonly unknown[] = Array.isArray(value) ? value : [value]
+    for (const pid of list) {
+      // Checked here, before the own-pid rule reads it: a pid is a non-empty string.
+      if (typeof pid !== 'string' || pid.length === 0)
+        throw new InvalidArgument(`${name}: "${tail ?? head}" must be a pid, got ${describe(pid)}`)
+      pids.push(pid)
+    }
   }
   return pids
 }

@@ -30,6 +30,24 @@ describe('the operation table', () => {
     }
   })
 
+  it('refuses a pid that is not a non-empty string as InvalidArgument, never a TypeError', () => {
+    // Found by ws-fuzz: kv.put with options.owner [null] reached the own-pid rule as null and
+    // answered Internal. Every own-pid path, as a value and inside a list.
+    for (const name of OPERATION_NAMES) {
+      for (const path of OPERATIONS[name].own) {
+        const [head, tail] = path.split('.') as [string, string | undefined]
+        for (const bad of [null, 5, '', {}, [null], [''], [7], ['ok', {}]]) {
+          const args = tail === undefined ? { [head]: bad } : { [head]: { [tail]: bad } }
+          assert.throws(
+            () => ownPidsOf(name, args as never),
+            { code: 'InvalidArgument' },
+            `${name} ${path} = ${JSON.stringify(bad)}`,
+          )
+        }
+      }
+    }
+  })
+
   it('says what every write adds to the record quota, or that it only removes', () => {
     const adding = OPERATION_NAMES.filter((name) => 'adds' in OPERATIONS[name])
     assert.deepEqual(
