@@ -174,18 +174,14 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
         'schema must be a Standard Schema validator (zod, valibot, arktype, …)',
       )
     }
-    await this.connection.call(
-      'defineKind',
-      () => ({
-        kind,
-        options: wireOptions({
-          fields: options.fields,
-          indexes: options.indexes,
-          resident: options.resident,
-        }),
+    await this.connection.call('defineKind', () => ({
+      kind,
+      options: wireOptions({
+        fields: options.fields,
+        indexes: options.indexes,
+        resident: options.resident,
       }),
-      { write: true },
-    )
+    }))
     if (options.schema === undefined) this.#schemas.delete(kind)
     else this.#schemas.set(kind, options.schema)
   }
@@ -199,7 +195,8 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
     this.#processes.set(proc.id, proc)
     // Pipelined: calls made as this process right after are queued behind its opening. The pid
     // is read when the call goes out, and opening is safe to repeat on a new session, so it is
-    // re-sent rather than failed if the session is lost before the answer (`write: false`).
+    // re-sent rather than failed if the session is lost before the answer: `write: false`
+    // overrides the operation table, for which an open is a write the server answers once.
     this.connection
       .call('process.open', () => ({ name, pid: proc.id }), { write: false })
       .then(
@@ -221,7 +218,6 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
     options: { signal?: AbortSignal } = {},
   ): Promise<DataspaceRecord<T> | undefined> {
     const record = (await this.connection.call('get', () => ({ kind, id }), {
-      write: false,
       signal: options.signal,
     })) as DataspaceRecord<T> | null
     if (record === null) return undefined
@@ -233,7 +229,7 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
     const result = (await this.connection.call(
       'list',
       () => ({ kind, options: wireOptions(options) }),
-      { write: false, signal: options.signal },
+      { signal: options.signal },
     )) as ListResult<T>
     this.noteRevision(result.revision)
     return result
@@ -258,9 +254,10 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
   }
 
   explain(kind: string, options: Selector = {}): Promise<ExplainResult> {
-    return this.connection.call('explain', () => ({ kind, options: wireOptions(options) }), {
-      write: false,
-    }) as Promise<ExplainResult>
+    return this.connection.call('explain', () => ({
+      kind,
+      options: wireOptions(options),
+    })) as Promise<ExplainResult>
   }
 
   groups(scope = 'default'): ProcessGroupsApi {

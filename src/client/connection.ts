@@ -4,26 +4,27 @@ import {
   Closed,
   DataspaceError,
   InvalidArgument,
-  TooLarge,
   Unauthorized,
   Unavailable,
 } from '../errors/index.js'
-import { errorFromWire } from '../errors/from-wire.js'
-import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
+import { errorFromWire } from '../protocol/index.js'
+import { CLOSE_CODES, jsonCodec, OPERATIONS, PROTOCOL_VERSION, textOf } from '../protocol/index.js'
 import type {
   ClientMessage,
   HelloMessage,
+  OperationName,
   ServerMessage,
   WelcomeMessage,
 } from '../protocol/index.js'
 import { backoffDelay } from './backoff.js'
+import { abortError, deepFreeze, Outbox, wsUrl } from './outbox.js'
 import type { BackoffOptions } from './backoff.js'
 
 type Args = Record<string, unknown>
 
 /** A stream the connection keeps open across reconnects. */
 export interface StreamSubscription {
-  readonly op: string
+  readonly op: OperationName
   /** The arguments for (re)opening: a watch resumes from the last revision it saw. */
   args(): Args
   onEvents(events: readonly unknown[]): void
@@ -35,7 +36,7 @@ export interface StreamSubscription {
 
 interface PendingCall {
   readonly id: number
-  readonly op: string
+  readonly op: OperationName
   readonly args: () => Args
   readonly write: boolean
   /** Restore calls jump the queue that holds user calls while a session is being rebuilt. */
@@ -83,8 +84,10 @@ export class Connection {
   readonly #pending = new Map<number, PendingCall>()
   readonly #streams = new Map<StreamSubscription, number | undefined>()
   readonly #streamById = new Map<number, StreamSubscription>()
-  #outbox: ClientMessage[] = []
-  #flushQueued = false
+  readonly #outbox = new Outbox(
+    () => this.#socket,
+    (id, error) => this.#fail(id, error),
+  )
   /** True between a welcome and the end of the client's restore: user calls wait. */
   #restoring = true
   #ready = false
@@ -95,8 +98,6 @@ export class Connection {
   #first = true
   /** The server run the last welcome came from. */
   #epoch: string | undefined
-  /** The server's frame limit (from `welcome`): a bigger frame would close the connection (1009). */
-  #maxFrameBytes = Infinity
 
   constructor(url: string, options: ConnectionOptions, events: ConnectionEvents) {
     this.#url = wsUrl(url)
@@ -135,13 +136,14 @@ export class Connection {
   #firstOutcome: ((error?: DataspaceError) => void) | undefined
 
   /**
-   * Sends a call; resolves with its result. `write` marks calls that must not run twice:
-   * if the session is lost while one is unanswered it fails with `Unavailable`.
+   * Sends a call; resolves with its result. `write` (by default the operation table's) marks
+   * calls that must not run twice: if the session is lost while one is unanswered it fails
+   * with `Unavailable`.
    */
   call(
-    op: string,
+    op: OperationName,
     args: () => Args,
-    options: { write: boolean; urgent?: boolean; signal?: AbortSignal | undefined },
+    options: { write?: boolean; urgent?: boolean; signal?: AbortSignal | undefined } = {},
   ): Promise<unknown> {
     if (this.#closed) return Promise.reject(new Closed('the client is closed'))
     const signal = options.signal
@@ -156,7 +158,7 @@ export class Connection {
         id,
         op,
         args,
-        write: options.write,
+        write: options.write ?? OPERATIONS[op].write,
         urgent: options.urgent === true,
         sentOn: undefined,
         resolve: (value) => {
@@ -197,7 +199,7 @@ export class Connection {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#watchdog)
-    this.#flush()
+    this.#outbox.flush()
     const socket = this.#socket
     this.#socket = undefined
     if (socket !== undefined) {
@@ -307,7 +309,7 @@ export class Connection {
     this.#epoch = welcome.epoch
     this.#attempt = 0
     this.#session = welcome.session
-    this.#maxFrameBytes = welcome.maxFrameBytes ?? Infinity
+    this.#outbox.maxFrameBytes = welcome.maxFrameBytes ?? Infinity
     this.#startWatchdog(welcome.pingIntervalMs)
     const first = this.#first
     this.#first = false
@@ -379,55 +381,6 @@ export class Connection {
 
   #enqueue(message: ClientMessage): void {
     this.#outbox.push(message)
-    if (this.#flushQueued) return
-    this.#flushQueued = true
-    queueMicrotask(() => this.#flush())
-  }
-
-  #flush(): void {
-    this.#flushQueued = false
-    const socket = this.#socket
-    const messages = this.#outbox
-    this.#outbox = []
-    if (messages.length === 0 || socket?.readyState !== WebSocket.OPEN) return
-    const frame = jsonCodec.encode(messages)
-    if (Buffer.byteLength(frame) <= this.#maxFrameBytes) socket.send(frame)
-    else this.#sendSplit(socket, messages)
-  }
-
-  /**
-   * A batch over the server's frame limit goes as several frames; a message that alone is over
-   * it is never sent (the server would close the connection, and the re-sent call close the
-   * next one): its call fails with `TooLarge`.
-   */
-  #sendSplit(socket: WebSocket, messages: readonly ClientMessage[]): void {
-    let batch: ClientMessage[] = []
-    let size = 2 // the brackets of a batch
-    const send = (): void => {
-      if (batch.length > 0) socket.send(jsonCodec.encode(batch))
-      batch = []
-      size = 2
-    }
-    for (const message of messages) {
-      const bytes = Buffer.byteLength(JSON.stringify(message)) + 1
-      if (bytes + 2 > this.#maxFrameBytes) {
-        this.#refuse(message, bytes)
-        continue
-      }
-      if (size + bytes > this.#maxFrameBytes) send()
-      batch.push(message)
-      size += bytes
-    }
-    send()
-  }
-
-  #refuse(message: ClientMessage, bytes: number): void {
-    if (message.type !== 'call') return
-    const error = new TooLarge(
-      `${message.op} is ${bytes} bytes as a frame; the server takes at most ${this.#maxFrameBytes}`,
-      { limit: 'maxFrameBytes' },
-    )
-    this.#fail(message.id, error)
   }
 
   /** Fails call `id`: a pending call rejects, a stream being opened ends with the error. */
@@ -449,7 +402,7 @@ export class Connection {
     clearInterval(this.#watchdog)
     this.#socket = undefined
     this.#ready = false
-    this.#outbox = []
+    this.#outbox.clear()
     for (const sub of this.#streams.keys()) this.#streams.set(sub, undefined)
     this.#streamById.clear()
     if (this.#closed) return
@@ -489,35 +442,4 @@ export class Connection {
     }, pingIntervalMs)
     this.#watchdog.unref()
   }
-}
-
-/** `http://h:p` → `ws://h:p/v1/ws`; a `ws(s)://` URL with a path is used as given. */
-export function wsUrl(url: string): string {
-  const parsed = new URL(url)
-  if (parsed.protocol === 'http:') parsed.protocol = 'ws:'
-  else if (parsed.protocol === 'https:') parsed.protocol = 'wss:'
-  else if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-    throw new InvalidArgument(
-      `unsupported URL scheme ${parsed.protocol}; use http(s):// or ws(s)://`,
-    )
-  }
-  if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = '/v1/ws'
-  return parsed.toString()
-}
-
-/** Results and events are frozen, as the engine's are: readers share them. */
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const child of Object.values(value)) deepFreeze(child)
-    Object.freeze(value)
-  }
-  return value
-}
-
-/** The signal's reason as an Error (the reason `AbortSignal.abort()` gives is a DOMException). */
-function abortError(signal: AbortSignal | undefined): Error {
-  const reason: unknown = signal?.reason
-  return reason instanceof Error
-    ? reason
-    : new DOMException('This operation was aborted', 'AbortError')
 }

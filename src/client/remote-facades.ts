@@ -10,6 +10,7 @@ import type {
 } from '../model/index.js'
 import type { NameBinding, NameRegistryApi } from '../model/index.js'
 import { freezeJson } from '../model/validate.js'
+import type { OperationName } from '../protocol/index.js'
 import { checkBucket } from '../model/index.js'
 import type { ProcessHost } from './remote-process.js'
 import { checkMessage, wireOptions } from './remote-process.js'
@@ -21,14 +22,14 @@ const listOf = (pids: PidLike | readonly PidLike[]): string[] =>
   (Array.isArray(pids) ? (pids as readonly PidLike[]) : [pids as PidLike]).map(pidOf)
 
 type Call = (
-  op: string,
+  op: OperationName,
   args: () => Record<string, unknown>,
-  write: boolean,
   signal?: AbortSignal,
 ) => Promise<unknown>
 
+// Whether a call is a write (never blindly re-sent) comes from the operation table.
 function caller(host: ProcessHost): Call {
-  return (op, args, write, signal) => host.connection.call(op, args, { write, signal })
+  return (op, args, signal) => host.connection.call(op, args, { signal })
 }
 
 /** `client.groups(scope)`: Erlang `pg` over the wire; joins of the client's processes are restored after a session loss. */
@@ -47,11 +48,12 @@ export class RemoteGroups implements ProcessGroupsApi {
     const list = listOf(pids)
     // As the engine: metadata is JSON or InvalidArgument, never converted on the wire.
     if (meta !== undefined) freezeJson(meta, 'meta')
-    const result = (await this.#call(
-      'groups.join',
-      () => ({ scope: this.scope, group, pids: list, ...(meta === undefined ? {} : { meta }) }),
-      true,
-    )) as 'ok'
+    const result = (await this.#call('groups.join', () => ({
+      scope: this.scope,
+      group,
+      pids: list,
+      ...(meta === undefined ? {} : { meta }),
+    }))) as 'ok'
     for (const pid of list) {
       const owner = this.#host.ownerOf(pid)
       if (owner !== undefined) this.#host.owned.join(this.scope, group, owner, meta)
@@ -61,11 +63,11 @@ export class RemoteGroups implements ProcessGroupsApi {
 
   async leave(group: string, pids: PidLike | readonly PidLike[]): Promise<'ok' | 'not_joined'> {
     const list = listOf(pids)
-    const result = (await this.#call(
-      'groups.leave',
-      () => ({ scope: this.scope, group, pids: list }),
-      true,
-    )) as 'ok' | 'not_joined'
+    const result = (await this.#call('groups.leave', () => ({
+      scope: this.scope,
+      group,
+      pids: list,
+    }))) as 'ok' | 'not_joined'
     for (const pid of list) {
       const owner = this.#host.ownerOf(pid)
       if (owner !== undefined) this.#host.owned.leave(this.scope, group, owner)
@@ -88,7 +90,7 @@ export class RemoteGroups implements ProcessGroupsApi {
   async updateMeta(group: string, pid: PidLike, meta: MemberMeta): Promise<void> {
     const id = pidOf(pid)
     freezeJson(meta, 'meta')
-    await this.#call('groups.updateMeta', () => ({ scope: this.scope, group, pid: id, meta }), true)
+    await this.#call('groups.updateMeta', () => ({ scope: this.scope, group, pid: id, meta }))
     const owner = this.#host.ownerOf(id)
     if (owner !== undefined) this.#host.owned.updateMeta(this.scope, group, owner, meta)
   }
@@ -113,19 +115,25 @@ export class RemoteGroups implements ProcessGroupsApi {
     return this.#broadcast('groups.broadcastLocal', from, group, message)
   }
 
-  async #broadcast(op: string, from: PidLike, group: string, message: unknown): Promise<number> {
+  async #broadcast(
+    op: OperationName,
+    from: PidLike,
+    group: string,
+    message: unknown,
+  ): Promise<number> {
     // `from` is read when the call goes out, so a pid changed by a restore is the current one.
     const sender = this.#host.ownerOf(pidOf(from))
     checkMessage(message)
-    return this.#call(
-      op,
-      () => ({ scope: this.scope, from: sender?.id ?? pidOf(from), group, message }),
-      true,
-    ) as Promise<number>
+    return this.#call(op, () => ({
+      scope: this.scope,
+      from: sender?.id ?? pidOf(from),
+      group,
+      message,
+    })) as Promise<number>
   }
 
-  #read(op: string, args: Record<string, unknown>): Promise<unknown> {
-    return this.#call(op, () => ({ scope: this.scope, ...args }), false)
+  #read(op: OperationName, args: Record<string, unknown>): Promise<unknown> {
+    return this.#call(op, () => ({ scope: this.scope, ...args }))
   }
 }
 
@@ -142,11 +150,11 @@ export class RemoteNames implements NameRegistryApi {
   async register(proc: PidLike, name: string, meta?: Json): Promise<{ fence: number }> {
     const pid = pidOf(proc)
     if (meta !== undefined) freezeJson(meta, 'meta')
-    const result = (await this.#call(
-      'names.register',
-      () => ({ pid, name, ...(meta === undefined ? {} : { meta }) }),
-      true,
-    )) as { fence: number }
+    const result = (await this.#call('names.register', () => ({
+      pid,
+      name,
+      ...(meta === undefined ? {} : { meta }),
+    }))) as { fence: number }
     const owner = this.#host.ownerOf(pid)
     if (owner !== undefined) this.#host.owned.register(owner, name, meta)
     this.#host.noteRevision(result.fence)
@@ -154,18 +162,18 @@ export class RemoteNames implements NameRegistryApi {
   }
 
   async whereis(name: string): Promise<Omit<NameBinding, 'name'> | undefined> {
-    const binding = await this.#call('names.whereis', () => ({ name }), false)
+    const binding = await this.#call('names.whereis', () => ({ name }))
     return (binding ?? undefined) as Omit<NameBinding, 'name'> | undefined
   }
 
   async unregister(proc: PidLike, name: string): Promise<void> {
     const pid = pidOf(proc)
-    await this.#call('names.unregister', () => ({ pid, name }), true)
+    await this.#call('names.unregister', () => ({ pid, name }))
     this.#host.owned.unregister(name)
   }
 
   list(glob?: string): Promise<NameBinding[]> {
-    return this.#call('names.list', () => (glob === undefined ? {} : { glob }), false) as Promise<
+    return this.#call('names.list', () => (glob === undefined ? {} : { glob })) as Promise<
       NameBinding[]
     >
   }
@@ -194,35 +202,31 @@ export class RemoteKv implements KvApi {
   }
 
   async get(key: string): Promise<KvEntry | undefined> {
-    const entry = await this.#call('kv.get', () => ({ bucket: this.bucket, key }), false)
+    const entry = await this.#call('kv.get', () => ({ bucket: this.bucket, key }))
     return (entry ?? undefined) as KvEntry | undefined
   }
 
   async put(key: string, value: Json, options: KvPutOptions = {}): Promise<KvEntry> {
     freezeJson(value, 'value') // JSON or InvalidArgument, as the engine; never converted
     const owner = options.owner === undefined ? undefined : this.#host.ownerOf(pidOf(options.owner))
-    const entry = (await this.#call(
-      'kv.put',
-      () => {
-        const opts = wireOptions({
-          ...options,
-          owner: options.owner === undefined ? undefined : (owner?.id ?? pidOf(options.owner)),
-        })
-        return { bucket: this.bucket, key, value, options: opts }
-      },
-      true,
-    )) as KvEntry
+    const entry = (await this.#call('kv.put', () => {
+      const opts = wireOptions({
+        ...options,
+        owner: options.owner === undefined ? undefined : (owner?.id ?? pidOf(options.owner)),
+      })
+      return { bucket: this.bucket, key, value, options: opts }
+    })) as KvEntry
     this.#host.noteRevision(entry.revision)
     this.#host.owned.noteKey(this.bucket, entry, (pid) => this.#host.ownerOf(pid))
     return entry
   }
 
   async delete(key: string, options: { ifRevision?: number } = {}): Promise<boolean> {
-    const deleted = (await this.#call(
-      'kv.delete',
-      () => ({ bucket: this.bucket, key, options: wireOptions(options) }),
-      true,
-    )) as boolean
+    const deleted = (await this.#call('kv.delete', () => ({
+      bucket: this.bucket,
+      key,
+      options: wireOptions(options),
+    }))) as boolean
     this.#host.owned.forgetKey(this.bucket, key)
     return deleted
   }
@@ -231,7 +235,6 @@ export class RemoteKv implements KvApi {
     const result = (await this.#call(
       'kv.scan',
       () => ({ bucket: this.bucket, options: wireOptions(options) }),
-      false,
       options.signal,
     )) as KvScanResult
     this.#host.noteRevision(result.revision)

@@ -17,6 +17,7 @@ import { validate } from '../model/schema.js'
 import { freezeJson } from '../model/validate.js'
 import { InvalidArgument, ProcessExited } from '../errors/index.js'
 import { exitReasonToWire } from '../protocol/index.js'
+import type { OperationName } from '../protocol/index.js'
 import { validateLabels } from '../query/index.js'
 import type { OwnedState, OwnerRef } from './owned-state.js'
 import { RemoteStream } from './remote-stream.js'
@@ -181,7 +182,7 @@ export class RemoteProcess implements Process, OwnerRef {
   }
 
   async monitor(pid: string): Promise<ExitReason> {
-    return (await this.#call('monitor', { target: pid }, undefined, false)) as ExitReason
+    return (await this.#call('monitor', { target: pid })) as ExitReason
   }
 
   exit(reason: ExitReason = 'normal'): Promise<void> {
@@ -209,12 +210,12 @@ export class RemoteProcess implements Process, OwnerRef {
     this.#resolveExited(reason)
   }
 
-  #call(op: string, args: Args, signal?: AbortSignal, write = true): Promise<unknown> {
+  #call(op: OperationName, args: Args, signal?: AbortSignal): Promise<unknown> {
     if (!this.alive && op !== 'process.exit') {
       return Promise.reject(new ProcessExited(`process ${this.#id} has exited`, this.#id))
     }
     // The pid is read when the call goes out: a call queued across a session loss uses the new one.
-    return this.#host.connection.call(op, () => ({ pid: this.#id, ...args }), { write, signal })
+    return this.#host.connection.call(op, () => ({ pid: this.#id, ...args }), { signal })
   }
 
   async #validated(kind: string, data: unknown): Promise<unknown> {

@@ -1,12 +1,13 @@
 import { QueuedStream } from '../streams/index.js'
 import type { DataspaceError } from '../errors/index.js'
+import type { OperationName } from '../protocol/index.js'
 import type { Connection, StreamSubscription } from './connection.js'
 
 type Args = Record<string, unknown>
 
 /** How one kind of server stream is opened, resumed and bounded on the client. */
 export interface StreamSpec<T> {
-  readonly op: string
+  readonly op: OperationName
   /**
    * Arguments to open the stream: `fresh` on the first open and after an overflow, otherwise a
    * re-open after a reconnect (resume from the last revision seen, where the stream can).
@@ -52,7 +53,7 @@ export class RemoteStream<T> extends QueuedStream<T> implements StreamSubscripti
     connection.subscribe(this)
   }
 
-  get op(): string {
+  get op(): OperationName {
     return this.#spec.op
   }
 

@@ -1,4 +1,5 @@
 import { DataspaceError, Unavailable } from '../errors/index.js'
+import type { OperationName } from '../protocol/index.js'
 import type { Connection } from './connection.js'
 import type { OwnedState } from './owned-state.js'
 import type { RemoteProcess } from './remote-process.js'
@@ -21,7 +22,7 @@ export async function restore(
 ): Promise<{ restored: number; conflicts: Conflict[] }> {
   const now = Date.now()
   const attempts: { what: string; done: Promise<unknown> }[] = []
-  const call = (what: string, op: string, args: Record<string, unknown>): void => {
+  const call = (what: string, op: OperationName, args: Record<string, unknown>): void => {
     attempts.push({ what, done: connection.call(op, () => args, { write: true, urgent: true }) })
   }
   for (const child of children)

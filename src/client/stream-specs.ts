@@ -1,6 +1,7 @@
 import type { Message, WatchEvent, WatchOptions } from '../model/index.js'
 import type { GroupEvent } from '../model/index.js'
 import type { KvEvent, KvWatchOptions } from '../model/index.js'
+import type { OperationName } from '../protocol/index.js'
 import type { StreamSpec } from './remote-stream.js'
 
 /** Client-side queue bound of a stream, in events (the engine's default watch buffer). */
@@ -16,7 +17,7 @@ const SELECTOR_KEYS = ['id', 'fields', 'labels', 'owner'] as const
 export function watchSpec(
   kind: string,
   options: WatchOptions,
-  op = 'watch',
+  op: OperationName = 'watch',
 ): StreamSpec<WatchEvent> {
   const selector: Record<string, unknown> = {}
   for (const key of SELECTOR_KEYS) if (options[key] !== undefined) selector[key] = options[key]

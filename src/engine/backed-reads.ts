@@ -42,7 +42,7 @@ const FIRST_CHUNK_ALL = 1_000
 const MAX_CHUNK = 50_000
 
 /**
- * The read path of non-resident kinds (DESIGN.md §4, residency): their records live only in the
+ * The read path of non-resident kinds (docs/backends.md, "Non-resident kinds"): their records live only in the
  * backend, so the engine reads them with the backend's pushed-down `query` and merges in what
  * the backend may not have yet.
  *

@@ -12,7 +12,7 @@ export interface Change {
 }
 
 /** Everything one revision did. */
-export interface Commit {
+export interface ChangeSet {
   readonly revision: number
   readonly changes: readonly Change[]
 }
@@ -26,7 +26,7 @@ const CHANGE_OVERHEAD = 64
  * a later change still held (the history drops oldest first), so counting `before` counts every
  * version once.
  */
-export function commitBytes(commit: Commit): number {
+export function commitBytes(commit: ChangeSet): number {
   let bytes = 0
   for (const change of commit.changes) {
     bytes += CHANGE_OVERHEAD + (change.before === undefined ? 0 : recordBytes(change.before))
@@ -41,7 +41,7 @@ export function commitBytes(commit: Commit): number {
  * not keep every version. The oldest commits go first; the newest is always kept, however large.
  */
 export class History {
-  #commits: Commit[] = []
+  #commits: ChangeSet[] = []
   /** Estimated bytes of each held commit, aligned with `#commits`. */
   #sizes: number[] = []
   #head = 0
@@ -79,7 +79,7 @@ export class History {
   }
 
   /** Adds the newest commit, then drops the oldest ones while over either cap. */
-  append(commit: Commit): void {
+  append(commit: ChangeSet): void {
     const size = commitBytes(commit)
     this.#commits.push(commit)
     this.#sizes.push(size)
@@ -89,8 +89,8 @@ export class History {
       (this.#changes > this.#maxChanges || this.#bytes > this.#maxBytes) &&
       this.#commits.length - this.#head > 1
     ) {
-      const dropped = this.#commits[this.#head] as Commit
-      this.#commits[this.#head] = undefined as unknown as Commit
+      const dropped = this.#commits[this.#head] as ChangeSet
+      this.#commits[this.#head] = undefined as unknown as ChangeSet
       this.#changes -= dropped.changes.length
       this.#bytes -= this.#sizes[this.#head] as number
       this.#head++
@@ -110,12 +110,12 @@ export class History {
   }
 
   /** Commits with a revision greater than `revision`, oldest first (check `covers` first). */
-  *since(revision: number): Iterable<Commit> {
+  *since(revision: number): Iterable<ChangeSet> {
     // Revisions are gap-free, so a commit's position follows from its revision.
     const first = this.#commits[this.#head]
     if (first === undefined) return
     const start = Math.max(this.#head, this.#head + (revision + 1 - first.revision))
-    for (let i = start; i < this.#commits.length; i++) yield this.#commits[i] as Commit
+    for (let i = start; i < this.#commits.length; i++) yield this.#commits[i] as ChangeSet
   }
 
   /**

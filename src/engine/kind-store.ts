@@ -52,7 +52,7 @@ export class KindStore {
   /** The closed list of selectable fields, when the kind declares one. */
   closedFields: ReadonlySet<string> | undefined
   /**
-   * `false` for a non-resident kind (DESIGN.md §4): the engine's store of it holds no records,
+   * `false` for a non-resident kind (docs/backends.md, "Non-resident kinds"): the engine's store of it holds no records,
    * and a transaction stages against a view of what was read (`backed-reads.ts`).
    */
   resident = true

@@ -1,4 +1,4 @@
-import type { Commit } from './history.js'
+import type { ChangeSet } from './history.js'
 import type { DataspaceRecord } from '../model/types.js'
 
 /** One key to put back as the store holds it: `current` is in memory now, `target` is stored. */
@@ -10,7 +10,7 @@ export interface Undo {
 }
 
 interface Entry {
-  readonly commit: Commit
+  readonly commit: ChangeSet
   /**
    * For keys whose previous change was refused: the version the store holds before this commit
    * (this commit's own `before` never reached the store).
@@ -29,7 +29,7 @@ export class PendingCommits {
   #entries: Entry[] = []
   #head = 0
 
-  push(commit: Commit): void {
+  push(commit: ChangeSet): void {
     this.#entries.push({ commit })
   }
 

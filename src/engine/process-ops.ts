@@ -1,6 +1,7 @@
 import { Conflict, InvalidArgument } from '../errors/index.js'
 import { escapeGlob } from '../query/index.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
+import type { CommitPath } from './commit.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { KindStore } from './kind-store.js'
 import type { LocalProcess, ProcessHost } from './process.js'
@@ -39,13 +40,8 @@ interface Prepared {
 export interface EngineCore extends TransactionContext {
   beginRead(): void
   compile(kind: string, selector: Selector): CompiledSelector
-  apply(tx: Transaction): number
-  /** Stages `build` as `actor` after `reads` and applies it as one commit; resolves when durable. */
-  commit<R>(
-    actor: string | null,
-    build: (tx: Transaction) => R,
-    reads?: readonly ReadSpec[],
-  ): Promise<{ revision: number; result: R }>
+  /** Applies a staged system transaction as one commit (commit.ts, steps 3–5). */
+  applyStaged(tx: Transaction): number
   /** Runs `use` against a context that sees `reads` (non-resident records), right after them. */
   withReads<R>(
     reads: readonly ReadSpec[],
@@ -74,13 +70,16 @@ export interface EngineCore extends TransactionContext {
 
 /**
  * The operations of in-process processes: validate outside the commit (schemas may be async),
- * then stage and apply synchronously, re-checking that the process is still alive at that moment.
+ * then commit (commit.ts) with the process itself as the actor: the commit path checks that it
+ * is still alive when the commit is staged, with no lookup by pid.
  */
 export class ProcessOps implements ProcessHost {
   readonly #engine: EngineCore
+  readonly #commits: CommitPath
 
-  constructor(engine: EngineCore) {
+  constructor(engine: EngineCore, commits: CommitPath) {
     this.#engine = engine
+    this.#commits = commits
   }
 
   async assert(
@@ -96,10 +95,9 @@ export class ProcessOps implements ProcessHost {
     const pending = this.#validate(kind, data)
     const validated: unknown =
       pending instanceof Promise ? await (pending as Promise<unknown>) : pending
-    proc.checkAlive()
     const owner = ownerOption(options.owner)
-    const { result } = await this.#engine.commit(
-      proc.id,
+    const { result } = await this.#commits.commit(
+      proc,
       (tx) =>
         tx.assert({
           kind,
@@ -129,8 +127,8 @@ export class ProcessOps implements ProcessHost {
     this.#begin(proc, options.signal)
     checkKind(kind)
     const key = checkId(id)
-    const { result } = await this.#engine.commit(
-      proc.id,
+    const { result } = await this.#commits.commit(
+      proc,
       (tx) => tx.retract(kind, key, options.ifRevision),
       this.#byId(kind, key),
     )
@@ -148,8 +146,8 @@ export class ProcessOps implements ProcessHost {
     freezeJson(patch, 'patch', this.#maxBytes)
     const selector = claimSelector(options)
     const compiled = this.#engine.compile(kind, selector)
-    const { result } = await this.#engine.commit(
-      proc.id,
+    const { result } = await this.#commits.commit(
+      proc,
       (tx) => tx.claim(kind, compiled, patch, self, options.orderBy),
       this.#engine.readsFor(kind, selector, idOrder(options.orderBy) ? 1 : Infinity),
     )
@@ -174,10 +172,9 @@ export class ProcessOps implements ProcessHost {
       if (item.data instanceof Promise) item.data = await item.data
       prepared.push(item)
     }
-    proc.checkAlive()
     conditions.forEach((condition, index) => this.#checkCondition(condition, index))
-    const { revision, result: results } = await this.#engine.commit(
-      proc.id,
+    const { revision, result: results } = await this.#commits.commit(
+      proc,
       (tx) => this.#stageTransact(tx, conditions, prepared),
       this.#transactReads(conditions, prepared),
     )
@@ -350,7 +347,7 @@ export class ProcessOps implements ProcessHost {
       for (const result of results) {
         for (const record of result.records) tx.remove(record, 'owner-exit')
       }
-      const revision = engine.apply(tx)
+      const revision = engine.applyStaged(tx)
       engine.forgetProcess(proc)
       proc.finishExit(reason)
       return revision
@@ -396,7 +393,7 @@ function claimSelector(options: Omit<ClaimOptions, 'patch'>): Selector {
   }
 }
 
-/** Splits `owner: 'self'` (beside the patch, or inside it as DESIGN words it) from the data patch. */
+/** Splits `owner: 'self'` (beside the patch, or inside it as docs/semantics.md words it) from the data patch. */
 function claimPatch(options: Pick<ClaimOptions, 'patch' | 'owner'>): {
   patch: unknown
   self: boolean

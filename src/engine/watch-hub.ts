@@ -1,5 +1,5 @@
 import type { CompiledSelector } from './compiled-selector.js'
-import type { Change, Commit } from './history.js'
+import type { Change, ChangeSet } from './history.js'
 import type { DataspaceRecord, WatchEvent } from '../model/types.js'
 
 /** Anything that wants a kind's changes: public watches and the facades' monitors. */
@@ -101,7 +101,7 @@ export class WatchHub {
   }
 
   /** Delivers a commit: every subscriber gets one `onEvents` call with all of its events. */
-  dispatch(commit: Commit): void {
+  dispatch(commit: ChangeSet): void {
     if (this.#count === 0) return
     const { changes, revision } = commit
     if (changes.length === 1) {

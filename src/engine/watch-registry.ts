@@ -1,7 +1,7 @@
 import { InvalidArgument } from '../errors/index.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { DurableGate } from '../streams/durable-gate.js'
-import type { Commit, History } from './history.js'
+import type { ChangeSet, History } from './history.js'
 import type { KindStore } from './kind-store.js'
 import type { ByteMeter } from './memory-account.js'
 import { plan, select } from './query-planner.js'
@@ -38,8 +38,8 @@ export interface WatchContext extends TransactionContext {
   readonly closed: boolean
   /** Holds watch events until durable; `undefined` when every commit is durable at once. */
   readonly gate: DurableGate | undefined
-  apply(tx: Transaction): number
-  applyWhenSafe(tx: Transaction): void
+  applyStaged(tx: Transaction): number
+  applyStagedWhenSafe(tx: Transaction): void
 }
 
 type Snapshot = { type: 'snapshot'; records: DataspaceRecord[]; revision: number }
@@ -173,7 +173,7 @@ export class WatchRegistry {
     return { type: 'snapshot', records, revision: this.#context.revision }
   }
 
-  dispatch(commit: Commit): void {
+  dispatch(commit: ChangeSet): void {
     this.hub.dispatch(commit)
   }
 
@@ -206,7 +206,7 @@ export class WatchRegistry {
     if (selector.owner !== undefined) data['owner'] = selector.owner
     const tx = new Transaction(this.#context, null)
     tx.assert({ kind: WATCH_KIND, id, data: Object.freeze(data) })
-    this.#context.apply(tx)
+    this.#context.applyStaged(tx)
     return id
   }
 
@@ -216,6 +216,6 @@ export class WatchRegistry {
     if (record === undefined) return
     const tx = new Transaction(this.#context, null)
     tx.remove(record, 'retract')
-    this.#context.applyWhenSafe(tx)
+    this.#context.applyStagedWhenSafe(tx)
   }
 }

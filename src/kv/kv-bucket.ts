@@ -1,7 +1,7 @@
 import type { Kernel } from '../engine/index.js'
 import { MappedStream } from '../streams/mapped-stream.js'
 import type { DataspaceRecord, Json, WatchEvent } from '../model/types.js'
-import { checkId, checkTtl, freezeJson, jsonBytes, toPid } from '../model/validate.js'
+import { checkId, checkTtl, describe, freezeJson, jsonBytes, toPid } from '../model/validate.js'
 import { InvalidArgument, NotFound, TooLarge } from '../errors/index.js'
 import { escapeGlob } from '../query/index.js'
 import { checkBucket, DEFAULT_MAX_VALUE_SIZE } from '../model/kv.js'
@@ -131,6 +131,8 @@ function idSelector(options: { prefix?: string; glob?: string }): { id?: string 
     throw new InvalidArgument('give prefix or glob, not both')
   }
   if (options.glob !== undefined) return { id: options.glob }
+  if (options.prefix !== undefined && typeof options.prefix !== 'string')
+    throw new InvalidArgument(`prefix must be a string, got ${describe(options.prefix)}`)
   if (options.prefix !== undefined && options.prefix !== '')
     return { id: `${escapeGlob(options.prefix)}*` }
   return {}

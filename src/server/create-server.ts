@@ -28,8 +28,8 @@ import { SessionTable } from './session-table.js'
 import type { Session } from './session-table.js'
 import { SseRegistry } from './sse-stream.js'
 import { reportError } from './report.js'
-import { toWireError } from './wire-error.js'
-import type { WireError } from './wire-error.js'
+import { toWireError } from '../protocol/index.js'
+import type { WireError } from '../protocol/index.js'
 import { WsEndpoint } from './ws/ws-endpoint.js'
 import { installDurableAnswers, restoreAnswers } from './ws/durable-answers.js'
 
@@ -135,10 +135,10 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     browser,
   }
   // Sessions a durable store kept across a restart: their clients have one TTL to come back.
-  installDurableAnswers(resolved.ds)
-  for (const stored of resolved.ds.restoredSessions) {
+  installDurableAnswers(sessions.store)
+  for (const stored of sessions.store.restoredSessions) {
     const session = sessions.adopt(stored)
-    if (session !== undefined) restoreAnswers(resolved.ds, session)
+    if (session !== undefined) restoreAnswers(sessions.store, session)
     const principal =
       stored.principal === null ? undefined : resolved.auth?.byName(stored.principal)
     if (session !== undefined && principal !== undefined)

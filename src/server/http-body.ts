@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { InvalidArgument, TooLarge } from '../errors/index.js'
-import type { WireError } from './wire-error.js'
+import type { WireError } from '../protocol/index.js'
 
 /**
  * Reads a JSON request body, refusing more than `limit` bytes while it streams in: a declared

@@ -1,8 +1,10 @@
 import type { ListOptions, Selector, WatchOptions } from '../model/index.js'
 import { InvalidArgument } from '../errors/index.js'
 import type { KvScanOptions, KvWatchOptions } from '../model/index.js'
+import { optionKeys } from '../protocol/index.js'
 
-const SELECTOR = ['id', 'fields', 'labels', 'owner'] as const
+// Query parameter names are the operation table's option keys: one list per operation.
+const SELECTOR = optionKeys('explain')
 
 /**
  * Reads query parameters by name, refusing any it does not know and any given twice: a typo in a
@@ -66,7 +68,7 @@ export function selectorFrom(query: URLSearchParams): Selector {
 
 /** `?id=&fields=&labels=&owner=&limit=&continue=` — exactly the `ListOptions` names. */
 export function listOptionsFrom(query: URLSearchParams): ListOptions {
-  const reader = new QueryReader(query, [...SELECTOR, 'limit', 'continue'])
+  const reader = new QueryReader(query, optionKeys('list'))
   const limit = reader.integer('limit')
   const token = reader.string('continue')
   return {
@@ -97,7 +99,7 @@ export function watchOptionsFrom(
 
 /** `?prefix=&glob=&limit=&continue=` — a KV scan. */
 export function kvScanOptionsFrom(query: URLSearchParams): KvScanOptions {
-  const reader = new QueryReader(query, ['prefix', 'glob', 'limit', 'continue'])
+  const reader = new QueryReader(query, optionKeys('kv.scan'))
   const limit = reader.integer('limit')
   return {
     ...defined(reader, ['prefix', 'glob', 'continue']),
@@ -110,7 +112,7 @@ export function kvWatchOptionsFrom(
   query: URLSearchParams,
   lastEventId: string | undefined,
 ): KvWatchOptions {
-  const reader = new QueryReader(query, ['prefix', 'glob', 'fromRevision'])
+  const reader = new QueryReader(query, optionKeys('kv.watch'))
   const fromRevision =
     lastEventId !== undefined ? revisionOf(lastEventId) : reader.integer('fromRevision')
   return {

@@ -14,6 +14,15 @@ import type { ServerMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session, SessionTable } from './session-table.js'
 import type { SseRegistry } from './sse-stream.js'
+import { checkCall } from './check-call.js'
+import { Caller, HANDLERS } from './handlers.js'
+import type { OpEnv } from './handlers.js'
+import { recordsAdded } from './record-quota.js'
+import type { OperationName, OpArgs, StreamOperation, UnaryOperation } from '../protocol/index.js'
+import type { Stream } from '../model/index.js'
+
+type UnaryHandler = (env: OpEnv, args: unknown, caller: Caller) => Promise<unknown>
+type StreamHandler = (env: OpEnv, args: unknown, caller: Caller) => Stream<unknown>
 
 /** The header that carries a session id on every request made on the session's behalf. */
 export const SESSION_HEADER = 'dataspace-session'
@@ -102,20 +111,54 @@ export class RequestContext {
     this.#kind = kind
   }
 
-  /**
-   * Names the operation (for metrics) and checks the caller's `right` on `kind`: every handler
-   * calls this before it touches the dataspace. `Forbidden` (403) when the token lacks it.
-   */
-  authorize(op: string, kind: string, right: Right): void {
-    this.#op = op
-    this.#kind = kind
-    this.#right = right
-    this.require(kind, right)
-  }
-
-  /** Checks one more right (a transaction touching several kinds). */
+  /** Checks a right outside the operation table (`/metrics`). */
   require(kind: string, right: Right): void {
     if (this.principal !== undefined) authorize(this.principal, kind, right)
+  }
+
+  /**
+   * Runs operation `name` of the table (`src/protocol/operations.ts`) with the wire arguments
+   * the route built from the path, query and body: the table's checks (shape, rights, own
+   * pids), the session's record quota, then the handler — exactly as over WebSocket.
+   */
+  async run<N extends UnaryOperation>(
+    name: N,
+    raw: Readonly<Record<string, unknown>>,
+  ): Promise<unknown> {
+    const args = this.#check(name, raw)
+    const session = this.session
+    if (session !== undefined) {
+      this.checkRecords(session, recordsAdded(this.ds, session, name, args))
+    }
+    const handler = HANDLERS[name] as unknown as UnaryHandler
+    return handler(this.#env, args, new Caller(session))
+  }
+
+  /**
+   * Checks a stream operation (`watch`, `kv.watch`, `groups.monitor`) now, and answers what
+   * opens it: the caller counts the stream against its limit in between.
+   */
+  opener<N extends StreamOperation>(
+    name: N,
+    raw: Readonly<Record<string, unknown>>,
+  ): () => Stream<unknown> {
+    const args = this.#check(name, raw)
+    const handler = HANDLERS[name] as unknown as StreamHandler
+    return () => handler(this.#env, args, new Caller(this.session))
+  }
+
+  #check<N extends OperationName>(name: N, raw: Readonly<Record<string, unknown>>): OpArgs<N> {
+    this.named(name)
+    return checkCall(name, raw, this.session, this.principal, (needs) => {
+      const kinds = new Set(needs.map(([kind]) => kind))
+      const [only] = kinds
+      this.#kind = kinds.size === 1 && only !== undefined ? only : kinds.size === 0 ? '' : '*'
+      this.#right = needs[0]?.[1]
+    })
+  }
+
+  get #env(): OpEnv {
+    return { ds: this.server.ds, sessions: this.server.sessions }
   }
 
   /** The session `id` (from the path), renewed, and only for the token that opened it. */
@@ -185,27 +228,6 @@ export function checkSessionOwner(
   if (server.sessionOwners.get(session) !== principal) {
     throw new Forbidden('this session was opened with another token; use that token')
   }
-}
-
-/**
- * `pid` when it is a process of `session` — its own or a child `<pid>.<n>`, alive or exited —
- * else `Forbidden`. The one rule of every transport for each pid a caller acts as, joins to or
- * removes from a group, or makes the owner of a key: a caller without a session has no pid.
- * Children are matched exactly (digits after the dot), not by prefix: another client may
- * choose a process name that makes its pid start with this session's pid.
- */
-export function checkOwnPid(session: Session | undefined, pid: string): string {
-  if (session !== undefined) {
-    const own = session.process.id
-    if (pid === own || session.processes.has(pid)) return pid
-    if (pid.startsWith(`${own}.`) && /^[1-9]\d*$/.test(pid.slice(own.length + 1))) return pid
-  }
-  const why =
-    session === undefined ? 'this request has no session' : 'it is not a process of this session'
-  throw new Forbidden(
-    `${pid} is not yours (${why}): a caller may act as, join, leave or give ownership only to ` +
-      `its own session's process and its children`,
-  )
 }
 
 /** `{ …obj }` without its `undefined` values, for `exactOptionalPropertyTypes` option objects. */

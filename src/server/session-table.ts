@@ -4,6 +4,7 @@ import type { Dataspace } from '../dataspace.js'
 import type { LocalProcess } from '../engine/index.js'
 import type { ExitReason } from '../model/index.js'
 import { DataspaceError, InvalidArgument } from '../errors/index.js'
+import { SessionStore } from './session-store.js'
 
 /** The longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -67,6 +68,8 @@ interface Entry {
  * (one renewal per request) never touches the timer heap.
  */
 export class SessionTable {
+  /** Where sessions are kept across a restart (a durable backend), with their answers. */
+  readonly store: SessionStore
   readonly #ds: Dataspace
   readonly #sessions = new Map<string, Entry>()
   readonly #defaultTtl: number
@@ -83,6 +86,7 @@ export class SessionTable {
       console.error(`${message} (${session.process.id})`, error),
   ) {
     this.#ds = ds
+    this.store = new SessionStore(ds)
     this.#defaultTtl = defaultTtl
     this.#bounds = bounds
     this.#observe = observe
@@ -207,7 +211,7 @@ export class SessionTable {
   /** Writes the session to the backend (a no-op in memory), so a restart can resume it. */
   #persist(entry: Entry): void {
     const { session } = entry
-    this.#ds.persistSession({
+    this.store.persist({
       id: session.id,
       resumeTokenHash: entry.tokenHash.toString('hex'),
       pid: session.process.id,
@@ -293,7 +297,7 @@ export class SessionTable {
   async closeAll(): Promise<void> {
     const entries = [...this.#sessions.values()]
     for (const entry of entries) clearTimeout(entry.timer)
-    if (this.#ds.durableBackend) {
+    if (this.store.durable) {
       this.#sessions.clear()
       return
     }
@@ -342,7 +346,7 @@ export class SessionTable {
     clearTimeout(entry.timer)
     entry.timer = undefined
     if (this.#sessions.get(entry.session.id) === entry) this.#sessions.delete(entry.session.id)
-    this.#ds.dropSession(entry.session.id)
+    this.store.drop(entry.session.id)
     // Children die with their session, whatever ended it, and with the same reason. Those an
     // exitAll already ended are not alive: their failures were reported there, not twice.
     this.#exitUnawaited(exitChildren(entry, reason), entry)

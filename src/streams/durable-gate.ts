@@ -1,7 +1,7 @@
 import { DataspaceError } from '../errors/index.js'
 
 /**
- * Holds what a reader would see until the revision it shows is durable (DESIGN §5: "nothing is
+ * Holds what a reader would see until the revision it shows is durable (docs/design.md: "nothing is
  * seen before it is durable"). The engine applies a commit in memory at once and the backend
  * makes it durable at the end of the turn (group commit); a watcher that acted on an event, or a
  * process that read a record, before that could otherwise see a change that a crash then undoes.

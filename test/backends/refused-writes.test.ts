@@ -19,6 +19,7 @@ import { InvalidArgument } from '../../src/errors/index.js'
 import { openDataspace } from '../../src/index.js'
 import type { Dataspace } from '../../src/index.js'
 import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import { SessionStore } from '../../src/server/session-store.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-refused-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -210,7 +211,7 @@ async function stored(store: Store): Promise<{
       revision: fresh.revision,
       records: byId((await fresh.list(KIND)).items),
       kinds: [...fresh.storesOf].map((s) => s.kind),
-      sessions: fresh.restoredSessions,
+      sessions: new SessionStore(fresh).restoredSessions,
     }
   } finally {
     await fresh.close()
@@ -367,7 +368,7 @@ for (const target of targets) {
           principal: null,
         }
         const kind = ds.defineKind('svc', { indexes: ['pool'] })
-        ds.persistSession(session)
+        new SessionStore(ds).persist(session)
         const bad = p.assert(KIND, 'k', { poison: true }, { owner: null })
         const good = p.assert(KIND, 'g', { v: 1 }, { owner: null })
         await kind

@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test'
 import { sqliteBackend } from '../../src/backends/sqlite/index.js'
 import type { Backend, WriteBatch } from '../../src/backends/index.js'
 import { createDataspace, openDataspace } from '../../src/index.js'
+import { SessionStore } from '../../src/server/session-store.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-sqlite-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -100,7 +101,7 @@ describe('sqlite backend: durability through the dataspace', () => {
     const ds = createDataspace({ backend: sqliteBackend({ path }) })
     const session = ds.process('client')
     await session.assert('route', 'kept', { by: 'session' })
-    ds.persistSession({
+    new SessionStore(ds).persist({
       id: 'session-1',
       resumeTokenHash: '00',
       pid: session.id,
@@ -113,13 +114,49 @@ describe('sqlite backend: durability through the dataspace', () => {
     await ds.close()
     const again = createDataspace({ backend: sqliteBackend({ path }) })
     assert.deepEqual(
-      again.restoredSessions.map((s) => s.pid),
+      new SessionStore(again).restoredSessions.map((s) => s.pid),
       [session.id],
     )
     assert.equal((await again.get('route', 'kept'))?.owner, session.id, 'the session still owns it')
     assert.equal(again.processById(session.id)?.alive, true)
     const fresh = again.process('client')
     assert.notEqual(fresh.id, session.id)
+    await again.close()
+  })
+
+  it("keeps a stored session's child processes, and stops keeping a session once it is dropped", async () => {
+    const path = file()
+    const ds = createDataspace({ backend: sqliteBackend({ path }) })
+    const sessions = new SessionStore(ds)
+    const kept = ds.process('client')
+    const child = ds.processWithId(`${kept.id}.1`, 'worker')
+    const dropped = ds.process('gone')
+    await child.assert('route', 'by-child', { by: 'child' })
+    await dropped.assert('route', 'by-dropped', { by: 'dropped' })
+    const stored = (id: string, pid: string, children: { pid: string; name: string }[]) => ({
+      id,
+      resumeTokenHash: '00',
+      pid,
+      name: 'client',
+      ttl: 10_000,
+      children,
+      lastChild: children.length,
+      principal: null,
+    })
+    sessions.persist(stored('kept', kept.id, [{ pid: child.id, name: 'worker' }]))
+    sessions.persist(stored('dropped', dropped.id, []))
+    sessions.drop('dropped')
+    await ds.close()
+    assert.equal(dropped.alive, false, "a dropped session's process exits with the dataspace")
+    assert.equal(child.alive, true, "a stored session's child is kept, not exited")
+    const again = createDataspace({ backend: sqliteBackend({ path }) })
+    assert.deepEqual(
+      new SessionStore(again).restoredSessions.map((s) => s.id),
+      ['kept'],
+    )
+    assert.equal(again.processById(child.id)?.name, 'worker')
+    assert.equal((await again.get('route', 'by-child'))?.owner, child.id)
+    assert.equal(await again.get('route', 'by-dropped'), undefined)
     await again.close()
   })
 

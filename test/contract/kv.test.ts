@@ -192,6 +192,10 @@ contract('kv', (c) => {
     )
     assert.equal(rest.continue, undefined)
     await assert.rejects(kv.scan({ prefix: 'a', glob: 'b' }), InvalidArgument)
+    // A prefix that is not a string is refused as such (ws-fuzz: null answered Internal).
+    for (const prefix of [null, 5, {}]) {
+      await assert.rejects(kv.scan({ prefix: prefix as never }), InvalidArgument)
+    }
   })
 
   it('watch replays then goes live, marking which is which; resumes from a revision', async () => {

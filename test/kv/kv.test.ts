@@ -3,7 +3,7 @@
 // engine and a network client.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createDataspace, TooLarge } from '../../src/index.js'
+import { createDataspace, InvalidArgument, TooLarge } from '../../src/index.js'
 import type { KvEvent, KvWatch } from '../../src/index.js'
 
 /** The next `count` events, leaving the watch open. */
@@ -45,5 +45,12 @@ describe('kv', () => {
     await assert.rejects(ds.kv('small', { maxValueSize: 10 }).put('k', 'x'.repeat(20)), TooLarge)
     await ds.kv('small', { maxValueSize: 10 }).put('k', 'x')
     await ds.close()
+  })
+
+  it('a watch prefix that is not a string is InvalidArgument', () => {
+    const kv = createDataspace().kv('p')
+    for (const prefix of [null, 5, {}]) {
+      assert.throws(() => kv.watch({ prefix: prefix as never }), InvalidArgument)
+    }
   })
 })

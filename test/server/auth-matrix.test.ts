@@ -3,7 +3,7 @@
 // transports, nothing committed), and with a token that lacks the right (Forbidden).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { OPERATIONS } from '../../src/server/ws/operations.js'
+import { operation, OPERATION_NAMES } from '../../src/protocol/index.js'
 import { ADMIN, AUTH, bearer, READER } from './auth-fixtures.js'
 import { openSse, start } from './helpers.js'
 import type { Harness } from './helpers.js'
@@ -94,9 +94,18 @@ describe('auth matrix: every operation over HTTP and WebSocket from one table', 
     return outcome
   }
 
-  it('has a row for every WebSocket operation', () => {
+  it('has a row for every operation of the table, its pid rule as the table says', () => {
     const inTable = MATRIX.filter((row) => typeof row.ws !== 'string').map((row) => row.op)
-    assert.deepEqual([...inTable].sort(), [...OPERATIONS.keys()].sort())
+    assert.deepEqual([...inTable].sort(), [...OPERATION_NAMES].sort())
+    for (const row of MATRIX) {
+      const spec = operation(row.op)
+      if (spec === undefined) continue
+      assert.equal(
+        row.wsPid === 'args',
+        spec.own.length > 0,
+        `${row.op}: own pids ${spec.own.join(', ')}`,
+      )
+    }
   })
 
   it('lets a caller act as its own process on both transports', async () => {
@@ -122,14 +131,15 @@ describe('auth matrix: every operation over HTTP and WebSocket from one table', 
     const victimHttp = await httpSession(READER)
     const { pid: victimPid } = await wsSession(READER)
     const { ws: socket, pid: wsPid } = await wsSession(ADMIN)
+    const failures: string[] = []
+    let checked = 0
     const refused = async (what: string, run: () => Promise<Outcome>): Promise<void> => {
       const revision = h.ds.revision
       const got = await run()
+      checked++
       if (got.code !== 'Forbidden') failures.push(`${what}: ${got.detail}`)
       else if (h.ds.revision !== revision) failures.push(`${what} committed something`)
     }
-    const failures: string[] = []
-    let checked = 0
     for (const row of MATRIX) {
       if (typeof row.http !== 'string') {
         const form = row.http
@@ -137,30 +147,57 @@ describe('auth matrix: every operation over HTTP and WebSocket from one table', 
         await setup(row, victimHttp.pid, i)
         if (row.httpPid === 'args') {
           const own = await httpSession(ADMIN)
-          await refused(`HTTP ${row.op} with a session`, () =>
-            http(form(victimHttp.pid, i), ADMIN, own.session),
-          )
-          await refused(`HTTP ${row.op} without a session`, () =>
-            http(form(victimHttp.pid, i), ADMIN),
-          )
-          checked++
+          // The victim's process, a child of it, and a pid that only looks like one of ours.
+          for (const foreign of [victimHttp.pid, `${victimHttp.pid}.1`, `${own.pid}.01`]) {
+            await refused(`HTTP ${row.op} ${foreign} with a session`, () =>
+              http(form(foreign, i), ADMIN, own.session),
+            )
+            await refused(`HTTP ${row.op} ${foreign} without a session`, () =>
+              http(form(foreign, i), ADMIN),
+            )
+          }
         } else if (row.httpPid === 'session') {
           await refused(`HTTP ${row.op} in another token's session`, () =>
             http(form(victimHttp.pid, i), ADMIN, victimHttp.session),
           )
-          checked++
         }
       }
       if (typeof row.ws !== 'string' && row.wsPid === 'args') {
-        const i = ++n
-        await setup(row, victimPid, i)
-        const calls = [...row.ws(wsPid, i).slice(0, -1), ...row.ws(victimPid, i).slice(-1)]
-        await refused(`WS ${row.op}`, () => ws(socket, calls))
-        checked++
+        const ws0 = row.ws
+        for (const foreign of [victimPid, `${victimPid}.1`, `${wsPid}.01`]) {
+          const i = ++n
+          await setup(row, victimPid, i)
+          const calls = [...ws0(wsPid, i).slice(0, -1), ...ws0(foreign, i).slice(-1)]
+          await refused(`WS ${row.op} ${foreign}`, () => ws(socket, calls))
+        }
       }
     }
     assert.deepEqual(failures, [])
-    assert.ok(checked > 20, `only ${checked} foreign-pid cases ran`)
+    assert.ok(checked > 60, `only ${checked} foreign-pid cases ran`)
+  })
+
+  it('refuses a pid list with one foreign pid in it, committing nothing', async () => {
+    const victim = await httpSession(READER)
+    const own = await httpSession(ADMIN)
+    const { ws: socket, pid: wsPid } = await wsSession(ADMIN)
+    for (const op of ['join', 'leave'] as const) {
+      const revision = h.ds.revision
+      const viaHttp = await http(
+        {
+          method: 'POST',
+          path: `/v1/groups/m/mixed/${op}`,
+          body: { pids: [own.pid, victim.pid] },
+        },
+        ADMIN,
+        own.session,
+      )
+      assert.equal(viaHttp.code, 'Forbidden', `HTTP ${op}: ${viaHttp.detail}`)
+      const viaWs = await ws(socket, [
+        [`groups.${op}`, { scope: 'm', group: 'mixed', pids: [wsPid, victim.pid] }],
+      ])
+      assert.equal(viaWs.code, 'Forbidden', `WS ${op}: ${viaWs.detail}`)
+      assert.equal(h.ds.revision, revision)
+    }
   })
 
   it('refuses writes to a token with only the read right, on both transports', async () => {
@@ -183,5 +220,78 @@ describe('auth matrix: every operation over HTTP and WebSocket from one table', 
         else assert.equal(got.code, 'Forbidden', `WS ${row.op}: ${got.detail}`)
       }
     }
+  })
+})
+
+// Without auth a session id is the only capability: the own-pid rule must hold all the same.
+describe('auth matrix without auth: the own-pid rule on both transports', () => {
+  let h: Harness
+  const sockets: RawWs[] = []
+  let n = 0
+  let callId = 0
+
+  before(async () => {
+    h = await start()
+  })
+  after(async () => {
+    for (const socket of sockets) socket.close()
+    await h.close()
+  })
+
+  it('refuses every pid argument that is not the caller’s own', async () => {
+    const victim = await h.session('victim')
+    const own = await h.session('own')
+    const socket = new RawWs(h.url)
+    sockets.push(socket)
+    const wsPid = (await socket.hello({})).session?.pid ?? ''
+    const failures: string[] = []
+    let checked = 0
+    const check = async (
+      what: string,
+      run: () => Promise<{ status: number; code: string | undefined; detail: string }>,
+    ): Promise<void> => {
+      const revision = h.ds.revision
+      const got = await run()
+      checked++
+      if (got.code !== 'Forbidden') failures.push(`${what}: ${got.detail}`)
+      else if (h.ds.revision !== revision) failures.push(`${what} committed something`)
+    }
+    for (const row of MATRIX) {
+      const p = h.ds.processById(victim.pid)
+      assert.ok(p !== undefined)
+      if (typeof row.http !== 'string' && row.httpPid === 'args') {
+        const i = ++n
+        await row.setup?.(h.ds, p, i)
+        const form = row.http(victim.pid, i)
+        for (const session of [own.session, undefined]) {
+          await check(
+            `HTTP ${row.op} ${session === undefined ? 'without' : 'with'} a session`,
+            async () => {
+              const res = await h.call(form.method, form.path, {
+                ...(form.body === undefined ? {} : { body: form.body }),
+                ...(session === undefined ? {} : { session }),
+              })
+              return {
+                status: res.status,
+                code: res.body?.error?.code,
+                detail: `${res.status} ${JSON.stringify(res.body)}`,
+              }
+            },
+          )
+        }
+      }
+      if (typeof row.ws !== 'string' && row.wsPid === 'args') {
+        const i = ++n
+        await row.setup?.(h.ds, p, i)
+        const calls = [...row.ws(wsPid, i).slice(0, -1), ...row.ws(victim.pid, i).slice(-1)]
+        await check(`WS ${row.op}`, async () => {
+          let answer: Awaited<ReturnType<RawWs['call']>> | undefined
+          for (const [op, args] of calls) answer = await socket.call(++callId, op, args)
+          return { status: 0, code: answer?.error?.code, detail: JSON.stringify(answer) }
+        })
+      }
+    }
+    assert.deepEqual(failures, [])
+    assert.ok(checked > 20, `only ${checked} cases ran`)
   })
 })

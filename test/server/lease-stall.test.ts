@@ -13,6 +13,7 @@ import type { Backend } from '../../src/backends/index.js'
 import { openDataspace } from '../../src/index.js'
 import { createServer } from '../../src/server/index.js'
 import { sleep } from '../client/helpers.js'
+import { SessionStore } from '../../src/server/session-store.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ds-lease-stall-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -101,7 +102,7 @@ describe('a lease that expires while storage stalls', () => {
         // What is on disk: the record is retracted and the session is not kept for a resume.
         const again = await openDataspace({ backend: sqliteBackend({ path: file }) })
         assert.equal(await again.get('lease.item', 'a'), undefined)
-        assert.deepEqual(again.restoredSessions, [])
+        assert.deepEqual(new SessionStore(again).restoredSessions, [])
         await again.close()
       } finally {
         backend.resume()

@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { connect } from '../../src/client/index.js'
 import type { ClientStatus, DataspaceClient } from '../../src/client/index.js'
 import { CLOSE_CODES } from '../../src/protocol/index.js'
-import { OPERATIONS } from '../../src/server/ws/operations.js'
+import { OPERATION_NAMES } from '../../src/protocol/index.js'
 import { startChild } from './child-server.js'
 import type { ChildServer } from './child-server.js'
 import { args as fuzzArgs, frameText } from './fuzz-values.js'
@@ -30,7 +30,7 @@ const id = fc.oneof(
   fc.constantFrom(2 ** 53, 2 ** 60, -1, 1.5, 1e308, '7', null, true),
   junk,
 )
-const op = fc.oneof(fc.constantFrom(...OPERATIONS.keys()), fc.string({ maxLength: 12 }))
+const op = fc.oneof(fc.constantFrom(...OPERATION_NAMES), fc.string({ maxLength: 12 }))
 const args = fc.oneof(fc.dictionary(fc.string({ maxLength: 8 }), junk, { maxKeys: 4 }), junk)
 const call = fc.record({ type: fc.constant('call'), id, op, args }, { requiredKeys: ['type'] })
 const cancel = fc.record({ type: fc.constant('cancel'), id }, { requiredKeys: ['type'] })
@@ -288,7 +288,7 @@ describe('WebSocket operations fuzz against a server process', () => {
   })
   after(() => server.close())
 
-  const calls = fc.array(fc.record({ op: fc.constantFrom(...OPERATIONS.keys()), args: fuzzArgs }), {
+  const calls = fc.array(fc.record({ op: fc.constantFrom(...OPERATION_NAMES), args: fuzzArgs }), {
     minLength: 1,
     maxLength: 8,
   })

@@ -137,7 +137,7 @@ const MIGRATIONS: readonly Migration[] = [
   (t) => [`ALTER TABLE ${t.revision} ADD COLUMN last_batch text NOT NULL DEFAULT ''`],
   // A whole batch in one statement, so one round trip (see writeBatchFunction).
   (t) => [writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V3)],
-  // Residency (DESIGN.md §4): a non-resident kind's records are not loaded at open. The batch
+  // Residency (docs/backends.md, "Non-resident kinds"): a non-resident kind's records are not loaded at open. The batch
   // function is replaced to store the flag; the owner index serves the per-owner counts.
   (t) => [
     `ALTER TABLE ${t.kinds} ADD COLUMN resident boolean NOT NULL DEFAULT true`,

@@ -7,17 +7,25 @@ import type {
   BackendPlan,
   LoadedState,
   QueryPage,
-  StoredAnswer,
   StoredChange,
   StoredCommit,
-  StoredKind,
-  StoredSession,
   WriteBatch,
 } from '../../engine/ports/backend.js'
+import { Connections } from './connections.js'
 import { fieldIndexNames, migrate, REVISION_CONFLICT, schemaTables } from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
+import {
+  answerFromRow,
+  indexNames,
+  kindFromRow,
+  recordFromJson,
+  recordFromRow,
+  sessionFromRow,
+} from './rows.js'
+import type { AnswerRow, KindRow, RecordJson, RecordRow, SessionRow } from './rows.js'
 import { SchemaLock } from './schema-lock.js'
+import { writeBatchStatement } from './write-batch.js'
 
 export interface PostgresBackendOptions {
   /** A connection string: `postgres://user@host:5432/db`. */
@@ -34,10 +42,12 @@ export interface PostgresBackendOptions {
 }
 
 /**
- * The PostgreSQL backend (DESIGN.md §4): records, a change feed, kinds and sessions in one
- * schema; every `write` is one transaction that locks the single revision row, so revision order
- * is commit order; selectors on declared fields and labels are pushed down to expression and GIN
- * indexes (`query`, `explainQuery`). See docs/backends.md, "PostgreSQL".
+ * The PostgreSQL backend (docs/backends.md, "PostgreSQL"): records, a change feed, kinds and
+ * sessions in one schema; every `write` is one transaction that locks the single revision row,
+ * so revision order is commit order; selectors on declared fields and labels are pushed down to
+ * expression and GIN indexes (`query`, `explainQuery`). Its parts: the connections
+ * (connections.ts), the schema lock (schema-lock.ts), migrations, the write-batch statement
+ * (write-batch.ts), row decoding (rows.ts) and query push-down (pushdown.ts).
  *
  * @example
  * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
@@ -57,7 +67,7 @@ class PostgresBackend implements Backend {
   readonly #options: PostgresBackendOptions
   readonly #schemaName: string
   readonly #t: SchemaTables
-  #pool: pg.Pool | undefined
+  #db: Connections | undefined
   /** The schema's lock, held from open to close: one server per schema (schema-lock.ts). */
   #lock: SchemaLock | undefined
 
@@ -79,17 +89,18 @@ class PostgresBackend implements Backend {
   }
 
   async #openLocked(): Promise<LoadedState> {
-    const pool = new pg.Pool({ ...this.#options.pool, connectionString: this.#options.url })
-    pool.on('error', (error) => this.#options.onError?.(error))
-    this.#pool = pool
-    const client = await pool.connect()
+    const db = new Connections(this.#options.url, this.#options.pool, (error) =>
+      this.#options.onError?.(error),
+    )
+    this.#db = db
+    const client = await db.connect()
     try {
       await migrate(client, this.#schemaName)
     } finally {
       client.release()
     }
     // One snapshot for everything, so that records, kinds and revision agree.
-    return this.#transaction('BEGIN ISOLATION LEVEL REPEATABLE READ', (c) => this.#load(c))
+    return db.transaction('BEGIN ISOLATION LEVEL REPEATABLE READ', (c) => this.#load(c))
   }
 
   async #load(client: PoolClient): Promise<LoadedState> {
@@ -122,12 +133,7 @@ class PostgresBackend implements Backend {
     return {
       revision: Number(revision.rows[0]?.revision ?? 0),
       records: records.rows.map(recordFromRow),
-      kinds: kinds.rows.map((row): StoredKind => ({
-        kind: row.kind,
-        ...(row.fields === null ? {} : { fields: row.fields }),
-        indexes: row.indexes,
-        ...(row.resident ? {} : { resident: false }),
-      })),
+      kinds: kinds.rows.map(kindFromRow),
       ...(owned.rows.length === 0
         ? {}
         : {
@@ -137,16 +143,7 @@ class PostgresBackend implements Backend {
               count: Number(row.count),
             })),
           }),
-      sessions: sessions.rows.map((row): StoredSession => ({
-        id: row.id,
-        resumeTokenHash: row.resume_token_hash,
-        pid: row.pid,
-        name: row.name,
-        ttl: row.ttl,
-        children: row.children,
-        lastChild: row.last_child,
-        principal: row.principal,
-      })),
+      sessions: sessions.rows.map(sessionFromRow),
       ...(answers.rows.length === 0 ? {} : { answers: answers.rows.map(answerFromRow) }),
     }
   }
@@ -161,35 +158,10 @@ class PostgresBackend implements Backend {
       }
     }
     await this.#holdLock()
-    const { deletes, upserts, feed } = commitRows(commits)
-    const kinds = [...new Map(batch.kinds.map((kind) => [kind.kind, kind])).values()]
-    const { put, delete: gone } = batch.sessions
-    const answers = batch.answers ?? { put: [], delete: [] }
-    const size = commits.length + kinds.length + put.length + gone.length
-    if (size + answers.put.length + answers.delete.length === 0) return
-    const json = (rows: readonly unknown[]): string | null =>
-      rows.length === 0 ? null : JSON.stringify(rows)
-    // One statement, so one round trip and, outside BEGIN/COMMIT, one transaction: the function
-    // (migration 3) locks the counter row, checks the revision, and writes everything or nothing.
-    const values = [
-      batch.id,
-      commits[0]?.revision ?? null,
-      commits[commits.length - 1]?.revision ?? null,
-      json(deletes),
-      json(upserts),
-      json(feed),
-      json(kinds.map(kindToInput)),
-      json(latestById(put).map(sessionToRow)),
-      gone.length === 0 ? null : [...gone],
-      json(answers.put),
-      json(answers.delete),
-    ]
+    const statement = writeBatchStatement(this.#t, batch)
+    if (statement === undefined) return
     try {
-      await this.#single(
-        `SELECT ${this.#t.writeBatch}($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,
-           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb)`,
-        values,
-      )
+      await this.#pooled().single(statement.text, statement.values)
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === REVISION_CONFLICT) {
         const stored = Number(error.detail)
@@ -287,9 +259,9 @@ class PostgresBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    const pool = this.#pool
-    this.#pool = undefined
-    await pool?.end()
+    const db = this.#db
+    this.#db = undefined
+    await db?.end()
     const lock = this.#lock
     this.#lock = undefined
     await lock?.release()
@@ -318,250 +290,8 @@ class PostgresBackend implements Backend {
     }
   }
 
-  #pooled(): pg.Pool {
-    if (this.#pool === undefined) throw new Error('postgres backend: used before open')
-    return this.#pool
-  }
-
-  /**
-   * Runs one statement on a pooled connection (its own transaction). Unlike `pool.query`, a
-   * connection whose statement failed in the database (a refused batch) goes back to the pool.
-   */
-  async #single(text: string, values: readonly unknown[]): Promise<void> {
-    await this.#withClient(async (client, distrust) => {
-      try {
-        await client.query(text, [...values])
-      } catch (error) {
-        if (!(error instanceof pg.DatabaseError)) distrust(error)
-        throw error
-      }
-    })
-  }
-
-  /** Runs `run` in one transaction on one pooled connection; rolls back on any error. */
-  async #transaction<T>(begin: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
-    return this.#withClient(async (client, distrust) => {
-      await client.query(begin)
-      try {
-        const result = await run(client)
-        await client.query('COMMIT')
-        return result
-      } catch (error) {
-        // A connection that cannot roll back is not trusted back into the pool.
-        await client.query('ROLLBACK').catch(distrust)
-        throw error
-      }
-    })
-  }
-
-  /**
-   * Checks a connection out for `run` and back in after it. `distrust(error)` marks it broken so
-   * the pool drops it instead of reusing it. A connection that dies while checked out emits
-   * 'error' on the client, which the pool only listens for on idle clients: unheard, it would
-   * crash the process, so it is heard here and marks the connection broken.
-   */
-  async #withClient<T>(
-    run: (client: PoolClient, distrust: (error: unknown) => void) => Promise<T>,
-  ): Promise<T> {
-    const client = await this.#pooled().connect()
-    let broken: Error | undefined
-    const distrust = (error: unknown): void => {
-      broken ??= error instanceof Error ? error : new Error(String(error))
-    }
-    client.on('error', distrust)
-    try {
-      return await run(client, distrust)
-    } finally {
-      client.off('error', distrust)
-      client.release(broken)
-    }
-  }
-}
-
-/** Every `Index Name` in an EXPLAIN (FORMAT JSON) plan, outermost first. */
-function indexNames(plan: unknown): string[] {
-  const found: string[] = []
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) {
-      for (const child of node) visit(child)
-    } else if (typeof node === 'object' && node !== null) {
-      const name = (node as Record<string, unknown>)['Index Name']
-      if (typeof name === 'string' && !found.includes(name)) found.push(name)
-      for (const value of Object.values(node)) visit(value)
-    }
-  }
-  visit(plan)
-  return found
-}
-
-/**
- * A batch's commits as rows: every change goes to the feed; the records table gets each key's
- * final state once (a delete or an upsert).
- */
-function commitRows(commits: readonly StoredCommit[]): {
-  deletes: { kind: string; id: string }[]
-  upserts: RecordInput[]
-  feed: ChangeRow[]
-} {
-  const feed: ChangeRow[] = []
-  const final = new Map<string, StoredChange>()
-  for (const commit of commits) {
-    commit.changes.forEach((change, seq) => {
-      feed.push({
-        revision: commit.revision,
-        seq,
-        kind: change.kind,
-        id: change.id,
-        after: change.after ?? null,
-      })
-      // JSON.stringify of the pair cannot collide, unlike a joined string.
-      final.set(JSON.stringify([change.kind, change.id]), change)
-    })
-  }
-  const upserts: RecordInput[] = []
-  const deletes: { kind: string; id: string }[] = []
-  for (const change of final.values()) {
-    if (change.after === undefined) deletes.push({ kind: change.kind, id: change.id })
-    else upserts.push(recordToInput(change.after))
-  }
-  return { deletes, upserts, feed }
-}
-
-/** A kind declaration for `write_batch`, with the names of the indexes its paths get. */
-function kindToInput(kind: StoredKind): Record<string, unknown> {
-  return {
-    kind: kind.kind,
-    // Absent (SQL NULL in the column) when the kind declares no fields.
-    ...(kind.fields === undefined ? {} : { fields: kind.fields }),
-    indexes: kind.indexes,
-    ...(kind.resident === false ? { resident: false } : {}),
-    ensure: kind.indexes.map((path) => ({
-      path: path.split('.'),
-      ...fieldIndexNames(kind.kind, path),
-    })),
-  }
-}
-
-function latestById(sessions: readonly StoredSession[]): StoredSession[] {
-  return [...new Map(sessions.map((session) => [session.id, session])).values()]
-}
-
-function sessionToRow(session: StoredSession): Record<string, unknown> {
-  return {
-    id: session.id,
-    resume_token_hash: session.resumeTokenHash,
-    pid: session.pid,
-    name: session.name,
-    ttl: session.ttl,
-    children: session.children,
-    last_child: session.lastChild,
-    principal: session.principal,
-  }
-}
-
-interface ChangeRow {
-  readonly revision: number
-  readonly seq: number
-  readonly kind: string
-  readonly id: string
-  readonly after: DataspaceRecord | null
-}
-
-interface RecordInput {
-  readonly kind: string
-  readonly id: string
-  readonly data: unknown
-  readonly labels: Readonly<Record<string, string>>
-  readonly owner: string | null
-  readonly revision: number
-  readonly created_revision: number
-  readonly expires_at: number | null
-}
-
-function recordToInput(record: DataspaceRecord): RecordInput {
-  return {
-    kind: record.kind,
-    id: record.id,
-    // `data` may be `undefined`-free JSON only; a missing value is stored as JSON null.
-    data: record.data ?? null,
-    labels: record.labels,
-    owner: record.owner,
-    revision: record.revision,
-    created_revision: record.createdRevision,
-    expires_at: record.expiresAt ?? null,
-  }
-}
-
-interface RecordRow {
-  kind: string
-  id: string
-  data: unknown
-  labels: Record<string, string>
-  owner: string | null
-  revision: string
-  created_revision: string
-  expires_at: number | null
-}
-
-/** A record as the feed stores it: the JSON of a {@link DataspaceRecord}. */
-type RecordJson = DataspaceRecord
-
-interface KindRow {
-  kind: string
-  fields: string[] | null
-  indexes: string[]
-  resident: boolean
-}
-
-interface SessionRow {
-  id: string
-  resume_token_hash: string
-  pid: string
-  name: string
-  ttl: number
-  children: { pid: string; name: string }[]
-  last_child: number
-  principal: string | null
-}
-
-interface AnswerRow {
-  session: string
-  call: string
-  revision: string
-  value: string
-}
-
-function answerFromRow(row: AnswerRow): StoredAnswer {
-  return {
-    session: row.session,
-    call: Number(row.call),
-    revision: Number(row.revision),
-    value: row.value,
-  }
-}
-
-function recordFromRow(row: RecordRow): DataspaceRecord {
-  return {
-    kind: row.kind,
-    id: row.id,
-    data: row.data,
-    labels: row.labels,
-    owner: row.owner,
-    revision: Number(row.revision),
-    createdRevision: Number(row.created_revision),
-    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
-  }
-}
-
-function recordFromJson(json: RecordJson): DataspaceRecord {
-  return {
-    kind: json.kind,
-    id: json.id,
-    data: json.data,
-    labels: json.labels,
-    owner: json.owner,
-    revision: json.revision,
-    createdRevision: json.createdRevision,
-    ...(json.expiresAt === undefined ? {} : { expiresAt: json.expiresAt }),
+  #pooled(): Connections {
+    if (this.#db === undefined) throw new Error('postgres backend: used before open')
+    return this.#db
   }
 }

@@ -8,7 +8,7 @@ import { Unavailable } from '../../errors/index.js'
 const LOCK_CLASS = 0x6473
 
 /**
- * One single-node server per schema, until cluster mode (DESIGN.md §4) lets several share one:
+ * One single-node server per schema, until cluster mode (docs/design.md) lets several share one:
  * a session-level `pg_try_advisory_lock` taken at open on a dedicated connection and held for the
  * backend's life. The connection is named (`application_name`: `dataspace pid=… host=…`) so a
  * refused server can name the holder from `pg_stat_activity`.

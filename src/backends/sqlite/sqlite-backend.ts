@@ -41,7 +41,7 @@ const MIGRATIONS: readonly string[] = [
   // The id of the last batch written: a retry of it (its answer was lost) is recognised.
   `CREATE TABLE last_batch (id TEXT NOT NULL) STRICT;
    INSERT INTO last_batch (id) VALUES ('');`,
-  // Residency (DESIGN.md §4): a non-resident kind's records are not loaded at open, only counted
+  // Residency (docs/backends.md, "Non-resident kinds"): a non-resident kind's records are not loaded at open, only counted
   // per owner; the owner index serves those counts and `owner` selectors.
   `ALTER TABLE kinds ADD COLUMN resident INTEGER NOT NULL DEFAULT 1;
    CREATE INDEX ${OWNER_INDEX} ON records (kind, owner) WHERE owner IS NOT NULL;`,
@@ -58,7 +58,7 @@ const MIGRATIONS: readonly string[] = [
  *
  * It answers `query` itself (selector pushdown, pushdown.ts): each declared field of a kind gets
  * a partial expression index over that kind's rows, created with the kind's declaration and
- * repaired at open, so non-resident kinds (DESIGN.md §4) are served from the file.
+ * repaired at open, so non-resident kinds (docs/backends.md) are served from the file.
  */
 export function sqliteBackend(
   options: SqliteBackendOptions,

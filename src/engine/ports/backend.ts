@@ -1,7 +1,7 @@
 import type { DataspaceRecord, Selector } from '../../model/types.js'
 
 /**
- * The backend seam (DESIGN.md §4): where commits become durable and ordered. The engine is an
+ * The backend seam (docs/backends.md; its place in the layers: docs/design.md): where commits become durable and ordered. The engine is an
  * in-memory replica: it assigns revisions, applies each commit in memory, and hands the commits
  * to its backend, which must make a whole batch durable atomically before the engine
  * acknowledges any write in it. Kysely-style: a backend is small and does only I/O; the runtime
@@ -41,7 +41,7 @@ export interface Backend {
    * native indexes (expression indexes on declared fields, GIN on labels); the engine re-applies
    * the selector in memory, so a backend may return a superset but never miss a match. The rows
    * reflect every write whose `write` had resolved before `query` was called. A backend with
-   * this capability must honour residency in `open` (DESIGN.md §4).
+   * this capability must honour residency in `open` (docs/backends.md, "Non-resident kinds").
    */
   query?(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]>
   /** How the backend would run that query: the index it chose (capability `query`). */
@@ -96,7 +96,7 @@ export interface LoadedState {
 
 /**
  * The answer to a session's write call, stored in the batch of the commit it answers: a call
- * re-sent after a restart is answered with it instead of being applied again (DESIGN.md §5).
+ * re-sent after a restart is answered with it instead of being applied again (docs/backends.md, "Answers").
  */
 export interface StoredAnswer {
   readonly session: string
@@ -119,7 +119,7 @@ export interface StoredKind {
   readonly fields?: readonly string[]
   readonly indexes: readonly string[]
   /**
-   * `false`: the kind's records live only in the backend (DESIGN.md §4, residency), and `open`
+   * `false`: the kind's records live only in the backend (docs/backends.md, "Non-resident kinds"), and `open`
    * leaves them out of `records`. Absent means resident.
    */
   readonly resident?: boolean

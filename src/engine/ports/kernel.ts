@@ -53,9 +53,10 @@ export interface Kernel {
   /** `value`, once the latest revision is durable (at once with the memory backend). */
   released<T>(value: T): T | Promise<T>
   /**
-   * THE commit: `build` stages changes on a transaction (checked against current state); they
-   * are applied as one revision, watchers see them in one round, and the promise settles when
-   * the revision is durable. `actor` is the process acting (null for a facade on its own).
+   * THE commit (`engine/commit.ts`, its steps listed there): `build` stages changes on a
+   * transaction (checked against current state); they are applied as one revision, watchers see
+   * them in one round, and the promise settles when the revision is durable. `actor` is the
+   * process acting (null for a facade on its own).
    */
   commit<R>(
     actor: string | null,

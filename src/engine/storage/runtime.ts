@@ -4,6 +4,7 @@ import { emptyBatch, refusedError, refusesContent, splitBatch } from './refusal.
 import { AnswerQueue } from './answer-queue.js'
 import type {
   Backend,
+  StoredAnswer,
   StoredCommit,
   StoredKind,
   StoredSession,
@@ -79,6 +80,12 @@ export class BackendRuntime {
   readonly #runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`
   /** Answers of write calls, written in the batch of the commit each answers. */
   readonly answers: AnswerQueue
+  /** Sessions the backend had when it was opened (the server adopts them). */
+  readonly restoredSessions: readonly StoredSession[]
+  /** Stored answers of those sessions' write calls, oldest first (the server restores them). */
+  readonly restoredAnswers: readonly StoredAnswer[]
+  /** The pids each stored session keeps alive: they outlive this run (see `keptPids`). */
+  readonly #kept = new Map<string, readonly string[]>()
 
   constructor(
     backend: Backend,
@@ -90,6 +97,11 @@ export class BackendRuntime {
       readonly onDurable?: () => void
       /** Called when a commit is refused for its content, before its empty stand-in is written. */
       readonly onRefused?: (refused: RefusedCommit) => void
+      /** What the backend loaded beside the records: sessions and their stored answers. */
+      readonly restored?: {
+        readonly sessions: readonly StoredSession[]
+        readonly answers?: readonly StoredAnswer[] | undefined
+      }
     },
   ) {
     this.backend = backend
@@ -99,6 +111,25 @@ export class BackendRuntime {
     this.#onDurable = options.onDurable
     this.#onRefused = options.onRefused
     this.answers = new AnswerQueue(revision)
+    this.restoredSessions = options.restored?.sessions ?? []
+    this.restoredAnswers = options.restored?.answers ?? []
+    for (const session of this.restoredSessions) this.#kept.set(session.id, pidsOf(session))
+  }
+
+  /**
+   * The pids of stored sessions and their children: processes that outlive this run, kept (not
+   * exited) when the engine closes, so their clients resume them after a restart.
+   */
+  keptPids(): Set<string> {
+    return new Set([...this.#kept.values()].flat())
+  }
+
+  /** The processes the store kept from its previous run, to restore at start-up (pid, name). */
+  restoredProcesses(): { readonly pid: string; readonly name: string }[] {
+    return this.restoredSessions.flatMap((session) => [
+      { pid: session.pid, name: session.name },
+      ...session.children.map((child) => ({ pid: child.pid, name: child.name })),
+    ])
   }
 
   /** The highest revision known durable. */
@@ -121,13 +152,17 @@ export class BackendRuntime {
     this.#schedule()
   }
 
+  /** Stores a session (the server's), so that it and its processes outlive a restart. */
   putSession(session: StoredSession): void {
+    this.#kept.set(session.id, pidsOf(session))
     this.#sessionDeletes.delete(session.id)
     this.#sessionPuts.set(session.id, session)
     this.#schedule()
   }
 
+  /** Forgets a stored session (it ended): its processes no longer outlive this run. */
   deleteSession(id: string): void {
+    this.#kept.delete(id)
     this.#sessionPuts.delete(id)
     this.#sessionDeletes.add(id)
     this.#schedule()
@@ -356,4 +391,14 @@ export class BackendRuntime {
       return false
     })
   }
+}
+
+/** What a layer above the engine stores beside the records (the server's `SessionStore`). */
+export type StoredRows = Pick<
+  BackendRuntime,
+  'putSession' | 'deleteSession' | 'answers' | 'restoredSessions' | 'restoredAnswers'
+>
+
+function pidsOf(session: StoredSession): string[] {
+  return [session.pid, ...session.children.map((child) => child.pid)]
 }

@@ -1,12 +1,14 @@
-import type { AssertOptions, RetractOptions } from '../../model/index.js'
-import { InvalidArgument, NotFound } from '../../errors/index.js'
+import { NotFound } from '../../errors/index.js'
 import { listOptionsFrom, QueryReader, selectorFrom } from '../query-params.js'
-import { assertAdds } from '../record-quota.js'
-import { defined, json } from '../request-context.js'
+import { json } from '../request-context.js'
 import type { Handler, Reply, RequestContext } from '../request-context.js'
 import type { Router } from '../router.js'
 
-/** Records: get, list, explain, assert (PUT) and retract (DELETE). */
+/**
+ * Records: get, list, explain, assert (PUT) and retract (DELETE). Each route only turns the
+ * request into the operation's wire arguments and the result into a reply; the checks are the
+ * operation table's (`ctx.run`).
+ */
 export function recordRoutes(router: Router<Handler>): void {
   router
     .add('GET', '/v1/records/:kind', list)
@@ -17,54 +19,41 @@ export function recordRoutes(router: Router<Handler>): void {
 }
 
 async function get(ctx: RequestContext): Promise<Reply> {
-  const kind = ctx.param('kind')
-  ctx.authorize('get', kind, 'read')
   new QueryReader(ctx.query, [])
+  const kind = ctx.param('kind')
   const id = ctx.param('id')
-  const record = await ctx.ds.get(kind, id)
-  if (record === undefined) throw new NotFound(`no record ${kind}/${id}`)
+  const record = await ctx.run('get', { kind, id })
+  if (record === null) throw new NotFound(`no record ${kind}/${id}`)
   return json(record)
 }
 
 async function list(ctx: RequestContext): Promise<Reply> {
-  ctx.authorize('list', ctx.param('kind'), 'read')
-  return json(await ctx.ds.list(ctx.param('kind'), listOptionsFrom(ctx.query)))
+  const options = listOptionsFrom(ctx.query)
+  return json(await ctx.run('list', { kind: ctx.param('kind'), options }))
 }
 
 async function explain(ctx: RequestContext): Promise<Reply> {
-  ctx.authorize('explain', ctx.param('kind'), 'read')
-  return json(await ctx.ds.explain(ctx.param('kind'), selectorFrom(ctx.query)))
+  const options = selectorFrom(ctx.query)
+  return json(await ctx.run('explain', { kind: ctx.param('kind'), options }))
 }
 
 /** Body `{ data, labels?, ttl?, ifRevision?, owner?: null }`: the session's process asserts. */
 async function put(ctx: RequestContext): Promise<Reply> {
-  ctx.authorize('assert', ctx.param('kind'), 'write')
   new QueryReader(ctx.query, [])
-  const session = ctx.requireSession('asserting a record')
+  const pid = ctx.requireSession('asserting a record').process.id
   const body = await ctx.body()
-  if (!('data' in body)) throw new InvalidArgument('request body needs "data"')
   // `owner` other than null is refused by the engine itself (InvalidArgument, 400).
-  const options = defined({
-    labels: body.labels,
-    ttl: body.ttl,
-    ifRevision: body.ifRevision,
-    owner: body.owner,
-  }) as AssertOptions
-  ctx.checkRecords(session, assertAdds(ctx.ds, session, ctx.param('kind'), ctx.param('id'), body))
-  const record = await session.process.assert(
-    ctx.param('kind'),
-    ctx.param('id'),
-    body.data,
-    options,
-  )
-  return json(record)
+  const { data, ...options } = body
+  const args = { pid, kind: ctx.param('kind'), id: ctx.param('id'), data, options }
+  return json(await ctx.run('assert', args))
 }
 
 /** `?ifRevision=`: the session's process retracts; answers the retracted record. */
 async function retract(ctx: RequestContext): Promise<Reply> {
-  ctx.authorize('retract', ctx.param('kind'), 'write')
   const ifRevision = new QueryReader(ctx.query, ['ifRevision']).integer('ifRevision')
-  const session = ctx.requireSession('retracting a record')
-  const options: RetractOptions = ifRevision === undefined ? {} : { ifRevision }
-  return json(await session.process.retract(ctx.param('kind'), ctx.param('id'), options))
+  const pid = ctx.requireSession('retracting a record').process.id
+  const options = ifRevision === undefined ? {} : { ifRevision }
+  return json(
+    await ctx.run('retract', { pid, kind: ctx.param('kind'), id: ctx.param('id'), options }),
+  )
 }

@@ -18,11 +18,10 @@ export function watchRoutes(router: Router<Handler>): void {
 
 /** `GET /v1/watch/:kind?id=&fields=&labels=&owner=&fromRevision=&snapshot=`. */
 async function watchRecords(ctx: RequestContext): Promise<Reply> {
-  ctx.authorize('watch', ctx.param('kind'), 'read')
   const options = watchOptionsFrom(ctx.query, lastEventId(ctx))
   return serveSse(
     ctx,
-    () => ctx.ds.watch(ctx.param('kind'), options),
+    ctx.opener('watch', { kind: ctx.param('kind'), options }) as () => Stream<WatchEvent>,
     (event: WatchEvent) =>
       event.type === 'snapshot' || event.type === 'asserted' || event.type === 'retracted'
         ? event.revision
@@ -36,11 +35,10 @@ async function watchRecords(ctx: RequestContext): Promise<Reply> {
  * from one of its revisions could skip keys.
  */
 export async function watchKv(ctx: RequestContext, bucket: string): Promise<Reply> {
-  ctx.authorize('kv.watch', `$kv.${bucket}`, 'read')
   const options = kvWatchOptionsFrom(ctx.query, lastEventId(ctx))
   return serveSse(
     ctx,
-    () => ctx.ds.kv(bucket).watch(options),
+    ctx.opener('kv.watch', { bucket, options }) as () => Stream<KvEvent>,
     (event: KvEvent) => (event.type !== 'reset' && event.isUpdate ? event.revision : undefined),
   )
 }
@@ -50,12 +48,11 @@ export async function watchKv(ctx: RequestContext, bucket: string): Promise<Repl
  * snapshot), so their events carry no id.
  */
 export async function monitorGroups(ctx: RequestContext, scope: string): Promise<Reply> {
-  ctx.authorize('groups.monitor', '$group.member', 'read')
   // A Last-Event-ID is ignored: nothing here sets one, and a fresh snapshot is always correct.
   const group = new QueryReader(ctx.query, ['group']).string('group')
   return serveSse(
     ctx,
-    () => ctx.ds.groups(scope).monitor(group),
+    ctx.opener('groups.monitor', { scope, group }) as () => Stream<GroupEvent>,
     (_event: GroupEvent) => undefined,
   )
 }

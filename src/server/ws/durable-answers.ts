@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { AnswerHold } from '../../engine/storage/answer-queue.js'
 import type { StoredAnswer } from '../../engine/ports/backend.js'
-import type { Dataspace } from '../../dataspace.js'
 import type { Session } from '../session-table.js'
+import type { SessionStore } from '../session-store.js'
 import { callCacheOf } from './call-cache.js'
 import type { CallCache } from './call-cache.js'
 
@@ -17,16 +17,16 @@ interface CallScope {
 const scopes = new AsyncLocalStorage<CallScope>()
 
 /**
- * Exactly once across restarts (DESIGN.md §5, docs/protocol.md). On a durable backend a write
+ * Exactly once across restarts (docs/design.md, docs/protocol.md). On a durable backend a write
  * call runs in a scope: when its operation is about to wait for its commit to be durable, the
  * engine asks `defer`, which holds a place for the answer in that commit's batch and lets the
  * operation finish at once. The answer then goes into the held place — the batch is not taken
  * before — and only then is durability awaited and the answer sent. So the commit and its answer
  * are stored together, and a call re-sent after a crash is answered from storage.
  */
-export function installDurableAnswers(ds: Dataspace): void {
-  if (!ds.durableBackend) return
-  ds.deferDurability((revision, writer) => {
+export function installDurableAnswers(store: SessionStore): void {
+  if (!store.durable) return
+  store.deferDurability((revision, writer) => {
     const scope = scopes.getStore()
     if (scope === undefined) return false
     if (revision > scope.revision) {
@@ -35,7 +35,7 @@ export function installDurableAnswers(ds: Dataspace): void {
     } else if (revision === scope.revision) {
       scope.writer ||= writer
     }
-    const hold = ds.holdAnswer(revision)
+    const hold = store.holdAnswer(revision)
     if (hold !== undefined) scope.holds.push(hold)
     return true
   })
@@ -46,14 +46,14 @@ export function installDurableAnswers(ds: Dataspace): void {
  * storage after a restart), or by running it once and storing the answer with its commit.
  */
 export function answerOnce(
-  ds: Dataspace,
+  store: SessionStore,
   session: Session,
   id: number,
   run: () => Promise<unknown>,
 ): Promise<unknown> {
-  const cache = cacheOf(ds, session)
+  const cache = cacheOf(store, session)
   return cache.answer(id, async () => {
-    if (!ds.durableBackend) return run()
+    if (!store.durable) return run()
     const scope: CallScope = { revision: 0, writer: false, holds: [] }
     let value: unknown
     try {
@@ -73,40 +73,40 @@ export function answerOnce(
     }
     // As the writer: a commit the backend refuses (docs/backends.md) fails this call, and its
     // answer, stored only with a commit that is, never tells a re-sent call it succeeded.
-    await ds.durable(scope.revision, scope.writer)
+    await store.durableAt(scope.revision, scope.writer)
     return value
   })
 }
 
 /** Puts the answers a previous server stored back into the adopted session's cache. */
-export function restoreAnswers(ds: Dataspace, session: Session): void {
-  const cache = cacheOf(ds, session)
-  for (const answer of bySession(ds).get(session.id) ?? []) {
+export function restoreAnswers(store: SessionStore, session: Session): void {
+  const cache = cacheOf(store, session)
+  for (const answer of bySession(store).get(session.id) ?? []) {
     cache.restore(answer.call, JSON.parse(answer.value) as unknown)
   }
 }
 
-function cacheOf(ds: Dataspace, session: Session): CallCache {
-  return callCacheOf(session, (call) => ds.dropAnswer({ session: session.id, call }))
+function cacheOf(store: SessionStore, session: Session): CallCache {
+  return callCacheOf(session, (call) => store.dropAnswer({ session: session.id, call }))
 }
 
 function stored(session: Session, call: number, revision: number, value: unknown): StoredAnswer {
   return { session: session.id, call, revision, value: JSON.stringify(value ?? null) }
 }
 
-const grouped = new WeakMap<Dataspace, Map<string, StoredAnswer[]>>()
+const grouped = new WeakMap<SessionStore, Map<string, StoredAnswer[]>>()
 
 /** The restored answers by session id, oldest first (grouped once per dataspace). */
-function bySession(ds: Dataspace): Map<string, StoredAnswer[]> {
-  let map = grouped.get(ds)
+function bySession(store: SessionStore): Map<string, StoredAnswer[]> {
+  let map = grouped.get(store)
   if (map === undefined) {
     map = new Map()
-    for (const answer of ds.restoredAnswers) {
+    for (const answer of store.restoredAnswers) {
       const list = map.get(answer.session)
       if (list === undefined) map.set(answer.session, [answer])
       else list.push(answer)
     }
-    grouped.set(ds, map)
+    grouped.set(store, map)
   }
   return map
 }

@@ -2,22 +2,27 @@ import type { WebSocket } from 'ws'
 import { nextBatch } from '../../streams/index.js'
 import type { Stream } from '../../model/index.js'
 import { DataspaceError, InvalidArgument, TooLarge, Unauthorized } from '../../errors/index.js'
-import { CLOSE_CODES, jsonCodec, PROTOCOL_VERSION, textOf } from '../../protocol/index.js'
+import {
+  CLOSE_CODES,
+  jsonCodec,
+  operation,
+  PROTOCOL_VERSION,
+  textOf,
+} from '../../protocol/index.js'
 import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'
 import type { Principal } from '../auth.js'
 import { sessionKey } from '../limits.js'
-import { callAdds } from '../record-quota.js'
+import type { LimitGuard } from '../limits.js'
+import type { OpEnv } from '../handlers.js'
 import { reportError } from '../report.js'
 import { checkSessionOwner } from '../request-context.js'
 import { openSession } from '../session-quota.js'
 import type { ServerState } from '../request-context.js'
 import type { Session } from '../session-table.js'
 import { queuedLength } from '../sse-stream.js'
-import { toWireError } from '../wire-error.js'
+import { toWireError } from '../../protocol/index.js'
 import { answerOnce } from './durable-answers.js'
-import { OpArgs } from './op-args.js'
-import { OPERATIONS } from './operations.js'
-import type { OpEnv } from './operations.js'
+import { prepareCall } from './dispatch.js'
 import { WsOutbox } from './ws-outbox.js'
 
 /** Sessions attached to a connection now: a resume elsewhere takes the session over. */
@@ -35,7 +40,7 @@ const DRAIN_POLL_MS = 10
 export class WsConnection {
   readonly #socket: WebSocket
   readonly #state: ServerState
-  readonly #env: OpEnv
+  readonly #env: OpEnv & { readonly guard: LimitGuard }
   #principal: Principal | undefined
   #session: Session | undefined
   readonly #streams = new Map<number, Stream<unknown>>()
@@ -61,7 +66,7 @@ export class WsConnection {
   ) {
     this.#socket = socket
     this.#state = state
-    this.#env = { ds: state.ds, sessions: state.sessions }
+    this.#env = { ds: state.ds, sessions: state.sessions, guard: state.guard }
     this.#principal = principal
     this.#address = address
     this.#needsToken = state.options.auth !== undefined && principal === undefined
@@ -310,24 +315,25 @@ export class WsConnection {
   #call(id: number, message: Record<string, unknown>): void {
     const session = this.#session as Session
     const op = typeof message.op === 'string' ? message.op : ''
-    const operation = OPERATIONS.get(op)
+    const spec = operation(op)
     const started = process.hrtime.bigint()
     const done = (outcome: string): void => {
       this.#state.metrics.operation('', op, outcome)
-      if (operation !== undefined && !operation.stream && operation.write) {
+      if (spec !== undefined && !spec.stream && spec.write) {
         this.#state.metrics.commitLatency(Number(process.hrtime.bigint() - started) / 1e9)
       }
     }
     try {
       this.#state.guard.takeCall(sessionKey(session))
-      if (operation === undefined) throw new InvalidArgument(`unknown op ${JSON.stringify(op)}`)
-      if (this.#streams.has(id)) throw new InvalidArgument(`call id ${id} is an open stream`)
-      const args = new OpArgs(op, message.args, session, this.#principal)
-      if (operation.stream) {
+      if (spec !== undefined && this.#streams.has(id)) {
+        throw new InvalidArgument(`call id ${id} is an open stream`)
+      }
+      const call = prepareCall(this.#env, op, message.args, session, this.#principal)
+      if (call.stream) {
         const release = this.#state.guard.openStream(sessionKey(session))
         let stream: Stream<unknown>
         try {
-          stream = operation.open(this.#env, args)
+          stream = call.open()
         } catch (error) {
           release()
           throw error
@@ -339,12 +345,10 @@ export class WsConnection {
         this.#pump(id, stream).catch((error: unknown) => this.#fail(error))
         return
       }
-      const run = async (): Promise<unknown> => {
-        // Inside the cached run: a retried write that already succeeded is not refused.
-        this.#state.guard.checkRecords(session, callAdds(this.#state.ds, session, op, message.args))
-        return operation.run(this.#env, args)
-      }
-      const answer = operation.write ? answerOnce(this.#state.ds, session, id, run) : run()
+      // Inside the cached run: a retried write that already succeeded is not refused.
+      const answer = call.write
+        ? answerOnce(this.#state.sessions.store, session, id, () => call.run())
+        : call.run()
       answer.then(
         (value) => {
           done('ok')

@@ -1,0 +1,87 @@
+import pg from 'pg'
+import type { PoolClient, PoolConfig } from 'pg'
+
+/**
+ * The PostgreSQL backend's connection pool, and how it checks connections out: a connection
+ * that failed outside the database, or that cannot roll back, never goes back into the pool.
+ */
+export class Connections {
+  readonly #pool: pg.Pool
+
+  constructor(
+    url: string,
+    config: Omit<PoolConfig, 'connectionString'> | undefined,
+    onError: (error: Error) => void,
+  ) {
+    this.#pool = new pg.Pool({ ...config, connectionString: url })
+    this.#pool.on('error', onError)
+  }
+
+  /** A pooled connection, checked out as it is (the caller releases it). */
+  connect(): Promise<PoolClient> {
+    return this.#pool.connect()
+  }
+
+  /** One statement on any pooled connection (a read). */
+  query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.#pool.query<R>(text, values)
+  }
+
+  /**
+   * Runs one statement on a pooled connection (its own transaction). Unlike `pool.query`, a
+   * connection whose statement failed in the database (a refused batch) goes back to the pool.
+   */
+  async single(text: string, values: readonly unknown[]): Promise<void> {
+    await this.withClient(async (client, distrust) => {
+      try {
+        await client.query(text, [...values])
+      } catch (error) {
+        if (!(error instanceof pg.DatabaseError)) distrust(error)
+        throw error
+      }
+    })
+  }
+
+  /** Runs `run` in one transaction on one pooled connection; rolls back on any error. */
+  async transaction<T>(begin: string, run: (client: PoolClient) => Promise<T>): Promise<T> {
+    return this.withClient(async (client, distrust) => {
+      await client.query(begin)
+      try {
+        const result = await run(client)
+        await client.query('COMMIT')
+        return result
+      } catch (error) {
+        // A connection that cannot roll back is not trusted back into the pool.
+        await client.query('ROLLBACK').catch(distrust)
+        throw error
+      }
+    })
+  }
+
+  /**
+   * Checks a connection out for `run` and back in after it. `distrust(error)` marks it broken so
+   * the pool drops it instead of reusing it. A connection that dies while checked out emits
+   * 'error' on the client, which the pool only listens for on idle clients: unheard, it would
+   * crash the process, so it is heard here and marks the connection broken.
+   */
+  async withClient<T>(
+    run: (client: PoolClient, distrust: (error: unknown) => void) => Promise<T>,
+  ): Promise<T> {
+    const client = await this.#pool.connect()
+    let broken: Error | undefined
+    const distrust = (error: unknown): void => {
+      broken ??= error instanceof Error ? error : new Error(String(error))
+    }
+    client.on('error', distrust)
+    try {
+      return await run(client, distrust)
+    } finally {
+      client.off('error', distrust)
+      client.release(broken)
+    }
+  }
+
+  end(): Promise<void> {
+    return this.#pool.end()
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * THE commit path: every write of the dataspace, whoever makes it, goes through these steps.
+ *
+ *  1. Read.    `commit(actor, build, reads)`: the records of non-resident kinds the write needs
+ *              are read from the backend first (non-resident-reads.ts `withReads`); resident
+ *              kinds need no read and the next steps run at once.
+ *  2. Stage.   In one synchronous turn: the actor is checked alive, and `build` stages its
+ *              operations on a `Transaction` (transaction.ts), checked against the current state
+ *              plus what earlier operations of the same commit did. Nothing is applied yet; a
+ *              throw aborts the whole commit.
+ *  3. Admit.   `applyStaged` → `#admit`: a commit that would grow the resident records past the
+ *              memory budget is refused before anything changes (memory-account.ts).
+ *  4. Apply.   `applyStaged`: the next revision; the kind stores and their indexes
+ *              (kind-store.ts), or the pending writes of non-resident kinds (backed-reads.ts);
+ *              the revision's `ChangeSet` in the history (history.ts) and in the undo log
+ *              (pending-commits.ts); the backend runtime's write queue (storage/runtime.ts);
+ *              new TTL deadlines (ttl-expiry.ts).
+ *  5. Notify.  One observer round: `WatchRegistry.dispatch` (watch-registry.ts, watch-hub.ts)
+ *              hands every watch and observation the commit's events, once.
+ *  6. Durable. `durable(revision)`: the writer waits until the backend runtime has written the
+ *              revision's batch (at once in memory). Readers are held back by the durable gate
+ *              (streams/durable-gate.ts) until then, so nobody sees what a crash could undo.
+ *
+ * System writes (an exit, expiry, start-up reaping, the undo of a refused commit, `$watch`
+ * records) stage their own transaction and enter at step 3 through `applyStaged`.
+ * @module
+ */
+import type { BackedReads, ReadSpec } from './backed-reads.js'
+import type { Change, ChangeSet, History } from './history.js'
+import type { KindCatalog } from './kind-catalog.js'
+import type { KindStore } from './kind-store.js'
+import type { MemoryAccount } from './memory-account.js'
+import type { NonResidentReads } from './non-resident-reads.js'
+import type { PendingCommits } from './pending-commits.js'
+import type { LocalProcess } from './process.js'
+import { recordBytes } from './record-bytes.js'
+import type { BackendRuntime } from './storage/runtime.js'
+import { Transaction } from './transaction.js'
+import type { TtlExpiry } from './ttl-expiry.js'
+import type { WatchRegistry } from './watch-registry.js'
+import type { DataspaceRecord } from '../model/types.js'
+
+/** The parts of the engine a commit touches. */
+export interface CommitParts {
+  readonly catalog: KindCatalog
+  readonly reads: NonResidentReads
+  readonly memory: MemoryAccount
+  readonly history: History
+  readonly watches: WatchRegistry
+  readonly expiry: TtlExpiry
+  /** Refuses when closed, then commits due expiries (every public operation starts so). */
+  beginRead(): void
+  readonly closed: () => boolean
+  /** How many processes are live (the memory budget counts them). */
+  readonly processCount: () => number
+  /** Durable backends only: the undo log, the runtime, and pending non-resident writes. */
+  readonly pending: PendingCommits | undefined
+  readonly runtime: BackendRuntime | undefined
+  readonly backed: BackedReads | undefined
+}
+
+/** Decides whether a writer's wait for durability is taken over (the server's durable answers). */
+export type DurabilityDeferral = (revision: number, writer: boolean) => boolean
+
+export class CommitPath {
+  readonly #parts: CommitParts
+  #revision: number
+  #dispatching = false
+  #deferDurable: DurabilityDeferral | undefined
+
+  constructor(parts: CommitParts, revision: number) {
+    this.#parts = parts
+    this.#revision = revision
+  }
+
+  /** The revision of the latest commit. */
+  get revision(): number {
+    return this.#revision
+  }
+
+  /** True during step 5: watchers are being told, and no commit may start. */
+  get dispatching(): boolean {
+    return this.#dispatching
+  }
+
+  /**
+   * Steps 1–6 as `actor` (a live process, or `null` for the system, which may write reserved
+   * kinds and set owners): resolves with the revision once it is durable (at once in memory).
+   */
+  async commit<R>(
+    actor: LocalProcess | null,
+    build: (tx: Transaction) => R,
+    reads: readonly ReadSpec[] = [],
+  ): Promise<{ revision: number; result: R }> {
+    this.#parts.beginRead()
+    // A dead actor need not wait for a read; with none, step 2 follows in this same turn.
+    if (reads.length > 0) actor?.checkAlive()
+    const applied = await this.#parts.reads.withReads(reads, (context) => {
+      actor?.checkAlive()
+      const tx = new Transaction(context, actor === null ? null : actor.id)
+      const result = build(tx)
+      const before = this.#revision
+      const revision = this.applyStaged(tx)
+      return { revision, result, wrote: revision !== before }
+    })
+    // Only a commit this call made can be refused for its content; an empty one waits.
+    const durable = this.durable(applied.revision, applied.wrote)
+    if (durable !== undefined) await durable
+    return { revision: applied.revision, result: applied.result }
+  }
+
+  /**
+   * Steps 3–5 for a staged transaction: returns the commit's revision (the current revision
+   * when there was nothing to change). Does not wait for durability.
+   */
+  applyStaged(tx: Transaction): number {
+    if (this.#dispatching)
+      throw new Error('internal: a commit was started while watchers were being notified')
+    const changes = tx.changes.filter(
+      (change) => change.before !== undefined || change.after !== undefined,
+    )
+    if (changes.length === 0) return this.#revision
+    this.#admit(changes)
+    const parts = this.#parts
+    const revision = ++this.#revision
+    let nextExpiry = Infinity
+    let removals: Map<KindStore, DataspaceRecord[]> | undefined
+    for (const change of changes) {
+      const store = parts.catalog.storeFor(change.kind)
+      if (!store.resident) {
+        ;(parts.backed as BackedReads).applyChange(change, revision)
+        continue
+      }
+      if (change.after === undefined) {
+        removals ??= new Map()
+        const list = removals.get(store)
+        if (list === undefined) removals.set(store, [change.before as DataspaceRecord])
+        else list.push(change.before as DataspaceRecord)
+      } else {
+        store.put(change.after, change.before)
+        const at = change.after.expiresAt
+        if (at !== undefined && at !== change.before?.expiresAt) {
+          parts.expiry.schedule(at, change.kind, change.id)
+          if (at < nextExpiry) nextExpiry = at
+        }
+      }
+    }
+    // Removals go last and in bulk: a change's id is unique within a commit, so order is free.
+    if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
+    parts.memory.records += this.#growth(changes)
+    const changeSet: ChangeSet = { revision, changes }
+    parts.history.append(changeSet)
+    parts.pending?.push(changeSet)
+    parts.runtime?.commit({
+      revision,
+      changes: changes.map((c) => ({ kind: c.kind, id: c.id, after: c.after })),
+    })
+    if (nextExpiry !== Infinity) parts.expiry.wakeBy(nextExpiry)
+    this.#dispatching = true
+    try {
+      parts.watches.dispatch(changeSet)
+    } finally {
+      this.#dispatching = false
+    }
+    return revision
+  }
+
+  /**
+   * `applyStaged`, deferred to a microtask when called during step 5 (a watch closed by its
+   * consumer mid-dispatch retracts its `$watch` record).
+   */
+  applyStagedWhenSafe(tx: Transaction): void {
+    if (!this.#dispatching) this.applyStaged(tx)
+    else queueMicrotask(() => void (this.#parts.closed() || this.applyStaged(tx)))
+  }
+
+  /**
+   * Step 6: settles when `revision` is durable; `undefined` when it already is or nothing
+   * persists. `writer`: the caller made the commit at `revision`, and gets the backend's error if
+   * that commit is refused (docs/backends.md, "Refused writes").
+   */
+  durable(revision: number, writer = false): Promise<void> | undefined {
+    if (this.#deferDurable?.(revision, writer) === true) return undefined
+    return this.#parts.runtime?.waitFor(revision, writer)
+  }
+
+  /** Lets a layer above take over writers' waits for durability (see `Engine.deferDurability`). */
+  deferDurability(defer: DurabilityDeferral | undefined): void {
+    this.#deferDurable = defer
+  }
+
+  /**
+   * Step 3: refuses a commit that would grow the resident records past the memory budget, before
+   * anything is applied (nothing half-applied). Commits that shrink them — retracts, deletes,
+   * expiries, exits — always pass. Watch queues are shed first: watchers that do not read must
+   * not keep writers out.
+   */
+  #admit(changes: readonly Change[]): void {
+    const { memory, watches } = this.#parts
+    const growth = this.#growth(changes)
+    memory.watches = watches.hub.size
+    memory.processes = this.#parts.processCount()
+    if (memory.fits(growth)) return
+    if (memory.watchQueues.bytes > 0 && !this.#dispatching) {
+      watches.shed(memory.overBy(growth))
+      if (memory.fits(growth)) return
+    }
+    memory.refuse(growth)
+  }
+
+  /** How many estimated bytes `changes` add to the resident records (negative: free). */
+  #growth(changes: readonly Change[]): number {
+    let growth = 0
+    for (const change of changes) {
+      if (!this.#parts.catalog.isResident(change.kind)) continue
+      if (change.after !== undefined) growth += recordBytes(change.after)
+      if (change.before !== undefined) growth -= recordBytes(change.before)
+    }
+    return growth
+  }
+}

@@ -1,0 +1,212 @@
+import { InvalidArgument } from '../errors/index.js'
+import { durableGate } from '../streams/durable-gate.js'
+import type { DurableGate } from '../streams/durable-gate.js'
+import { BackedReads } from './backed-reads.js'
+import { CommitPath } from './commit.js'
+import { positive, resolveOptions } from './engine-options.js'
+import type { DataspaceOptions, DataspaceStats, ResolvedOptions } from './engine-options.js'
+import { History } from './history.js'
+import { KindCatalog } from './kind-catalog.js'
+import { MemoryAccount } from './memory-account.js'
+import { canQuery, NonResidentReads } from './non-resident-reads.js'
+import { PendingCommits } from './pending-commits.js'
+import type { Backend, LoadedState } from './ports/backend.js'
+import { ProcessOps } from './process-ops.js'
+import type { EngineCore } from './process-ops.js'
+import { ProcessTable } from './process-table.js'
+import { Recovery } from './start-up.js'
+import { BackendRuntime } from './storage/runtime.js'
+import { TtlExpiry } from './ttl-expiry.js'
+import { WatchRegistry } from './watch-registry.js'
+import type { WatchContext } from './watch-registry.js'
+
+/** Every part of one engine (see engine.ts for what each does). */
+export interface EngineParts {
+  readonly node: string
+  readonly options: ResolvedOptions
+  readonly memory: MemoryAccount
+  readonly history: History
+  readonly catalog: KindCatalog
+  readonly watches: WatchRegistry
+  readonly reads: NonResidentReads
+  readonly expiry: TtlExpiry
+  readonly commits: CommitPath
+  readonly processes: ProcessTable
+  readonly recovery: Recovery
+  /** Durable backends only: the backend runtime, and what holds readers until durable. */
+  readonly runtime: BackendRuntime | undefined
+  readonly gate: DurableGate | undefined
+  /** Reads of non-resident kinds: only with a durable backend that answers queries. */
+  readonly backed: BackedReads | undefined
+  /** The backend's state, to install once the engine can be used as a context. */
+  readonly state: LoadedState | undefined
+}
+
+/** What the parts need of the engine façade that owns them. */
+export type EngineHost = EngineCore & WatchContext
+
+/**
+ * Checks `options`, loads a synchronous backend's state when none was `loaded`, and builds the
+ * parts of the engine `host`, wired to each other. Nothing runs yet: the host installs `state`
+ * (`recovery.install`) once it holds the parts.
+ */
+export function assemble(
+  host: EngineHost,
+  options: DataspaceOptions,
+  loaded: LoadedState | undefined,
+): EngineParts {
+  const backend = options.backend ?? 'memory'
+  if (
+    backend !== 'memory' &&
+    (typeof backend !== 'object' || typeof backend.write !== 'function')
+  ) {
+    throw new InvalidArgument(
+      `backend must be "memory" or a backend object (sqliteBackend, postgresBackend), got ${JSON.stringify(backend)}`,
+    )
+  }
+  const state = loaded ?? (backend === 'memory' ? undefined : loadSync(backend))
+  const node = options.node ?? 'local'
+  if (node.length === 0 || /[/#]/.test(node))
+    throw new InvalidArgument('node must be non-empty, without "/" or "#"')
+  const resolved = resolveOptions(options)
+  const memory = new MemoryAccount(resolved)
+  const log = options.log ?? { warn: (m, f) => console.warn(m, f) }
+  const revision = state?.revision ?? 0
+  const history = new History(resolved.historySize, resolved.historyBytes, revision)
+  const durable = backend !== 'memory' && backend.capabilities.durable ? backend : undefined
+  const pending = durable === undefined ? undefined : new PendingCommits()
+  let backed: BackedReads | undefined
+  const runtime =
+    durable === undefined
+      ? undefined
+      : new BackendRuntime(durable, revision, {
+          log,
+          ackTimeoutMs: positive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
+          onDurable: () => {
+            pending?.settle(runtime?.durableRevision ?? 0)
+            backed?.collect()
+          },
+          onRefused: (refused) => recovery.undoRefused(refused),
+          ...(state === undefined ? {} : { restored: state }),
+        })
+  const queryBackend = durable !== undefined && canQuery(durable) ? durable : undefined
+  if (runtime !== undefined && queryBackend !== undefined) {
+    backed = new BackedReads(queryBackend, () => runtime.durableRevision)
+  }
+  const closed = (): boolean => host.closed
+  const catalog = new KindCatalog(backed !== undefined, runtime?.declareKind.bind(runtime))
+  const watches = new WatchRegistry(host, memory.watchQueues)
+  const reads = new NonResidentReads(
+    {
+      context: host,
+      log,
+      get closed() {
+        return closed()
+      },
+    },
+    catalog,
+    backed,
+    queryBackend,
+  )
+  const expiry: TtlExpiry = new TtlExpiry({
+    context: host,
+    get closed() {
+      return closed()
+    },
+    get dispatching(): boolean {
+      return commits.dispatching
+    },
+    applyStaged: (tx) => commits.applyStaged(tx),
+  })
+  const commits: CommitPath = new CommitPath(
+    {
+      catalog,
+      reads,
+      memory,
+      history,
+      watches,
+      expiry,
+      beginRead: () => host.beginRead(),
+      closed,
+      processCount: () => processes.size,
+      pending,
+      runtime,
+      backed,
+    },
+    revision,
+  )
+  const processes = new ProcessTable(node, new ProcessOps(host, commits), {
+    size: resolved.mailboxSize,
+    bytes: resolved.mailboxBytes,
+    meter: memory.mailboxes,
+  })
+  const recovery = new Recovery({
+    context: host,
+    closed,
+    catalog,
+    processes,
+    commits,
+    reads,
+    memory,
+    expiry,
+    pending,
+    backed,
+    runtime,
+  })
+  const gate = runtime === undefined ? undefined : durableGate(runtime)
+  return {
+    node,
+    options: resolved,
+    memory,
+    history,
+    catalog,
+    watches,
+    reads,
+    expiry,
+    commits,
+    processes,
+    recovery,
+    runtime,
+    gate,
+    backed,
+    state,
+  }
+}
+
+/** The counters of `stats`, read from the parts. */
+export function statsOf(parts: EngineParts): DataspaceStats {
+  const { memory, watches, processes, history, catalog } = parts
+  memory.watches = watches.hub.size
+  memory.processes = processes.size
+  return {
+    revision: parts.commits.revision,
+    records: catalog.recordCount,
+    kinds: catalog.size,
+    processes: processes.size,
+    watchers: watches.hub.size,
+    watchResets: watches.counters.resets,
+    droppedWatchMessages: watches.counters.droppedMessages,
+    droppedMailboxMessages: processes.droppedMessages,
+    historyFloor: history.floor,
+    historyBytes: history.bytes,
+    historyTrimmedCommits: history.trimmed,
+    watchByteResets: watches.counters.byteResets,
+    recordBytes: memory.records,
+    watchQueueBytes: memory.watchQueues.bytes,
+    mailboxBytes: memory.mailboxes.bytes,
+    memoryUsedBytes: memory.used,
+    memoryBudgetBytes: memory.budget,
+    memoryRefusedWrites: memory.refused,
+  }
+}
+
+/** The state of a backend that loads synchronously (SQLite); others need `openDataspace`. */
+function loadSync(backend: Backend): LoadedState {
+  const openSync = (backend as Partial<{ openSync(): LoadedState }>).openSync
+  if (typeof openSync !== 'function') {
+    throw new InvalidArgument(
+      `the ${backend.name} backend loads asynchronously: use await openDataspace({ backend })`,
+    )
+  }
+  return openSync.call(backend)
+}

@@ -1,0 +1,86 @@
+import { ExpiryQueue } from './expiry-queue.js'
+import { Transaction } from './transaction.js'
+import type { TransactionContext } from './transaction.js'
+
+/** What expiry needs of the engine: its state, and the commit path's system entry. */
+export interface ExpiryHost {
+  readonly context: TransactionContext
+  readonly closed: boolean
+  /** True while watchers are being told of a commit: no commit may start then. */
+  readonly dispatching: boolean
+  /** Applies a staged system transaction as one commit (commit.ts, steps 2–4). */
+  applyStaged(tx: Transaction): number
+}
+
+/** The longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * Record TTLs: the deadlines of resident records, one timer for the earliest, and the commit
+ * that retracts (reason `expired`) every record whose deadline has passed. Due records are also
+ * retracted at the start of every public operation, so a read never sees an expired record.
+ */
+export class TtlExpiry {
+  readonly #host: ExpiryHost
+  readonly #queue = new ExpiryQueue()
+  #timer: NodeJS.Timeout | undefined
+  #timerAt = Infinity
+
+  constructor(host: ExpiryHost) {
+    this.#host = host
+  }
+
+  /** Notes that `kind/id` expires at `at` (a later write may move or drop the deadline). */
+  schedule(at: number, kind: string, id: string): void {
+    this.#queue.push({ at, kind, id })
+  }
+
+  /** Arms the timer for `at` when that is earlier than the one armed. */
+  wakeBy(at: number): void {
+    if (at < this.#timerAt) this.#arm(at)
+  }
+
+  /** Arms the timer for the earliest deadline (after start-up loaded records with TTLs). */
+  armNext(): void {
+    const next = this.#queue.peek()
+    if (next !== undefined) this.#arm(next.at)
+  }
+
+  /** Commits the retraction of every record whose TTL has run out, in one commit. */
+  expireDue(): void {
+    const head = this.#queue.peek()
+    const host = this.#host
+    if (head === undefined || head.at > host.context.now() || host.dispatching) return
+    const tx = new Transaction(host.context, null)
+    for (const due of this.#queue.popDue(host.context.now())) {
+      const record = host.context.store(due.kind)?.records.get(due.id)
+      // Lazy deletion: the entry counts only if the record still carries this deadline.
+      if (record?.expiresAt === due.at && tx.read(due.kind, due.id) === record)
+        tx.remove(record, 'expired')
+    }
+    host.applyStaged(tx)
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+  }
+
+  #arm(at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timerAt = at
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined
+        this.#timerAt = Infinity
+        if (this.#host.closed) return
+        this.expireDue()
+        this.armNext()
+      },
+      // Node fires a longer delay after 1 ms (with a TimeoutOverflowWarning), which made the
+      // loop spin for TTLs over ~24.8 days: wake at the clamp instead, and re-arm from there.
+      Math.min(Math.max(0, at - this.#host.context.now()), MAX_TIMER_MS),
+    )
+    // Expiry alone must not keep a program alive.
+    this.#timer.unref()
+  }
+}
