@@ -13,8 +13,8 @@ import type { Session } from '../session-table.js'
 
 /** A WebSocket call, checked and ready to run: a stream to open or a unary call to run. */
 export type PreparedCall =
-  | { readonly stream: true; open(): Stream<unknown> }
-  | { readonly stream: false; readonly write: boolean; run(): Promise<unknown> }
+  | { readonly stream: true; readonly open: () => Stream<unknown> }
+  | { readonly stream: false; readonly write: boolean; readonly run: () => Promise<unknown> }
 
 /**
  * Checks a `call` against the operation table (an unknown op, the arguments' shape, rights,

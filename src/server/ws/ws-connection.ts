@@ -330,24 +330,13 @@ export class WsConnection {
       }
       const call = prepareCall(this.#env, op, message.args, session, this.#principal)
       if (call.stream) {
-        const release = this.#state.guard.openStream(sessionKey(session))
-        let stream: Stream<unknown>
-        try {
-          stream = call.open()
-        } catch (error) {
-          release()
-          throw error
-        }
-        stream.closed.finally(release).catch((error: unknown) => this.#fail(error))
-        this.#streams.set(id, stream)
-        this.#send([{ type: 'result', id, value: null }])
+        this.#openStream(id, session, call.open)
         done('ok')
-        this.#pump(id, stream).catch((error: unknown) => this.#fail(error))
         return
       }
       // Inside the cached run: a retried write that already succeeded is not refused.
       const answer = call.write
-        ? answerOnce(this.#state.sessions.store, session, id, () => call.run())
+        ? answerOnce(this.#state.sessions.store, session, id, call.run)
         : call.run()
       answer.then(
         (value) => {
@@ -363,6 +352,26 @@ export class WsConnection {
       done(outcomeOf(error))
       this.#sendError(id, error)
     }
+  }
+
+  /**
+   * Opens a stream and pumps it. A method of its own so that what lives as long as the stream
+   * (the callbacks on `closed` and the pump) closes over nothing of the call that opened it:
+   * closures of one scope share one context, and an idle watch would keep the whole call alive.
+   */
+  #openStream(id: number, session: Session, open: () => Stream<unknown>): void {
+    const release = this.#state.guard.openStream(sessionKey(session))
+    let stream: Stream<unknown>
+    try {
+      stream = open()
+    } catch (error) {
+      release()
+      throw error
+    }
+    stream.closed.finally(release).catch((error: unknown) => this.#fail(error))
+    this.#streams.set(id, stream)
+    this.#send([{ type: 'result', id, value: null }])
+    this.#pump(id, stream).catch((error: unknown) => this.#fail(error))
   }
 
   #cancel(id: number): void {
