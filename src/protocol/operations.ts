@@ -296,20 +296,32 @@ export function parseArgs<N extends OperationName>(name: N, raw: unknown): OpArg
   }
   const given = (raw ?? {}) as Record<string, unknown>
   const out: Record<string, unknown> = {}
-  for (const [key, field] of Object.entries(OPERATIONS[name].args as Schema)) {
+  for (const [key, field] of fieldsOf(name)) {
     const value = readField(name, key, field, given[key])
     if (value !== undefined) out[key] = value
   }
   return out as OpArgs<N>
 }
 
+/** Every call parses its arguments: the schema's entries are listed once per operation. */
+const FIELDS = new Map<string, readonly (readonly [string, Field])[]>()
+
+function fieldsOf(name: OperationName): readonly (readonly [string, Field])[] {
+  let fields = FIELDS.get(name)
+  if (fields === undefined) {
+    fields = Object.entries(OPERATIONS[name].args as Schema)
+    FIELDS.set(name, fields)
+  }
+  return fields
+}
+
+// No closure per call here (a `bad` helper would be one per field): every call of every
+// operation runs this, and under tsx (`npm start`) each closure also pays a `__name` define.
 function readField(op: string, name: string, field: Field, value: unknown): unknown {
-  const bad = (what: string): InvalidArgument =>
-    new InvalidArgument(`${op}: "${name}" must be ${what}`)
   if (typeof field === 'object') {
     if (value === undefined) return {}
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw bad('an object')
+      throw badArgument(op, name, 'an object')
     }
     const picked: Record<string, unknown> = {}
     for (const key of field.options) {
@@ -320,23 +332,23 @@ function readField(op: string, name: string, field: Field, value: unknown): unkn
   }
   switch (field) {
     case 'string':
-      if (typeof value !== 'string') throw bad('a string')
+      if (typeof value !== 'string') throw badArgument(op, name, 'a string')
       return value
     case 'string?':
-      if (value !== undefined && typeof value !== 'string') throw bad('a string')
+      if (value !== undefined && typeof value !== 'string') throw badArgument(op, name, 'a string')
       return value
     case 'id':
       if (typeof value !== 'string' && typeof value !== 'number') {
-        throw bad('a string or a number')
+        throw badArgument(op, name, 'a string or a number')
       }
       return value
     case 'pid':
-      if (typeof value !== 'string') throw bad('a pid')
+      if (typeof value !== 'string') throw badArgument(op, name, 'a pid')
       return value
     case 'pids':
       if (typeof value === 'string') return value
       if (Array.isArray(value) && value.every((pid) => typeof pid === 'string')) return value
-      throw bad('a pid or an array of pids')
+      throw badArgument(op, name, 'a pid or an array of pids')
     case 'json!':
       if (value === undefined) throw new InvalidArgument(`${op} needs "${name}"`)
       return value
@@ -350,6 +362,10 @@ function readField(op: string, name: string, field: Field, value: unknown): unkn
     case 'reason':
       return exitReasonFromWire(value)
   }
+}
+
+function badArgument(op: string, name: string, what: string): InvalidArgument {
+  return new InvalidArgument(`${op}: "${name}" must be ${what}`)
 }
 
 /**
