@@ -4,6 +4,7 @@ import { CliError, UsageError } from './http-client.js'
 import { kvCommand } from './kv.js'
 import type { CliIo } from './output.js'
 import { assertCommand, getCommand, listCommand, retractCommand, watchCommand } from './records.js'
+import { nodesCommand } from './nodes.js'
 import { groupsCommand, namesCommand } from './registry.js'
 import { serveCommand } from './serve.js'
 
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   kvCommand,
   groupsCommand,
   namesCommand,
+  nodesCommand,
 ]
 
 /**

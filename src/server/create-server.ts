@@ -11,6 +11,7 @@ import type { Principal } from './auth.js'
 import { sendError, sendJson } from './http-body.js'
 import { callerKey, LimitGuard, sessionKey } from './limits.js'
 import { LogThrottle } from './log-throttle.js'
+import { NodeMembership } from './membership.js'
 import { ServerMetrics } from './metrics.js'
 import { resolveOptions } from './options.js'
 import type { ServerOptions } from './options.js'
@@ -19,6 +20,7 @@ import type { Handler, ServerState } from './request-context.js'
 import { Router } from './router.js'
 import { kvRoutes } from './routes/kv.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { nodeRoutes } from './routes/nodes.js'
 import { recordRoutes } from './routes/records.js'
 import { registryRoutes } from './routes/registry.js'
 import { sessionRoutes } from './routes/sessions.js'
@@ -74,11 +76,20 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     kvRoutes,
     registryRoutes,
     metricsRoutes,
+    nodeRoutes,
   ]) {
     routes(router)
   }
   let accepting = true
   const sse = new SseRegistry()
+  const epoch = randomUUID()
+  // Unique per server start; the engine's node name first, so pids and nodes read alike.
+  const membership = new NodeMembership(
+    `${resolved.ds.node}-${epoch.slice(0, 8)}`,
+    resolved.ds.membership,
+    limits.nodeHeartbeatMs,
+    logger,
+  )
   const metrics = new ServerMetrics({
     ds: resolved.ds,
     sessions: () => sessions.size,
@@ -87,6 +98,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     // `endpoint` is created below; these run only at scrape time, after it exists.
     wsConnections: () => endpoint.size,
     queueDepth: () => sse.queued() + endpoint.queued(),
+    liveNodes: async () => (await membership.view(false)).live,
   })
   const warnings = new LogThrottle(logger)
   const guard = new LimitGuard(resolved.ds, limits, warnings, (limit) => metrics.limitHit(limit))
@@ -119,7 +131,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   const browser = new BrowserGuard(resolved)
   const state: ServerState = {
     ds: resolved.ds,
-    epoch: randomUUID(),
+    epoch,
     options: resolved,
     sessions,
     sse,
@@ -133,6 +145,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
     warnings,
     gate,
     browser,
+    membership,
   }
   // Sessions a durable store kept across a restart: their clients have one TTL to come back.
   installDurableAnswers(sessions.store)
@@ -171,6 +184,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   const address = http.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `http://${host}:${address.port}`
+  await membership.start(url)
   logger.info({ url, auth: resolved.auth !== undefined, limits }, 'server started')
   let closing: Promise<void> | undefined
   return {
@@ -190,6 +204,8 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
           'server stopping',
         )
         const closed = new Promise<void>((resolve) => http.close(() => resolve()))
+        // First: the other nodes and their clients stop counting on this one at once.
+        const left = membership.close()
         state.sse.closeAll()
         endpoint.closeAll('server is shutting down')
         await state.sessions.closeAll()
@@ -198,6 +214,7 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
         cut.unref()
         await closed
         clearTimeout(cut)
+        await left
         logger.info({ url }, 'server stopped')
       })()
       return closing

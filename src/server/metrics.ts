@@ -13,6 +13,8 @@ export interface MetricsSources {
   readonly wsConnections: () => number
   /** Events queued, not yet sent, over every open WebSocket and SSE stream. */
   readonly queueDepth: () => number
+  /** Live nodes of the cluster (this one included); `undefined` when they cannot be read. */
+  readonly liveNodes: () => Promise<number | undefined>
 }
 
 /** What happens to sessions, as `dataspace_session_events_total{event}` counts it. */
@@ -124,6 +126,17 @@ export class ServerMetrics {
       'Messages dropped from full process mailboxes',
       () => ds.stats.droppedMailboxMessages,
     )
+    new Gauge({
+      name: 'dataspace_cluster_nodes',
+      help: 'Live nodes of the cluster, this one included (1 on memory and SQLite)',
+      registers,
+      async collect() {
+        // A database that does not answer leaves the last value (its failure is logged by the
+        // heartbeat and shown by /readyz).
+        const live = await sources.liveNodes()
+        if (live !== undefined) this.set(live)
+      },
+    })
     this.#memoryMetrics(ds, gauge, counter)
     counter(
       'dataspace_sse_slow_consumer_closes_total',

@@ -18,6 +18,12 @@ export interface ServerLimits {
   readonly sseBufferBytes: number
   /** Interval of SSE heartbeat comments, in ms (default 15 s): keeps proxies from timing out. */
   readonly sseHeartbeatMs: number
+  /**
+   * How often this server renews its row in the cluster's `nodes` table, in ms (default 2 s;
+   * PostgreSQL only). A node is live while its last heartbeat is within 3 intervals, and its row
+   * is pruned after 10 (docs/cluster.md, "Membership").
+   */
+  readonly nodeHeartbeatMs: number
   /** Largest WebSocket frame, in bytes (default 1 MiB); larger closes the connection (1009). */
   readonly maxFrameBytes: number
   /** How often the server pings a WebSocket (default 5 s; at most a third of the session TTL). */
@@ -159,6 +165,7 @@ export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   maxBodyBytes: 1024 * 1024,
   sseBufferBytes: 1024 * 1024,
   sseHeartbeatMs: 15_000,
+  nodeHeartbeatMs: 2_000,
   maxFrameBytes: 1024 * 1024,
   wsPingIntervalMs: 5_000,
   wsSendBufferBytes: 1024 * 1024,

@@ -8,6 +8,7 @@ import { readJsonObject } from './http-body.js'
 import { callerKey, sessionKey } from './limits.js'
 import type { LimitGuard, LimitKey } from './limits.js'
 import type { LogThrottle } from './log-throttle.js'
+import type { NodeMembership } from './membership.js'
 import type { BrowserGuard } from './browser-guard.js'
 import type { ConnectionGate } from './connection-gate.js'
 import type { ServerMetrics } from './metrics.js'
@@ -63,6 +64,8 @@ export interface ServerState {
   readonly gate: ConnectionGate
   /** The Origin, Host and CORS rules for browsers. */
   readonly browser: BrowserGuard
+  /** This server as a node of the cluster: its id, heartbeat and the members. */
+  readonly membership: NodeMembership
 }
 
 /** One request as handlers see it. */

@@ -18,6 +18,7 @@ export interface SchemaTables {
   readonly kinds: string
   readonly sessions: string
   readonly answers: string
+  readonly nodes: string
   readonly migrations: string
   readonly ensureFieldIndexes: string
   readonly writeBatch: string
@@ -39,6 +40,7 @@ export function schemaTables(schema: string): SchemaTables {
     kinds: q('kinds'),
     sessions: q('sessions'),
     answers: q('answers'),
+    nodes: q('nodes'),
     migrations: q('migrations'),
     ensureFieldIndexes: q('ensure_field_indexes'),
     writeBatch: q('write_batch'),
@@ -155,6 +157,18 @@ const MIGRATIONS: readonly Migration[] = [
        PRIMARY KEY (session, call))`,
     `DROP FUNCTION ${t.writeBatch}(text, bigint, bigint, jsonb, jsonb, jsonb, jsonb, jsonb, text[])`,
     writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V4, true),
+  ],
+  // Node membership (docs/cluster.md, "Membership"): one row per running server, its times on
+  // the database clock (membership.ts). Rows of nodes that died are pruned by the live ones.
+  (t) => [
+    `CREATE TABLE ${t.nodes} (
+       id text PRIMARY KEY,
+       address text NOT NULL,
+       host text NOT NULL,
+       pid integer NOT NULL,
+       heartbeat_ms integer NOT NULL,
+       started_at timestamptz NOT NULL DEFAULT now(),
+       heartbeat_at timestamptz NOT NULL DEFAULT now())`,
   ],
 ]
 

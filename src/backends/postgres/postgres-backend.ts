@@ -12,6 +12,7 @@ import type {
   WriteBatch,
 } from '../../engine/ports/backend.js'
 import { Connections } from './connections.js'
+import { PostgresMembership } from './membership.js'
 import { fieldIndexNames, migrate, REVISION_CONFLICT, schemaTables } from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
@@ -46,7 +47,7 @@ export interface PostgresBackendOptions {
  * sessions in one schema; every `write` is one transaction that locks the single revision row,
  * so revision order is commit order; selectors on declared fields and labels are pushed down to
  * expression and GIN indexes (`query`, `explainQuery`). Its parts: the connections
- * (connections.ts), the schema lock (schema-lock.ts), migrations, the write-batch statement
+ * (connections.ts), the schema lock (schema-lock.ts), node membership (membership.ts), migrations, the write-batch statement
  * (write-batch.ts), row decoding (rows.ts) and query push-down (pushdown.ts).
  *
  * @example
@@ -64,6 +65,8 @@ export function postgresBackend(options: PostgresBackendOptions): Backend {
 class PostgresBackend implements Backend {
   readonly name = 'postgres'
   readonly capabilities = Object.freeze({ durable: true, changes: true, query: true })
+  /** The `nodes` table: the servers on this schema (membership.ts). */
+  readonly membership: PostgresMembership
   readonly #options: PostgresBackendOptions
   readonly #schemaName: string
   readonly #t: SchemaTables
@@ -75,6 +78,7 @@ class PostgresBackend implements Backend {
     this.#options = options
     this.#schemaName = schemaName
     this.#t = tables
+    this.membership = new PostgresMembership(tables, () => this.#pooled())
   }
 
   async open(): Promise<LoadedState> {

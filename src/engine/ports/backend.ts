@@ -46,8 +46,61 @@ export interface Backend {
   query?(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]>
   /** How the backend would run that query: the index it chose (capability `query`). */
   explainQuery?(kind: string, selector: Selector): Promise<BackendPlan>
+  /**
+   * The servers sharing this backend (capability of a store several servers can open at once:
+   * PostgreSQL). Absent on memory and SQLite, which one server owns: the server then reports
+   * itself as the only member (docs/cluster.md, "Membership").
+   */
+  readonly membership?: Membership
   /** Closes connections and files. Called once, after the last `write` settled. */
   close(): Promise<void>
+}
+
+/**
+ * Node membership over a shared backend: each server registers itself, renews its row on a
+ * heartbeat, and removes it when it stops. Timestamps are the DATABASE's clock, so nodes whose
+ * clocks disagree still agree on who is live. The backend only does I/O: the server drives the
+ * heartbeat (src/server/membership.ts).
+ */
+export interface Membership {
+  /** Registers `node` (or renews its row, keeping nothing of an older one with its id). */
+  join(node: NodeRegistration): Promise<void>
+  /**
+   * Renews `node`'s heartbeat in one statement, and deletes a bounded number of rows that stopped
+   * beating long ago (any node prunes). Registers `node` again if its row was pruned meanwhile.
+   */
+  heartbeat(node: NodeRegistration): Promise<void>
+  /** Every registered node, live or not (yet) pruned, oldest first. */
+  members(): Promise<NodeInfo[]>
+  /** Removes the row of the node `id` (a graceful stop). */
+  leave(id: string): Promise<void>
+}
+
+/** What a server registers about itself. */
+export interface NodeRegistration {
+  /** Unique per server start. */
+  readonly id: string
+  /** The URL it listens on (`http://host:port`). */
+  readonly address: string
+  readonly host: string
+  readonly pid: number
+  /** Its heartbeat interval: a row is live for 3 of them, and pruned after 10. */
+  readonly heartbeatMs: number
+}
+
+/** A registered node as `members` reports it. */
+export interface NodeInfo {
+  readonly id: string
+  readonly address: string
+  readonly host: string
+  readonly pid: number
+  readonly heartbeatMs: number
+  /** When it registered, ms since the epoch (database clock). */
+  readonly startedAt: number
+  /** Its last heartbeat, ms since the epoch (database clock). */
+  readonly heartbeatAt: number
+  /** Heartbeat within the last 3 intervals of its own, by the database clock. */
+  readonly live: boolean
 }
 
 export interface BackendCapabilities {

@@ -60,8 +60,13 @@ async function livez(): Promise<Reply> {
   return json({ live: true })
 }
 
-/** Ready while the server accepts requests and the dataspace is open. */
+/**
+ * Ready while the server accepts requests and the dataspace is open. `cluster` counts the live
+ * nodes (docs/cluster.md, "Membership"); it lists them only when auth is off, since probes take
+ * no token and the members' addresses are for `GET /v1/nodes` (read on `$nodes`).
+ */
 async function readyz(ctx: RequestContext): Promise<Reply> {
   const ready = ctx.server.accepting && !ctx.ds.closed
-  return json({ ready }, ready ? 200 : 503)
+  const cluster = await ctx.server.membership.view(ctx.server.options.auth === undefined)
+  return json({ ready, node: ctx.server.membership.id, cluster }, ready ? 200 : 503)
 }
