@@ -116,7 +116,9 @@ export class NodeMembership {
     if (backend === undefined) {
       const self = this.#self
       if (self === undefined) return []
-      return [{ ...self, startedAt: this.#startedAt, heartbeatAt: Date.now(), live: true, self: true }]
+      return [
+        { ...self, startedAt: this.#startedAt, heartbeatAt: Date.now(), live: true, self: true },
+      ]
     }
     const members = await withTimeout(backend.members(), READ_TIMEOUT_MS, 'reading the members')
     return members.map((member) => ({ ...member, self: member.id === this.id }))

@@ -127,4 +127,18 @@ describe('dataspace CLI against a real server', () => {
     const groups = await runCli(serve.url, ['groups', 'default', 'workers'])
     assert.equal(groups.stdout, 'PID\n')
   })
+
+  it('nodes lists the server as the only node (memory backend)', async () => {
+    const table = await runCli(serve.url, ['nodes'])
+    assert.equal(table.code, 0, table.stderr)
+    const lines = table.stdout.trimEnd().split('\n')
+    assert.equal(lines.length, 2, table.stdout)
+    assert.match(lines[1]!, new RegExp(`^local-[0-9a-f]{8} \\*\\s+${serve.url}\\s.*\\byes$`))
+    const json = await runCli(serve.url, ['nodes', '-o', 'json'])
+    const { nodes } = JSON.parse(json.stdout) as { nodes: { pid: number; self: boolean }[] }
+    assert.deepEqual(
+      nodes.map((n) => [n.pid, n.self]),
+      [[serve.child.pid, true]],
+    )
+  })
 })
