@@ -41,6 +41,7 @@ describe('/metrics', () => {
         'dataspace_stream_queue_depth',
         'dataspace_limit_hits_total',
         'dataspace_session_events_total',
+        'dataspace_cluster_nodes',
       ]) {
         assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name)
       }
