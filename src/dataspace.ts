@@ -1,6 +1,6 @@
 import { Engine } from './engine/index.js'
 import type { DataspaceOptions } from './engine/index.js'
-import type { LoadedState } from './engine/ports/backend.js'
+import type { LoadedState, Membership } from './engine/ports/backend.js'
 import { ProcessGroups } from './groups/index.js'
 import { KvBucket } from './kv/index.js'
 import type { DataspaceApi, SendTarget } from './model/index.js'
@@ -12,11 +12,18 @@ import { NameRegistry } from './names/index.js'
  * `send` should reach it, a target resolver, with no engine edit.
  */
 export class Dataspace extends Engine implements DataspaceApi {
+  /**
+   * The servers sharing this dataspace's backend (docs/cluster.md, "Membership"); `undefined`
+   * when one server owns it (memory, SQLite). The server drives it; the engine never calls it.
+   */
+  readonly membership: Membership | undefined
   readonly #groups = new Map<string, ProcessGroups>()
   #names: NameRegistry | undefined
 
   constructor(options: DataspaceOptions = {}, loaded?: LoadedState) {
     super(options, loaded)
+    const backend = options.backend
+    this.membership = typeof backend === 'object' ? backend.membership : undefined
     this.registerTarget((target: SendTarget) => {
       if (typeof target !== 'object' || target === null) return undefined
       if ('group' in target)

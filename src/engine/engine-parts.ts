@@ -10,7 +10,7 @@ import { KindCatalog } from './kind-catalog.js'
 import { MemoryAccount } from './memory-account.js'
 import { canQuery, NonResidentReads } from './non-resident-reads.js'
 import { PendingCommits } from './pending-commits.js'
-import type { Backend, LoadedState, Membership } from './ports/backend.js'
+import type { Backend, LoadedState } from './ports/backend.js'
 import { ProcessOps } from './process-ops.js'
 import type { EngineCore } from './process-ops.js'
 import { ProcessTable } from './process-table.js'
@@ -40,8 +40,6 @@ export interface EngineParts {
   readonly backed: BackedReads | undefined
   /** The backend's state, to install once the engine can be used as a context. */
   readonly state: LoadedState | undefined
-  /** The backend's node membership, when several servers can share it (PostgreSQL). */
-  readonly membership: Membership | undefined
 }
 
 /** What the parts need of the engine façade that owns them. */
@@ -172,7 +170,6 @@ export function assemble(
     gate,
     backed,
     state,
-    membership: backend === 'memory' ? undefined : backend.membership,
   }
 }
 

@@ -1,5 +1,5 @@
 import type { StoredRows } from './storage/runtime.js'
-import type { LoadedState, Membership } from './ports/backend.js'
+import type { LoadedState } from './ports/backend.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
 import { runProcess } from '../model/run-process.js'
 import { Closed, InvalidArgument } from '../errors/index.js'
@@ -83,14 +83,6 @@ export class Engine implements Kernel, WatchContext {
    */
   get storage(): StoredRows | undefined {
     return this.#parts.runtime
-  }
-
-  /**
-   * The servers sharing this dataspace's backend (docs/cluster.md, "Membership"); `undefined`
-   * when one server owns it (memory, SQLite). The engine itself never calls it.
-   */
-  get membership(): Membership | undefined {
-    return this.#parts.membership
   }
 
   /**
