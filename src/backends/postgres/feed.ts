@@ -1,5 +1,5 @@
 import { InvalidArgument } from '../../errors/index.js'
-import type { ChangesPage, StoredChange, StoredCommit } from '../../engine/ports/backend.js'
+import type { ChangesPage, StoredChange } from '../../engine/ports/backend.js'
 import type { Connections } from './connections.js'
 import type { SchemaTables } from './migrations.js'
 import { recordFromJson } from './rows.js'
@@ -222,5 +222,5 @@ export async function readFeed(
       after: row.after === null ? undefined : recordFromJson(row.after),
     })
   }
-  return { trimmed: false, floor, head, commits: commits as StoredCommit[] }
+  return { trimmed: false, floor, head, commits }
 }
