@@ -111,7 +111,19 @@ describe('postgres feed', { skip: postgresSkip }, () => {
       })
       const page = await backend.changesSince(2, 2)
       assert.deepEqual(page, { trimmed: false, floor: 0, head: 7, commits: all.slice(2, 4) })
-      assert.deepEqual((await backend.changesSince(5, 1)).trimmed === false, true)
+      assert.deepEqual(await backend.changesSince(3, Infinity), {
+        trimmed: false,
+        floor: 0,
+        head: 7,
+        commits: all.slice(3),
+      })
+      assert.deepEqual(await backend.changesSince(3, 0), {
+        trimmed: false,
+        floor: 0,
+        head: 7,
+        commits: [],
+      })
+      await assert.rejects(backend.changesSince(-1, 10), InvalidArgument)
       assert.deepEqual(await backend.changesSince(7, 10), {
         trimmed: false,
         floor: 0,

@@ -196,7 +196,8 @@ export async function readFeed(
   if (!Number.isSafeInteger(revision) || revision < 0) {
     throw new InvalidArgument(`changesSince: revision must be a whole number ≥ 0, got ${revision}`)
   }
-  const count = Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : 0
+  // Infinity reads up to the head; NaN or a negative limit reads nothing.
+  const count = limit > 0 ? Math.min(Math.floor(limit), Number.MAX_SAFE_INTEGER) : 0
   const { rows } = await db.query<FeedRow>(
     // The one-row tables are read as scalars so that the planner knows they hold one row: a
     // join with them is estimated in the millions and pays for JIT (tens of ms).
