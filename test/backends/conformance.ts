@@ -258,6 +258,9 @@ export function backendConformance(name: string, factory: BackendFactory): void 
           commit(3, [], [['f', 'a']]),
           commit(4, [record('f', 'b', 4, { createdRevision: 2, data: [1, 'two', null] })]),
           commit(5, [record('f', 'c', 5)], [['g', 'a']]),
+          // A refused commit is stored empty: it is in the feed, without changes.
+          commit(6, []),
+          commit(7, [record('f', 'd', 7)]),
         ]
         await backend.write({
           id: nextBatchId(),
@@ -269,10 +272,17 @@ export function backendConformance(name: string, factory: BackendFactory): void 
           commits: commits.slice(2),
           ...NO_KINDS_OR_SESSIONS,
         })
-        assert.deepEqual(await backend.changesSince(0, 100), commits)
-        assert.deepEqual(await backend.changesSince(2, 2), commits.slice(2, 4))
-        assert.deepEqual(await backend.changesSince(4, 10), commits.slice(4))
-        assert.deepEqual(await backend.changesSince(5, 10), [])
+        const page = (slice: typeof commits) => ({
+          trimmed: false,
+          floor: 0,
+          head: 7,
+          commits: slice,
+        })
+        assert.deepEqual(await backend.changesSince(0, 100), page(commits))
+        assert.deepEqual(await backend.changesSince(2, 2), page(commits.slice(2, 4)))
+        assert.deepEqual(await backend.changesSince(4, 10), page(commits.slice(4)))
+        assert.deepEqual(await backend.changesSince(5, 1), page(commits.slice(5, 6)))
+        assert.deepEqual(await backend.changesSince(7, 10), page([]))
       })
     })
 

@@ -8,6 +8,8 @@
  * @module
  */
 export { postgresBackend } from './postgres-backend.js'
-export type { PostgresBackendOptions } from './postgres-backend.js'
+export type { PostgresBackend, PostgresBackendOptions } from './postgres-backend.js'
+export { FEED_DEFAULTS } from './feed.js'
+export type { FeedOptions, FeedTrim } from './feed.js'
 export { fieldIndexNames, LABELS_INDEX, PRIMARY_INDEX, SCHEMA_VERSION } from './migrations.js'
 export { selectQuery } from './pushdown.js'

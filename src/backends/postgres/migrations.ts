@@ -18,10 +18,12 @@ export interface SchemaTables {
   readonly kinds: string
   readonly sessions: string
   readonly answers: string
+  readonly feed: string
   readonly nodes: string
   readonly migrations: string
   readonly ensureFieldIndexes: string
   readonly writeBatch: string
+  readonly trimFeed: string
 }
 
 /** Checks a schema name and returns the quoted names of its tables. */
@@ -40,10 +42,12 @@ export function schemaTables(schema: string): SchemaTables {
     kinds: q('kinds'),
     sessions: q('sessions'),
     answers: q('answers'),
+    feed: q('feed'),
     nodes: q('nodes'),
     migrations: q('migrations'),
     ensureFieldIndexes: q('ensure_field_indexes'),
     writeBatch: q('write_batch'),
+    trimFeed: q('trim_feed'),
   })
 }
 
@@ -158,6 +162,18 @@ const MIGRATIONS: readonly Migration[] = [
     `DROP FUNCTION ${t.writeBatch}(text, bigint, bigint, jsonb, jsonb, jsonb, jsonb, jsonb, text[])`,
     writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V4, true),
   ],
+  // The bounded feed (docs/backends.md, "The feed"): each change row keeps when it was written
+  // (trimming by age; now() is stable, so existing rows get the migration's time without a
+  // rewrite), and the floor lives in a row of its own so that trimming never waits on, or
+  // holds, the revision row every write locks.
+  (t) => [
+    `ALTER TABLE ${t.changes} ADD COLUMN committed_at timestamptz NOT NULL DEFAULT now()`,
+    `CREATE TABLE ${t.feed} (
+       id boolean PRIMARY KEY DEFAULT true CHECK (id),
+       floor bigint NOT NULL)`,
+    `INSERT INTO ${t.feed} (id, floor) VALUES (true, 0)`,
+    trimFeedFunction(t),
+  ],
   // Node membership (docs/cluster.md, "Membership"): one row per running server, its times on
   // the database clock (membership.ts). Rows of nodes that died are pruned by the live ones.
   (t) => [
@@ -171,6 +187,67 @@ const MIGRATIONS: readonly Migration[] = [
        heartbeat_at timestamptz NOT NULL DEFAULT now())`,
   ],
 ]
+
+/**
+ * One bounded trim of the feed, in one transaction (the function call is its own): the floor
+ * rises to the highest revision that is more than `p_keep` behind the head or whose rows are
+ * older than `p_retention_ms` (NULL turns a bound off), but past at most `p_max_rows` rows
+ * (whole commits: a commit is never split). The DELETE and the new floor commit together, so a
+ * reader sees both or neither. The feed row's lock serialises trims; writers never wait on it,
+ * and a trim never locks the revision row (it only reads the head). Returns the floor, the rows
+ * deleted and whether more is left to trim.
+ */
+function trimFeedFunction(t: SchemaTables): string {
+  return `CREATE FUNCTION ${t.trimFeed}(p_keep bigint, p_retention_ms float8, p_max_rows int,
+       OUT floor bigint, OUT deleted bigint, OUT done boolean)
+     LANGUAGE plpgsql AS $fn$
+     DECLARE
+       v_floor bigint;
+       v_head bigint;
+       v_target bigint;
+       v_old bigint;
+       v_rows bigint;
+       v_all_old boolean;
+       v_cap bigint;
+     BEGIN
+       SELECT f.floor INTO v_floor FROM ${t.feed} f FOR UPDATE;
+       SELECT r.revision INTO v_head FROM ${t.revision} r;
+       v_target := v_floor;
+       IF p_keep IS NOT NULL THEN
+         v_target := greatest(v_target, v_head - p_keep);
+       END IF;
+       done := true;
+       deleted := 0;
+       IF p_retention_ms IS NOT NULL THEN
+         -- Revisions follow commit order and their times nearly so: the newest old row among
+         -- the next p_max_rows ends the old prefix. A window of old rows only may have more after.
+         SELECT max(c.revision) FILTER (WHERE c.old), count(*), bool_and(c.old)
+         INTO v_old, v_rows, v_all_old FROM (
+           SELECT revision,
+             committed_at < now() - p_retention_ms * interval '1 millisecond' AS old
+           FROM ${t.changes} WHERE revision > v_floor
+           ORDER BY revision, seq LIMIT p_max_rows) c;
+         v_target := greatest(v_target, v_old);
+         IF v_rows = p_max_rows AND v_all_old THEN
+           done := false;
+         END IF;
+       END IF;
+       IF v_target > v_floor THEN
+         -- The revision of the p_max_rows-th row: the bound of one trim's DELETE.
+         SELECT c.revision INTO v_cap FROM ${t.changes} c WHERE c.revision > v_floor
+         ORDER BY c.revision, c.seq OFFSET p_max_rows - 1 LIMIT 1;
+         IF v_cap IS NOT NULL AND v_cap < v_target THEN
+           v_target := v_cap;
+           done := false;
+         END IF;
+         DELETE FROM ${t.changes} WHERE revision > v_floor AND revision <= v_target;
+         GET DIAGNOSTICS deleted = ROW_COUNT;
+         UPDATE ${t.feed} SET floor = v_target;
+       END IF;
+       floor := v_target;
+     END
+     $fn$`
+}
 
 /** How `write_batch` stores a kind declaration (`v_kind` is one element of `p_kinds`). */
 type KindsUpsert = (t: SchemaTables) => string

@@ -5,30 +5,24 @@ import { Conflict, InvalidArgument, Unavailable } from '../../errors/index.js'
 import type {
   Backend,
   BackendPlan,
+  ChangesPage,
   LoadedState,
   QueryPage,
-  StoredChange,
-  StoredCommit,
   WriteBatch,
 } from '../../engine/ports/backend.js'
 import { Connections } from './connections.js'
 import { PostgresMembership } from './membership.js'
+import { feedBounds, FeedTrimmer, readFeed } from './feed.js'
+import type { FeedOptions, FeedTrim } from './feed.js'
 import { fieldIndexNames, migrate, REVISION_CONFLICT, schemaTables } from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
-import {
-  answerFromRow,
-  indexNames,
-  kindFromRow,
-  recordFromJson,
-  recordFromRow,
-  sessionFromRow,
-} from './rows.js'
-import type { AnswerRow, KindRow, RecordJson, RecordRow, SessionRow } from './rows.js'
+import { answerFromRow, indexNames, kindFromRow, recordFromRow, sessionFromRow } from './rows.js'
+import type { AnswerRow, KindRow, RecordRow, SessionRow } from './rows.js'
 import { SchemaLock } from './schema-lock.js'
 import { writeBatchStatement } from './write-batch.js'
 
-export interface PostgresBackendOptions {
+export interface PostgresBackendOptions extends FeedOptions {
   /** A connection string: `postgres://user@host:5432/db`. */
   readonly url: string
   /** The schema holding the tables (default `dataspace`); `[a-z_][a-z0-9_]*`, at most 63 bytes. */
@@ -38,8 +32,19 @@ export interface PostgresBackendOptions {
   /**
    * Errors of idle pooled connections (the server restarted): the pool drops the connection and
    * the next query opens a new one, but an unhandled `error` event would crash the process.
+   * A failed automatic trim of the feed is reported here too (it is tried again later).
    */
   readonly onError?: (error: Error) => void
+}
+
+/** The PostgreSQL backend: a `Backend`, and a way to trim its feed now. */
+export interface PostgresBackend extends Backend {
+  changesSince(revision: number, limit: number): Promise<ChangesPage>
+  /**
+   * One bounded trim of the feed now, as the automatic ones after writes (at most
+   * `feedTrimRows` rows; `done: false` when more is left). For tests and operators.
+   */
+  trimFeed(): Promise<FeedTrim>
 }
 
 /**
@@ -54,15 +59,15 @@ export interface PostgresBackendOptions {
  * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
  * const state = await backend.open()
  */
-export function postgresBackend(options: PostgresBackendOptions): Backend {
+export function postgresBackend(options: PostgresBackendOptions): PostgresBackend {
   if (typeof options.url !== 'string' || options.url.length === 0) {
     throw new InvalidArgument('postgres backend needs a connection url')
   }
   const schemaName = options.schema ?? 'dataspace'
-  return new PostgresBackend(options, schemaName, schemaTables(schemaName))
+  return new PgBackend(options, schemaName, schemaTables(schemaName))
 }
 
-class PostgresBackend implements Backend {
+class PgBackend implements PostgresBackend {
   readonly name = 'postgres'
   readonly capabilities = Object.freeze({ durable: true, changes: true, query: true })
   /** The `nodes` table: the servers on this schema (membership.ts). */
@@ -73,12 +78,19 @@ class PostgresBackend implements Backend {
   #db: Connections | undefined
   /** The schema's lock, held from open to close: one server per schema (schema-lock.ts). */
   #lock: SchemaLock | undefined
+  readonly #trimmer: FeedTrimmer
 
   constructor(options: PostgresBackendOptions, schemaName: string, tables: SchemaTables) {
     this.#options = options
     this.#schemaName = schemaName
     this.#t = tables
     this.membership = new PostgresMembership(tables, () => this.#pooled())
+    this.#trimmer = new FeedTrimmer(
+      tables,
+      feedBounds(options),
+      () => this.#pooled(),
+      (error) => this.#options.onError?.(error),
+    )
   }
 
   async open(): Promise<LoadedState> {
@@ -177,6 +189,8 @@ class PostgresBackend implements Backend {
       }
       throw error
     }
+    // Off the write path: a trim runs in its own transaction and this write does not wait for it.
+    if (commits.length > 0) this.#trimmer.afterWrite()
   }
 
   /**
@@ -205,37 +219,12 @@ class PostgresBackend implements Backend {
     }
   }
 
-  async changesSince(revision: number, limit: number): Promise<StoredCommit[]> {
-    const t = this.#t
-    const { rows } = await this.#pooled().query<{
-      revision: string
-      kind: string
-      id: string
-      after: RecordJson | null
-    }>(
-      `SELECT revision, kind, id, after FROM ${t.changes}
-       WHERE revision > $1 AND revision <= (
-         SELECT max(revision) FROM (
-           SELECT DISTINCT revision FROM ${t.changes} WHERE revision > $1
-           ORDER BY revision LIMIT $2) AS page)
-       ORDER BY revision, seq`,
-      [revision, Math.max(0, Math.floor(limit))],
-    )
-    const commits: { revision: number; changes: StoredChange[] }[] = []
-    for (const row of rows) {
-      const rev = Number(row.revision)
-      let commit = commits[commits.length - 1]
-      if (commit?.revision !== rev) {
-        commit = { revision: rev, changes: [] }
-        commits.push(commit)
-      }
-      commit.changes.push({
-        kind: row.kind,
-        id: row.id,
-        after: row.after === null ? undefined : recordFromJson(row.after),
-      })
-    }
-    return commits
+  changesSince(revision: number, limit: number): Promise<ChangesPage> {
+    return readFeed(this.#pooled(), this.#t, revision, limit)
+  }
+
+  trimFeed(): Promise<FeedTrim> {
+    return this.#trimmer.trim()
   }
 
   async query(kind: string, selector: Selector, page: QueryPage): Promise<DataspaceRecord[]> {
@@ -263,6 +252,7 @@ class PostgresBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    await this.#trimmer.close()
     const db = this.#db
     this.#db = undefined
     await db?.end()

@@ -33,8 +33,15 @@ export interface Backend {
    * refusals (see `refusesContent` in refusal.ts).
    */
   refusesContent?(error: unknown): boolean
-  /** Commits after `revision`, oldest first, at most `limit` (capability `changes`). */
-  changesSince?(revision: number, limit: number): Promise<StoredCommit[]>
+  /**
+   * The commit feed (capability `changes`): every commit after `revision`, oldest first, at most
+   * `limit` of them (a whole number of revisions), empty commits included (a refused commit is
+   * stored empty), so a page's revisions are consecutive. A feed may be trimmed: when commits
+   * after `revision` are gone (`revision` is below the feed's floor), the answer is
+   * `{ trimmed: true }` and never a page with a gap — the caller starts over from a snapshot
+   * (a watcher gets `reset`). See `ChangesPage` and docs/backends.md ("The feed").
+   */
+  changesSince?(revision: number, limit: number): Promise<ChangesPage>
   /**
    * Selector pushdown (capability `query`): the records of `kind` matching `selector`, in id
    * order, after the id `after` (keyset pagination), at most `limit`. Served from the backend's
@@ -209,6 +216,34 @@ export interface StoredChange {
 export interface StoredCommit {
   readonly revision: number
   readonly changes: readonly StoredChange[]
+}
+
+/**
+ * What `changesSince(revision, limit)` answers. `floor` is the feed's trim point: every commit
+ * after it is in the feed, so a caller that has applied everything up to a revision at or
+ * above it can resume from the feed; below it commits are gone. `head` is the stored revision
+ * when the page was read (a page shorter than `head - revision` means: read again). Both come
+ * from the same snapshot as the commits.
+ */
+export type ChangesPage = FeedPage | FeedTrimmed
+
+/** `revision >= floor`: the commits after `revision`, consecutive, up to `limit` or `head`. */
+export interface FeedPage {
+  readonly trimmed: false
+  readonly floor: number
+  readonly head: number
+  readonly commits: readonly StoredCommit[]
+}
+
+/**
+ * `revision < floor`: commits after `revision` were trimmed, so no page could be complete.
+ * The caller must start over from the current state (snapshot, or `open`'s load), then read
+ * the feed from that state's revision.
+ */
+export interface FeedTrimmed {
+  readonly trimmed: true
+  readonly floor: number
+  readonly head: number
 }
 
 /** What one `write` makes durable, all or nothing. */
