@@ -1,4 +1,4 @@
-import type { StoredRows } from './storage/runtime.js'
+import type { BackendHealth, StoredRows } from './storage/runtime.js'
 import type { LoadedState } from './ports/backend.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
 import { runProcess } from '../model/run-process.js'
@@ -83,6 +83,11 @@ export class Engine implements Kernel, WatchContext {
    */
   get storage(): StoredRows | undefined {
     return this.#parts.runtime
+  }
+
+  /** Whether writes reach the durable backend (`undefined` in memory): `/readyz` reports it. */
+  get backendHealth(): BackendHealth | undefined {
+    return this.#parts.runtime?.health
   }
 
   /**

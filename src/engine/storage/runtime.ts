@@ -71,6 +71,8 @@ export class BackendRuntime {
   /** A batch that failed: it is retried as it was (same id, same contents) before anything else. */
   #failed: WriteBatch | undefined
   #batches = 0
+  /** Since when writes have been failing, and why (undefined: the last write went through). */
+  #failing: { readonly since: number; readonly error: string } | undefined
   readonly #onDurable: (() => void) | undefined
   readonly #onRefused: ((refused: RefusedCommit) => void) | undefined
   /** Parts of a refused batch, written in order before anything queued later. */
@@ -135,6 +137,17 @@ export class BackendRuntime {
   /** The highest revision known durable. */
   get durableRevision(): number {
     return this.#durable
+  }
+
+  /**
+   * Whether writes are going through: `failing` while a batch is being retried (the database
+   * is out of reach), with when that began and the first error; `/readyz` reports it.
+   */
+  get health(): BackendHealth {
+    const failing = this.#failing
+    return failing === undefined
+      ? { backend: this.backend.name, ok: true }
+      : { backend: this.backend.name, ok: false, ...failing }
   }
 
   get durable(): boolean {
@@ -240,6 +253,7 @@ export class BackendRuntime {
         this.#writing = undefined
         this.#retrying = false
         this.#retryDelay = RETRY_MIN_MS
+        this.#failing = undefined
         if (last !== undefined) this.#acknowledge(last)
         if (this.#pending) this.#schedule()
       },
@@ -255,6 +269,10 @@ export class BackendRuntime {
         }
         this.#retrying = true
         this.#failed = batch
+        this.#failing ??= {
+          since: Date.now(),
+          error: error instanceof Error ? error.message : String(error),
+        }
         this.#log.warn('backend write failed; retrying', {
           backend: this.backend.name,
           error: error instanceof Error ? error.message : String(error),
@@ -394,6 +412,11 @@ export class BackendRuntime {
 }
 
 /** What a layer above the engine stores beside the records (the server's `SessionStore`). */
+/** See `BackendRuntime.health`. */
+export type BackendHealth =
+  | { readonly backend: string; readonly ok: true }
+  | { readonly backend: string; readonly ok: false; readonly since: number; readonly error: string }
+
 export type StoredRows = Pick<
   BackendRuntime,
   'putSession' | 'deleteSession' | 'answers' | 'restoredSessions' | 'restoredAnswers'

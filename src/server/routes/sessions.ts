@@ -61,12 +61,30 @@ async function livez(): Promise<Reply> {
 }
 
 /**
- * Ready while the server accepts requests and the dataspace is open. `cluster` counts the live
- * nodes (docs/cluster.md, "Membership"); it lists them only when auth is off, since probes take
- * no token and the members' addresses are for `GET /v1/nodes` (read on `$nodes`).
+ * Ready while the server accepts requests, the dataspace is open and its database answers.
+ * `cluster` counts the live nodes (docs/cluster.md, "Membership"); it lists them only when auth
+ * is off, since probes take no token and the members' addresses are for `GET /v1/nodes` (read
+ * on `$nodes`). When not ready, `reasons` says why, one line each: a load balancer's log then
+ * names the cause (a database out of reach: writes would only queue and time out).
  */
 async function readyz(ctx: RequestContext): Promise<Reply> {
-  const ready = ctx.server.accepting && !ctx.ds.closed
   const cluster = await ctx.server.membership.view(ctx.server.options.auth === undefined)
-  return json({ ready, node: ctx.server.membership.id, cluster }, ready ? 200 : 503)
+  const reasons: string[] = []
+  if (!ctx.server.accepting) reasons.push('the server is shutting down')
+  if (ctx.ds.closed) reasons.push('the dataspace is closed')
+  const health = ctx.ds.backendHealth
+  if (health?.ok === false) {
+    reasons.push(
+      `backend ${health.backend}: writes failing since ${new Date(health.since).toISOString()} ` +
+        `(${health.error}); retrying`,
+    )
+  }
+  // The members are read from the database: when that fails, so would any read of it.
+  if (cluster.error !== undefined)
+    reasons.push(`database: cluster members unreadable (${cluster.error})`)
+  const ready = reasons.length === 0
+  return json(
+    { ready, node: ctx.server.membership.id, cluster, ...(ready ? {} : { reasons }) },
+    ready ? 200 : 503,
+  )
 }
