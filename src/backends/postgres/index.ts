@@ -7,7 +7,7 @@
  * const backend = postgresBackend({ url: process.env.DATABASE_URL ?? '', schema: 'dataspace' })
  * @module
  */
-export { postgresBackend } from './postgres-backend.js'
+export { POSTGRES_CONNECTION_DEFAULTS, postgresBackend } from './postgres-backend.js'
 export type { PostgresBackend, PostgresBackendOptions } from './postgres-backend.js'
 export { FEED_DEFAULTS } from './feed.js'
 export type { FeedOptions, FeedTrim } from './feed.js'

@@ -59,6 +59,17 @@ export interface PostgresBackend extends Backend {
  * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
  * const state = await backend.open()
  */
+/**
+ * What every connection (the pool's and the schema lock's) gets unless `pool` says otherwise: a
+ * database that accepts the TCP connection and never answers (a firewall dropping packets) fails
+ * the connect after 10 s instead of hanging it forever, and TCP keepalive lets a connection to a
+ * host that vanished be noticed.
+ */
+export const POSTGRES_CONNECTION_DEFAULTS = Object.freeze({
+  connectionTimeoutMillis: 10_000,
+  keepAlive: true,
+})
+
 export function postgresBackend(options: PostgresBackendOptions): PostgresBackend {
   if (typeof options.url !== 'string' || options.url.length === 0) {
     throw new InvalidArgument('postgres backend needs a connection url')
@@ -81,7 +92,7 @@ class PgBackend implements PostgresBackend {
   readonly #trimmer: FeedTrimmer
 
   constructor(options: PostgresBackendOptions, schemaName: string, tables: SchemaTables) {
-    this.#options = options
+    this.#options = { ...options, pool: { ...POSTGRES_CONNECTION_DEFAULTS, ...options.pool } }
     this.#schemaName = schemaName
     this.#t = tables
     this.membership = new PostgresMembership(tables, () => this.#pooled())
@@ -95,12 +106,16 @@ class PgBackend implements PostgresBackend {
 
   async open(): Promise<LoadedState> {
     // First, before migrating: a second server on the schema is refused before it touches it.
-    this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName)
+    this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName).catch(
+      (error: unknown) => {
+        throw connectFailure(error, this.#options)
+      },
+    )
     try {
       return await this.#openLocked()
     } catch (error) {
       await this.close()
-      throw error
+      throw connectFailure(error, this.#options)
     }
   }
 
@@ -274,7 +289,11 @@ class PgBackend implements PostgresBackend {
     this.#options.onError?.(lost)
     await lock.release()
     try {
-      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName)
+      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName).catch(
+        (error: unknown) => {
+          throw connectFailure(error, this.#options)
+        },
+      )
     } catch (error) {
       throw new Unavailable(
         `postgres backend: lost the lock on schema "${this.#schemaName}" (${lost.message}) and ` +
@@ -288,4 +307,24 @@ class PgBackend implements PostgresBackend {
     if (this.#db === undefined) throw new Error('postgres backend: used before open')
     return this.#db
   }
+}
+
+/**
+ * A connect that timed out, as `Unavailable` naming the host and the timeout (pg's own message,
+ * "timeout expired", says neither). Other errors pass through as they are.
+ */
+function connectFailure(error: unknown, options: PostgresBackendOptions): unknown {
+  if (!(error instanceof Error) || !/timeout/i.test(error.message)) return error
+  let where = 'the database'
+  try {
+    const url = new URL(options.url)
+    where = `${url.hostname}:${url.port || '5432'}`
+  } catch {
+    // An unparsable URL fails elsewhere with its own message.
+  }
+  const ms = options.pool?.connectionTimeoutMillis
+  return new Unavailable(
+    `PostgreSQL at ${where} did not answer within ${ms} ms (pool.connectionTimeoutMillis): ${error.message}`,
+    { cause: error },
+  )
 }

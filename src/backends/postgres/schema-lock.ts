@@ -38,6 +38,11 @@ export class SchemaLock {
     const name = `dataspace pid=${process.pid} host=${hostname()}`.slice(0, 63)
     const client = new pg.Client({
       ...(options.pool?.ssl === undefined ? {} : { ssl: options.pool.ssl }),
+      // A dead or silent database must fail the lock's connect, not hang it (the backend's defaults).
+      ...(options.pool?.connectionTimeoutMillis === undefined
+        ? {}
+        : { connectionTimeoutMillis: options.pool.connectionTimeoutMillis }),
+      ...(options.pool?.keepAlive === undefined ? {} : { keepAlive: options.pool.keepAlive }),
       connectionString: options.url,
       application_name: name,
     })
