@@ -111,6 +111,14 @@ export class ServerMetrics {
     )
     gauge('dataspace_watchers', 'Open watches in the engine', () => ds.stats.watchers)
     gauge('dataspace_revision', 'The revision of the last commit', () => ds.stats.revision)
+    gauge(
+      'dataspace_backend_write_failing_seconds',
+      'Seconds since writes to the durable backend began failing (retried); 0 while they go through',
+      () => {
+        const health = ds.backendHealth
+        return health?.ok === false ? (Date.now() - health.since) / 1000 : 0
+      },
+    )
     counter(
       'dataspace_watch_resets_total',
       'Watches reset by the engine (history gone or queue overflow)',

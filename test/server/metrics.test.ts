@@ -42,12 +42,14 @@ describe('/metrics', () => {
         'dataspace_limit_hits_total',
         'dataspace_session_events_total',
         'dataspace_cluster_nodes',
+        'dataspace_backend_write_failing_seconds',
       ]) {
         assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name)
       }
       assert.equal(value(text, 'dataspace_sessions'), 0)
       assert.equal(value(text, 'dataspace_ws_connections'), 0)
       assert.equal(value(text, 'dataspace_stream_queue_depth'), 0)
+      assert.equal(value(text, 'dataspace_backend_write_failing_seconds'), 0)
       // Every limit is there from the start, at 0.
       for (const limit of ['maxRecordsPerSession', 'maxStreamsPerSession', 'maxCallsPerSecond']) {
         assert.equal(value(text, `dataspace_limit_hits_total{limit="${limit}"}`), 0, limit)

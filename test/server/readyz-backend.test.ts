@@ -58,10 +58,19 @@ describe('/readyz and an unreachable backend', { skip: postgresSkip }, () => {
           10_000,
           'the backend reason',
         )
+        const failing = async (): Promise<number> => {
+          const text = await (await fetch(`${server.url}/metrics`)).text()
+          const line = text
+            .split('\n')
+            .find((l) => l.startsWith('dataspace_backend_write_failing_seconds '))
+          return Number(line?.split(' ')[1])
+        }
+        assert.ok((await failing()) > 0, 'the metric counts the outage')
 
         proxy.up()
         await until(async () => (await readiness()).status === 200, 20_000, 'ready again')
         assert.equal((await readiness()).body.reasons, undefined)
+        assert.equal(await failing(), 0)
         assert.match(await write, /acknowledged|unavailable/)
         // What was written while it was gone lands once it is back.
         await until(async () => (await ds.get('job', '1')) !== undefined, 10_000, 'the write')
