@@ -10,6 +10,7 @@ import { openDataspace, Unavailable } from '../../src/index.js'
 import { createServer } from '../../src/server/index.js'
 import { TcpProxy } from '../client/helpers.js'
 import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import { AUTH } from './auth-fixtures.js'
 import { until } from './helpers.js'
 
 interface Readiness {
@@ -80,6 +81,35 @@ describe('/readyz and an unreachable backend', { skip: postgresSkip }, () => {
       }
     } finally {
       console.warn = warn
+      await proxy.close()
+    }
+  })
+
+  it('with auth on, gives the causes but not the errors: a probe takes no token', async () => {
+    const proxy = await TcpProxy.start(Number(new URL(POSTGRES_URL).port || 5432))
+    const proxied = new URL(POSTGRES_URL)
+    proxied.host = new URL(proxy.url).host
+    const ds = await openDataspace({
+      backend: postgresBackend({ url: proxied.toString(), schema, onError: () => {} }),
+    })
+    const server = await createServer({
+      ds,
+      port: 0,
+      auth: AUTH,
+      logger: pino({ level: 'silent' }),
+    })
+    try {
+      proxy.down()
+      const res = await fetch(`${server.url}/readyz`)
+      const text = await res.text()
+      assert.equal(res.status, 503, text)
+      assert.match(text, /cluster members unreadable/)
+      // Neither the database's address nor the driver's error reaches an unauthenticated caller.
+      assert.doesNotMatch(text, /127\.0\.0\.1|ECONNREFUSED|terminated|timeout/i)
+    } finally {
+      proxy.up()
+      await server.close()
+      await ds.close()
       await proxy.close()
     }
   })

@@ -68,23 +68,28 @@ async function livez(): Promise<Reply> {
  * names the cause (a database out of reach: writes would only queue and time out).
  */
 async function readyz(ctx: RequestContext): Promise<Reply> {
-  const cluster = await ctx.server.membership.view(ctx.server.options.auth === undefined)
+  // With auth on, a probe takes no token: it gets the causes, not the errors (which may name
+  // internal hosts); the log and an authorized `GET /v1/nodes` have them.
+  const open = ctx.server.options.auth === undefined
+  const cluster = await ctx.server.membership.view(open)
   const reasons: string[] = []
   if (!ctx.server.accepting) reasons.push('the server is shutting down')
   if (ctx.ds.closed) reasons.push('the dataspace is closed')
   const health = ctx.ds.backendHealth
   if (health?.ok === false) {
     reasons.push(
-      `backend ${health.backend}: writes failing since ${new Date(health.since).toISOString()} ` +
-        `(${health.error}); retrying`,
+      `backend ${health.backend}: writes failing since ${new Date(health.since).toISOString()}` +
+        `${open ? ` (${health.error})` : ''}; retrying`,
     )
   }
   // The members are read from the database: when that fails, so would any read of it.
-  if (cluster.error !== undefined)
-    reasons.push(`database: cluster members unreadable (${cluster.error})`)
+  if (cluster.error !== undefined) {
+    reasons.push(`database: cluster members unreadable${open ? ` (${cluster.error})` : ''}`)
+  }
   const ready = reasons.length === 0
+  const shown = open || cluster.error === undefined ? cluster : { error: 'unreadable' }
   return json(
-    { ready, node: ctx.server.membership.id, cluster, ...(ready ? {} : { reasons }) },
+    { ready, node: ctx.server.membership.id, cluster: shown, ...(ready ? {} : { reasons }) },
     ready ? 200 : 503,
   )
 }
