@@ -1,17 +1,9 @@
+import type { NodeView } from '../server/index.js'
 import type { Command } from './command.js'
 import { print } from './output.js'
 
 /** A member as `GET /v1/nodes` answers it. */
-interface NodeEntry {
-  readonly id: string
-  readonly address: string
-  readonly host: string
-  readonly pid: number
-  readonly startedAt: number
-  readonly heartbeatAt: number
-  readonly live: boolean
-  readonly self: boolean
-}
+type NodeEntry = NodeView
 
 /** `nodes`: the servers of the cluster the server at `--url` belongs to. */
 export const nodesCommand: Command = {

@@ -10,20 +10,12 @@ import { pino } from 'pino'
 import { openDataspace } from '../../src/index.js'
 import { sqliteBackend } from '../../src/backends/sqlite/index.js'
 import { createServer } from '../../src/server/index.js'
+import type { NodeView } from '../../src/server/index.js'
 import { ADMIN, API_WRITER, AUTH, bearer, READER } from './auth-fixtures.js'
 import { start } from './helpers.js'
 import type { Harness } from './helpers.js'
 
-interface Member {
-  readonly id: string
-  readonly address: string
-  readonly host: string
-  readonly pid: number
-  readonly startedAt: number
-  readonly heartbeatAt: number
-  readonly live: boolean
-  readonly self: boolean
-}
+type Member = NodeView
 
 function gauge(text: string, name: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `))
