@@ -46,6 +46,8 @@ export class NodeMembership {
   #failures = 0
   #lastFailureLog = 0
   #closed = false
+  /** The members read out now: requests while it runs share it (see `members`). */
+  #reading: Promise<NodeInfo[]> | undefined
 
   constructor(id: string, backend: Membership | undefined, heartbeatMs: number, logger: Logger) {
     this.id = id
@@ -120,7 +122,11 @@ export class NodeMembership {
         { ...self, startedAt: this.#startedAt, heartbeatAt: Date.now(), live: true, self: true },
       ]
     }
-    const members = await withTimeout(backend.members(), READ_TIMEOUT_MS, 'reading the members')
+    // One read at a time, shared by every request that comes while it runs: /readyz takes no
+    // token and a timed-out read keeps running, so a read per request would let probes pile up
+    // queries on a slow database. Each request still gets its own timeout.
+    this.#reading ??= backend.members().finally(() => (this.#reading = undefined))
+    const members = await withTimeout(this.#reading, READ_TIMEOUT_MS, 'reading the members')
     return members.map((member) => ({ ...member, self: member.id === this.id }))
   }
 
