@@ -374,20 +374,34 @@ function badArgument(op: string, name: string, what: string): InvalidArgument {
  */
 export function ownPidsOf<N extends OperationName>(name: N, args: OpArgs<N>): readonly string[] {
   const pids: string[] = []
-  for (const path of OPERATIONS[name].own) {
-    const [head, tail] = path.split('.') as [string, string | undefined]
+  for (const [head, tail] of ownPathsOf(name)) {
     let value = (args as Record<string, unknown>)[head]
     if (tail !== undefined) value = (value as Record<string, unknown> | undefined)?.[tail]
     if (value === undefined) continue
-    const list: readonly unknown[] = Array.isArray(value) ? value : [value]
-    for (const pid of list) {
-      // Checked here, before the own-pid rule reads it: a pid is a non-empty string.
-      if (typeof pid !== 'string' || pid.length === 0)
-        throw new InvalidArgument(`${name}: "${tail ?? head}" must be a pid, got ${describe(pid)}`)
-      pids.push(pid)
-    }
+    if (!Array.isArray(value)) pushPid(pids, name, tail ?? head, value)
+    else for (const pid of value as readonly unknown[]) pushPid(pids, name, tail ?? head, pid)
   }
   return pids
+}
+
+/** Every call reads its own pids: each operation's `own` paths are split once. */
+const OWN_PATHS = new Map<string, readonly (readonly [string, string | undefined])[]>()
+
+function ownPathsOf(name: OperationName): readonly (readonly [string, string | undefined])[] {
+  let paths = OWN_PATHS.get(name)
+  if (paths === undefined) {
+    paths = OPERATIONS[name].own.map((path) => path.split('.') as [string, string | undefined])
+    OWN_PATHS.set(name, paths)
+  }
+  return paths
+}
+
+function pushPid(pids: string[], op: string, name: string, pid: unknown): void {
+  // Checked here, before the own-pid rule reads it: a pid is a non-empty string.
+  if (typeof pid !== 'string' || pid.length === 0) {
+    throw new InvalidArgument(`${op}: "${name}" must be a pid, got ${describe(pid)}`)
+  }
+  pids.push(pid)
 }
 
 /** The rights a call of `name` with these (checked) arguments needs. */
