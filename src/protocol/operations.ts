@@ -432,7 +432,7 @@ export function transactRequest(value: unknown): TransactRequest {
  * The rights a transaction needs, one per op and condition: `write` for each op (and `read`
  * too for claims, which answer the record), `read` for each condition.
  */
-export function transactionRights(request: TransactRequest): Need[] {
+function transactionRights(request: TransactRequest): Need[] {
   const rights: Need[] = []
   for (const op of request.then) {
     const kind = kindOf(op)
@@ -455,7 +455,7 @@ function kindOf(item: unknown): string {
  * The kind a send is authorized against: a record's kind, `$group.member` for a group,
  * `$name` for a name, `$process` for a bare pid.
  */
-export function targetKind(target: unknown): string {
+function targetKind(target: unknown): string {
   if (typeof target === 'string') return '$process'
   if (typeof target === 'object' && target !== null) {
     if ('kind' in target && typeof target.kind === 'string') return target.kind
