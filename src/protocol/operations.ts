@@ -422,9 +422,8 @@ export function transactRequest(value: unknown): TransactRequest {
   if (conditions !== undefined && !Array.isArray(conditions)) {
     throw new InvalidArgument('a transaction\'s "if" must be an array of conditions')
   }
-  for (const item of [...(then as unknown[]), ...((conditions as unknown[] | undefined) ?? [])]) {
-    kindOf(item)
-  }
+  for (const op of then as unknown[]) kindOf(op)
+  if (conditions !== undefined) for (const condition of conditions as unknown[]) kindOf(condition)
   return conditions === undefined ? { then } : { if: conditions, then }
 }
 
