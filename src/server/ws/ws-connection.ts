@@ -324,7 +324,7 @@ export class WsConnection {
       if (spec !== undefined && this.#streams.has(id)) {
         throw new InvalidArgument(`call id ${id} is an open stream`)
       }
-      const call = prepareCall(this.#state, op, message.args, session, this.#principal)
+      const call = prepareCall(this.#state, op, spec, message.args, session, this.#principal)
       if (call.stream) {
         this.#openStream(id, session, call.open)
         done('ok')
