@@ -3,7 +3,7 @@ import type { SessionStore } from '../session-store.js'
 import type { Session } from '../session-table.js'
 
 /** How many answered writes a session remembers for resent calls (in memory and in storage). */
-export const REMEMBERED = 1024
+const REMEMBERED = 1024
 /**
  * Estimated bytes of answers a session remembers (1 MiB): an answer carries the record written,
  * so 1024 answers of 1 MB overwrites would pin 1 GB per session. Past it the oldest answers go;
