@@ -374,20 +374,34 @@ function badArgument(op: string, name: string, what: string): InvalidArgument {
  */
 export function ownPidsOf<N extends OperationName>(name: N, args: OpArgs<N>): readonly string[] {
   const pids: string[] = []
-  for (const path of OPERATIONS[name].own) {
-    const [head, tail] = path.split('.') as [string, string | undefined]
+  for (const [head, tail] of ownPathsOf(name)) {
     let value = (args as Record<string, unknown>)[head]
     if (tail !== undefined) value = (value as Record<string, unknown> | undefined)?.[tail]
     if (value === undefined) continue
-    const list: readonly unknown[] = Array.isArray(value) ? value : [value]
-    for (const pid of list) {
-      // Checked here, before the own-pid rule reads it: a pid is a non-empty string.
-      if (typeof pid !== 'string' || pid.length === 0)
-        throw new InvalidArgument(`${name}: "${tail ?? head}" must be a pid, got ${describe(pid)}`)
-      pids.push(pid)
-    }
+    if (!Array.isArray(value)) pushPid(pids, name, tail ?? head, value)
+    else for (const pid of value as readonly unknown[]) pushPid(pids, name, tail ?? head, pid)
   }
   return pids
+}
+
+/** Every call reads its own pids: each operation's `own` paths are split once. */
+const OWN_PATHS = new Map<string, readonly (readonly [string, string | undefined])[]>()
+
+function ownPathsOf(name: OperationName): readonly (readonly [string, string | undefined])[] {
+  let paths = OWN_PATHS.get(name)
+  if (paths === undefined) {
+    paths = OPERATIONS[name].own.map((path) => path.split('.') as [string, string | undefined])
+    OWN_PATHS.set(name, paths)
+  }
+  return paths
+}
+
+function pushPid(pids: string[], op: string, name: string, pid: unknown): void {
+  // Checked here, before the own-pid rule reads it: a pid is a non-empty string.
+  if (typeof pid !== 'string' || pid.length === 0) {
+    throw new InvalidArgument(`${op}: "${name}" must be a pid, got ${describe(pid)}`)
+  }
+  pids.push(pid)
 }
 
 /** The rights a call of `name` with these (checked) arguments needs. */
@@ -408,9 +422,8 @@ export function transactRequest(value: unknown): TransactRequest {
   if (conditions !== undefined && !Array.isArray(conditions)) {
     throw new InvalidArgument('a transaction\'s "if" must be an array of conditions')
   }
-  for (const item of [...(then as unknown[]), ...((conditions as unknown[] | undefined) ?? [])]) {
-    kindOf(item)
-  }
+  for (const op of then as unknown[]) kindOf(op)
+  if (conditions !== undefined) for (const condition of conditions as unknown[]) kindOf(condition)
   return conditions === undefined ? { then } : { if: conditions, then }
 }
 
@@ -418,7 +431,7 @@ export function transactRequest(value: unknown): TransactRequest {
  * The rights a transaction needs, one per op and condition: `write` for each op (and `read`
  * too for claims, which answer the record), `read` for each condition.
  */
-export function transactionRights(request: TransactRequest): Need[] {
+function transactionRights(request: TransactRequest): Need[] {
   const rights: Need[] = []
   for (const op of request.then) {
     const kind = kindOf(op)
@@ -441,7 +454,7 @@ function kindOf(item: unknown): string {
  * The kind a send is authorized against: a record's kind, `$group.member` for a group,
  * `$name` for a name, `$process` for a bare pid.
  */
-export function targetKind(target: unknown): string {
+function targetKind(target: unknown): string {
   if (typeof target === 'string') return '$process'
   if (typeof target === 'object' && target !== null) {
     if ('kind' in target && typeof target.kind === 'string') return target.kind

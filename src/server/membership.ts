@@ -46,7 +46,8 @@ export class NodeMembership {
   #failures = 0
   #lastFailureLog = 0
   #closed = false
-  #read: Promise<NodeInfo[]> | undefined
+  /** The members read out now: requests while it runs share it (see `members`). */
+  #reading: Promise<NodeInfo[]> | undefined
 
   constructor(id: string, backend: Membership | undefined, heartbeatMs: number, logger: Logger) {
     this.id = id
@@ -121,25 +122,12 @@ export class NodeMembership {
         { ...self, startedAt: this.#startedAt, heartbeatAt: Date.now(), live: true, self: true },
       ]
     }
-    const members = await this.#sharedRead(backend)
+    // One read at a time, shared by every request that comes while it runs: /readyz takes no
+    // token and a timed-out read keeps running, so a read per request would let probes pile up
+    // queries on a slow database. Each request still gets its own timeout.
+    this.#reading ??= backend.members().finally(() => (this.#reading = undefined))
+    const members = await withTimeout(this.#reading, READ_TIMEOUT_MS, 'reading the members')
     return members.map((member) => ({ ...member, self: member.id === this.id }))
-  }
-
-  /**
-   * One read of the members at a time, shared by every caller while it runs: `/readyz` and
-   * `/metrics` take no token and no rate limit, so a flood of probes costs the database at most
-   * one query in flight — it cannot exhaust the pool the writes need, even while the database
-   * is slow. A read that settled is not reused: the next probe sees the database as it is now.
-   */
-  #sharedRead(backend: Membership): Promise<NodeInfo[]> {
-    if (this.#read !== undefined) return this.#read
-    const read = withTimeout(backend.members(), READ_TIMEOUT_MS, 'reading the members')
-    const done = (): void => {
-      this.#read = undefined
-    }
-    read.then(done, done)
-    this.#read = read
-    return read
   }
 
   /** The live members, `/readyz`'s way: never throws. */

@@ -19,7 +19,13 @@ import { checkCall } from './check-call.js'
 import { Caller, HANDLERS } from './handlers.js'
 import type { OpEnv } from './handlers.js'
 import { recordsAdded } from './record-quota.js'
-import type { OperationName, OpArgs, StreamOperation, UnaryOperation } from '../protocol/index.js'
+import type {
+  Need,
+  OperationName,
+  OpArgs,
+  StreamOperation,
+  UnaryOperation,
+} from '../protocol/index.js'
 import type { Stream } from '../model/index.js'
 
 type UnaryHandler = (env: OpEnv, args: unknown, caller: Caller) => Promise<unknown>
@@ -152,16 +158,21 @@ export class RequestContext {
 
   #check<N extends OperationName>(name: N, raw: Readonly<Record<string, unknown>>): OpArgs<N> {
     this.named(name)
-    return checkCall(name, raw, this.session, this.principal, (needs) => {
-      const kinds = new Set(needs.map(([kind]) => kind))
-      const [only] = kinds
-      this.#kind = kinds.size === 1 && only !== undefined ? only : kinds.size === 0 ? '' : '*'
-      this.#right = needs[0]?.[1]
-    })
+    return checkCall(name, raw, this.session, this.principal, (needs) => this.#label(needs))
   }
 
+  /** The metric labels of the rights a call needs: their one kind, `*` for several, `''` for none. */
+  #label(needs: readonly Need[]): void {
+    const first = needs[0]
+    let kind = first === undefined ? '' : first[0]
+    for (let i = 1; i < needs.length; i++) if (needs[i]![0] !== kind) kind = '*'
+    this.#kind = kind
+    this.#right = first?.[1]
+  }
+
+  /** What handlers run with: the server state already holds it, nothing to build per call. */
   get #env(): OpEnv {
-    return { ds: this.server.ds, sessions: this.server.sessions }
+    return this.server
   }
 
   /** The session `id` (from the path), renewed, and only for the token that opened it. */

@@ -1,8 +1,9 @@
 import { valueBytes } from '../../engine/index.js'
+import type { SessionStore } from '../session-store.js'
 import type { Session } from '../session-table.js'
 
 /** How many answered writes a session remembers for resent calls (in memory and in storage). */
-export const REMEMBERED = 1024
+const REMEMBERED = 1024
 /**
  * Estimated bytes of answers a session remembers (1 MiB): an answer carries the record written,
  * so 1024 answers of 1 MB overwrites would pin 1 GB per session. Past it the oldest answers go;
@@ -88,9 +89,16 @@ export class CallCache {
 
 const caches = new WeakMap<Session, CallCache>()
 
-/** The session's cache; `release(id)` is told of each stored answer it lets go. */
-export function callCacheOf(session: Session, release: (id: number) => void = () => {}): CallCache {
+/**
+ * The session's cache; each stored answer it lets go is dropped from `store` too. Looked up on
+ * every write call: the release callback is made once, with the cache.
+ */
+export function callCacheOf(session: Session, store: SessionStore): CallCache {
   let cache = caches.get(session)
-  if (cache === undefined) caches.set(session, (cache = new CallCache(release)))
+  if (cache === undefined) {
+    const id = session.id
+    cache = new CallCache((call) => store.dropAnswer({ session: id, call }))
+    caches.set(session, cache)
+  }
   return cache
 }

@@ -1,8 +1,6 @@
-import type { Dataspace } from '../../dataspace.js'
 import { InvalidArgument } from '../../errors/index.js'
 import type { Stream } from '../../model/index.js'
-import { operation } from '../../protocol/index.js'
-import type { OperationName } from '../../protocol/index.js'
+import type { OperationName, OperationSpec } from '../../protocol/index.js'
 import type { Principal } from '../auth.js'
 import { checkCall } from '../check-call.js'
 import { Caller, HANDLERS } from '../handlers.js'
@@ -17,18 +15,19 @@ export type PreparedCall =
   | { readonly stream: false; readonly write: boolean; readonly run: () => Promise<unknown> }
 
 /**
- * Checks a `call` against the operation table (an unknown op, the arguments' shape, rights,
+ * Checks a `call` of `op` (whose table entry, `operation(op)`, the connection has looked up for
+ * its metrics already) against the operation table (an unknown op, the arguments' shape, rights,
  * own pids) and binds it to its handler. The record quota is checked when a unary call runs:
  * inside the durable-answer cache, so a retried write that already succeeded is not refused.
  */
 export function prepareCall(
-  env: OpEnv & { readonly ds: Dataspace; readonly guard: LimitGuard },
+  env: OpEnv & { readonly guard: LimitGuard },
   op: string,
+  spec: OperationSpec | undefined,
   raw: unknown,
   session: Session,
   principal: Principal | undefined,
 ): PreparedCall {
-  const spec = operation(op)
   if (spec === undefined) throw new InvalidArgument(`unknown op ${JSON.stringify(op)}`)
   const name = op as OperationName
   const args = checkCall(name, raw, session, principal)

@@ -4,7 +4,6 @@ import type { StoredAnswer } from '../../engine/ports/backend.js'
 import type { Session } from '../session-table.js'
 import type { SessionStore } from '../session-store.js'
 import { callCacheOf } from './call-cache.js'
-import type { CallCache } from './call-cache.js'
 
 /** The commits one write call made, and the places held for its answer. */
 interface CallScope {
@@ -51,7 +50,7 @@ export function answerOnce(
   id: number,
   run: () => Promise<unknown>,
 ): Promise<unknown> {
-  const cache = cacheOf(store, session)
+  const cache = callCacheOf(session, store)
   return cache.answer(id, async () => {
     if (!store.durable) return run()
     const scope: CallScope = { revision: 0, writer: false, holds: [] }
@@ -80,14 +79,10 @@ export function answerOnce(
 
 /** Puts the answers a previous server stored back into the adopted session's cache. */
 export function restoreAnswers(store: SessionStore, session: Session): void {
-  const cache = cacheOf(store, session)
+  const cache = callCacheOf(session, store)
   for (const answer of bySession(store).get(session.id) ?? []) {
     cache.restore(answer.call, JSON.parse(answer.value) as unknown)
   }
-}
-
-function cacheOf(store: SessionStore, session: Session): CallCache {
-  return callCacheOf(session, (call) => store.dropAnswer({ session: session.id, call }))
 }
 
 function stored(session: Session, call: number, revision: number, value: unknown): StoredAnswer {

@@ -12,8 +12,6 @@ import {
 import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'
 import type { Principal } from '../auth.js'
 import { sessionKey } from '../limits.js'
-import type { LimitGuard } from '../limits.js'
-import type { OpEnv } from '../handlers.js'
 import { reportError } from '../report.js'
 import { checkSessionOwner } from '../request-context.js'
 import { openSession } from '../session-quota.js'
@@ -40,7 +38,6 @@ const DRAIN_POLL_MS = 10
 export class WsConnection {
   readonly #socket: WebSocket
   readonly #state: ServerState
-  readonly #env: OpEnv & { readonly guard: LimitGuard }
   #principal: Principal | undefined
   #session: Session | undefined
   readonly #streams = new Map<number, Stream<unknown>>()
@@ -66,7 +63,6 @@ export class WsConnection {
   ) {
     this.#socket = socket
     this.#state = state
-    this.#env = { ds: state.ds, sessions: state.sessions, guard: state.guard }
     this.#principal = principal
     this.#address = address
     this.#needsToken = state.options.auth !== undefined && principal === undefined
@@ -328,7 +324,7 @@ export class WsConnection {
       if (spec !== undefined && this.#streams.has(id)) {
         throw new InvalidArgument(`call id ${id} is an open stream`)
       }
-      const call = prepareCall(this.#env, op, message.args, session, this.#principal)
+      const call = prepareCall(this.#state, op, spec, message.args, session, this.#principal)
       if (call.stream) {
         this.#openStream(id, session, call.open)
         done('ok')
