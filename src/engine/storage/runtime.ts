@@ -150,10 +150,6 @@ export class BackendRuntime {
       : { backend: this.backend.name, ok: false, ...failing }
   }
 
-  get durable(): boolean {
-    return this.backend.capabilities.durable
-  }
-
   /** Queues a commit applied in memory for the next batch. */
   commit(commit: StoredCommit): void {
     this.#commits.push(commit)
