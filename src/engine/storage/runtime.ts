@@ -407,12 +407,12 @@ export class BackendRuntime {
   }
 }
 
-/** What a layer above the engine stores beside the records (the server's `SessionStore`). */
 /** See `BackendRuntime.health`. */
 export type BackendHealth =
   | { readonly backend: string; readonly ok: true }
   | { readonly backend: string; readonly ok: false; readonly since: number; readonly error: string }
 
+/** What a layer above the engine stores beside the records (the server's `SessionStore`). */
 export type StoredRows = Pick<
   BackendRuntime,
   'putSession' | 'deleteSession' | 'answers' | 'restoredSessions' | 'restoredAnswers'
