@@ -291,7 +291,7 @@ export class Engine implements Kernel, WatchContext {
     // A non-resident kind's snapshot is read from the backend; its changes come from commits.
     return this.#parts.watches.watch<T>(kind, selector, options, bounds, (later) => {
       this.#parts.reads
-        .snapshot(kind, options, (records, revision) =>
+        .snapshot(kind, options, selector, (records, revision) =>
           later.deliver({ type: 'snapshot', records, revision }),
         )
         .catch((error: unknown) => later.fail(error))
