@@ -17,7 +17,6 @@ export class Dataspace extends Engine implements DataspaceApi {
    * when one server owns it (memory, SQLite). The server drives it; the engine never calls it.
    */
   readonly membership: Membership | undefined
-  readonly #groups = new Map<string, ProcessGroups>()
   #names: NameRegistry | undefined
 
   constructor(options: DataspaceOptions = {}, loaded?: LoadedState) {
@@ -33,12 +32,15 @@ export class Dataspace extends Engine implements DataspaceApi {
     })
   }
 
-  /** Process groups of one scope, with Erlang `pg` semantics. */
+  /**
+   * Process groups of one scope, with Erlang `pg` semantics. Not cached: a `ProcessGroups` is
+   * only its scope over the kernel (the memberships are records), and the scope comes from
+   * clients (`groups.*` calls, `send({ group, scope })`), so a cache would grow with every
+   * distinct scope a client names and never shrink.
+   */
   groups(scope = 'default'): ProcessGroups {
     this.checkOpen()
-    let groups = this.#groups.get(scope)
-    if (groups === undefined) this.#groups.set(scope, (groups = new ProcessGroups(this, scope)))
-    return groups
+    return new ProcessGroups(this, scope)
   }
 
   /** The name registry. */

@@ -120,7 +120,7 @@ export class CommitPath {
       (change) => change.before !== undefined || change.after !== undefined,
     )
     if (changes.length === 0) return this.#revision
-    this.#admit(changes)
+    const growth = this.#admit(changes)
     const parts = this.#parts
     const revision = ++this.#revision
     let nextExpiry = Infinity
@@ -147,7 +147,7 @@ export class CommitPath {
     }
     // Removals go last and in bulk: a change's id is unique within a commit, so order is free.
     if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
-    parts.memory.records += this.#growth(changes)
+    parts.memory.records += growth
     const changeSet: ChangeSet = { revision, changes }
     parts.history.append(changeSet)
     parts.pending?.push(changeSet)
@@ -193,19 +193,19 @@ export class CommitPath {
    * Step 3: refuses a commit that would grow the resident records past the memory budget, before
    * anything is applied (nothing half-applied). Commits that shrink them — retracts, deletes,
    * expiries, exits — always pass. Watch queues are shed first: watchers that do not read must
-   * not keep writers out.
+   * not keep writers out. Returns the growth, which step 4 adds to the account.
    */
-  #admit(changes: readonly Change[]): void {
+  #admit(changes: readonly Change[]): number {
     const { memory, watches } = this.#parts
     const growth = this.#growth(changes)
     memory.watches = watches.hub.size
     memory.processes = this.#parts.processCount()
-    if (memory.fits(growth)) return
+    if (memory.fits(growth)) return growth
     if (memory.watchQueues.bytes > 0 && !this.#dispatching) {
       watches.shed(memory.overBy(growth))
-      if (memory.fits(growth)) return
+      if (memory.fits(growth)) return growth
     }
-    memory.refuse(growth)
+    return memory.refuse(growth)
   }
 
   /** How many estimated bytes `changes` add to the resident records (negative: free). */

@@ -2,7 +2,15 @@ import { InvalidArgument, InvalidSelector } from '../errors/index.js'
 import { compileGlob, parseFieldSelector, parseLabelSelector } from '../query/index.js'
 import type { CompiledGlob, FieldSelector, LabelSelector } from '../query/index.js'
 import type { DataspaceRecord, Selector } from '../model/types.js'
-import { checkId, checkText } from '../model/validate.js'
+import { checkId, checkText, MAX_ID_LENGTH } from '../model/validate.js'
+
+/**
+ * Longest id selector accepted. Ids are at most MAX_ID_LENGTH, and a glob that names one
+ * literally, escaped, is at most twice that; the facades' prefix globs (a group's JSON-quoted
+ * scope and name, escaped) stay within four times. The bound keeps a client's selector, which
+ * a watch keeps and stores in its `$watch` record, from being as large as a whole frame.
+ */
+const MAX_ID_SELECTOR_LENGTH = 8 * MAX_ID_LENGTH
 
 /** A `Selector` parsed once: `matches` runs without re-parsing. */
 export interface CompiledSelector {
@@ -80,6 +88,11 @@ function compileIdSelector(id: string | number | undefined): CompiledGlob | unde
   const pattern = typeof id === 'number' ? checkId(id) : id
   if (typeof pattern !== 'string' || pattern.length === 0) {
     throw new InvalidArgument('id selector must be a non-empty string or a number')
+  }
+  if (pattern.length > MAX_ID_SELECTOR_LENGTH) {
+    throw new InvalidArgument(
+      `id selector is ${pattern.length} characters long; the limit is ${MAX_ID_SELECTOR_LENGTH}`,
+    )
   }
   const glob = compileGlob(checkText('id selector', pattern))
   // `*` selects everything: treat it as no id selector so the planner does not think it is narrowed.

@@ -1,8 +1,7 @@
-import { InvalidArgument } from '../errors/index.js'
 import type { Backend } from './ports/backend.js'
 import { resolveByteBounds } from './memory-account.js'
 import type { ByteBounds } from './memory-account.js'
-import { DEFAULT_MAX_VALUE_BYTES } from '../model/validate.js'
+import { checkPositive, DEFAULT_MAX_VALUE_BYTES } from '../model/validate.js'
 
 /** Options of {@link createDataspace}. Every bound has a default; all are per dataspace. */
 export interface DataspaceOptions {
@@ -95,16 +94,10 @@ export type ResolvedOptions = Readonly<
 /** Fills in and checks the bounds of `options` (each must be a positive integer). */
 export function resolveOptions(options: DataspaceOptions): ResolvedOptions {
   return Object.freeze({
-    historySize: positive('historySize', options.historySize ?? 100_000),
-    watchBufferSize: positive('watchBufferSize', options.watchBufferSize ?? 10_000),
-    mailboxSize: positive('mailboxSize', options.mailboxSize ?? 10_000),
-    maxValueBytes: positive('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
+    historySize: checkPositive('historySize', options.historySize ?? 100_000),
+    watchBufferSize: checkPositive('watchBufferSize', options.watchBufferSize ?? 10_000),
+    mailboxSize: checkPositive('mailboxSize', options.mailboxSize ?? 10_000),
+    maxValueBytes: checkPositive('maxValueBytes', options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES),
     ...resolveByteBounds(options),
   })
-}
-
-export function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new InvalidArgument(`${name} must be a positive integer, got ${value}`)
-  return value
 }

@@ -1,9 +1,10 @@
 import { InvalidArgument } from '../errors/index.js'
+import { checkPositive } from '../model/validate.js'
 import { durableGate } from '../streams/durable-gate.js'
 import type { DurableGate } from '../streams/durable-gate.js'
 import { BackedReads } from './backed-reads.js'
 import { CommitPath } from './commit.js'
-import { positive, resolveOptions } from './engine-options.js'
+import { resolveOptions } from './engine-options.js'
 import type { DataspaceOptions, DataspaceStats, ResolvedOptions } from './engine-options.js'
 import { History } from './history.js'
 import { KindCatalog } from './kind-catalog.js'
@@ -81,7 +82,7 @@ export function assemble(
       ? undefined
       : new BackendRuntime(durable, revision, {
           log,
-          ackTimeoutMs: positive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
+          ackTimeoutMs: checkPositive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
           onDurable: () => {
             pending?.settle(runtime?.durableRevision ?? 0)
             backed?.collect()

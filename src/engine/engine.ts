@@ -7,7 +7,6 @@ import type { CompiledSelector } from './compiled-selector.js'
 import { whenDurable } from '../streams/durable-gate.js'
 import type { DurableGate } from '../streams/durable-gate.js'
 import type { DurabilityDeferral } from './commit.js'
-import { positive } from './engine-options.js'
 import type { DataspaceOptions, DataspaceStats } from './engine-options.js'
 import { assemble, statsOf } from './engine-parts.js'
 import type { EngineParts } from './engine-parts.js'
@@ -33,7 +32,7 @@ import type {
   WatchOptions,
 } from '../model/types.js'
 import type { Kernel, TargetResolver } from './ports/kernel.js'
-import { checkId, checkKind, checkLimit, describe } from '../model/validate.js'
+import { checkId, checkKind, checkLimit, checkPositive, describe } from '../model/validate.js'
 import type { Observation, WatchContext } from './watch-registry.js'
 
 /**
@@ -283,7 +282,7 @@ export class Engine implements Kernel, WatchContext {
     const bufferSize =
       options.bufferSize === undefined
         ? this.#parts.options.watchBufferSize
-        : positive('bufferSize', options.bufferSize)
+        : checkPositive('bufferSize', options.bufferSize)
     const bounds = { bufferSize, bufferBytes: this.#parts.options.watchBufferBytes }
     if (this.#parts.catalog.isResident(kind)) {
       return this.#parts.watches.watch<T>(kind, selector, options, bounds)
@@ -291,7 +290,7 @@ export class Engine implements Kernel, WatchContext {
     // A non-resident kind's snapshot is read from the backend; its changes come from commits.
     return this.#parts.watches.watch<T>(kind, selector, options, bounds, (later) => {
       this.#parts.reads
-        .snapshot(kind, options, (records, revision) =>
+        .snapshot(kind, options, selector, (records, revision) =>
           later.deliver({ type: 'snapshot', records, revision }),
         )
         .catch((error: unknown) => later.fail(error))

@@ -1,5 +1,6 @@
 import { getHeapStatistics } from 'node:v8'
 import { InvalidArgument, TooLarge } from '../errors/index.js'
+import { checkPositive } from '../model/validate.js'
 
 import type { ByteMeter } from '../streams/queued-stream.js'
 
@@ -145,8 +146,7 @@ function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 2 : 0)} MiB`
 }
 
+/** A byte bound given as an option. */
 function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0)
-    throw new InvalidArgument(`${name} must be a positive integer of bytes, got ${value}`)
-  return value
+  return checkPositive(name, value, ' of bytes')
 }

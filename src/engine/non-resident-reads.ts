@@ -54,9 +54,16 @@ export class NonResidentReads {
     return this.#backed?.kindsOwnedBy(pid) ?? []
   }
 
-  readSpec(kind: string, selector: Selector, need: number, after?: string): ReadSpec {
+  /** `compiled`: the selector already compiled by the caller (it is compiled once per call). */
+  readSpec(
+    kind: string,
+    selector: Selector,
+    need: number,
+    after?: string,
+    compiled?: CompiledSelector,
+  ): ReadSpec {
     const source = sourceSelector(selector)
-    return { kind, selector: this.#catalog.compile(kind, source), source, after, need }
+    return { kind, selector: compiled ?? this.#catalog.compile(kind, source), source, after, need }
   }
 
   /**
@@ -105,7 +112,8 @@ export class NonResidentReads {
   ): Promise<ListResult> {
     const after =
       options.continue === undefined ? undefined : readContinue(options.continue, kind, selector).a
-    const read = this.readSpec(kind, options, limit === undefined ? Infinity : limit + 1, after)
+    const need = limit === undefined ? Infinity : limit + 1
+    const read = this.readSpec(kind, options, need, after, selector)
     return this.backed().read([read], ([result]) =>
       backedPage(result?.records ?? [], this.#host.context.revision, kind, selector, limit),
     )
@@ -129,9 +137,10 @@ export class NonResidentReads {
   snapshot(
     kind: string,
     options: Selector,
+    selector: CompiledSelector,
     deliver: (records: DataspaceRecord[], revision: number) => void,
   ): Promise<void> {
-    const read = this.readSpec(kind, options, Infinity)
+    const read = this.readSpec(kind, options, Infinity, undefined, selector)
     return this.backed().read([read], ([result]) =>
       deliver([...(result?.records ?? [])], this.#host.context.revision),
     )

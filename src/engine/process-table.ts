@@ -1,15 +1,7 @@
 import { InvalidArgument, ProcessExited } from '../errors/index.js'
 import { checkText } from '../model/validate.js'
-import type { ByteMeter } from './memory-account.js'
 import { LocalProcess } from './process.js'
-import type { ProcessHost } from './process.js'
-
-/** The bounds every mailbox gets. */
-export interface MailboxBounds {
-  readonly size: number
-  readonly bytes: number
-  readonly meter: ByteMeter
-}
+import type { MailboxBounds, ProcessHost } from './process.js'
 
 /**
  * The process table: the live processes of this node by pid, and the pid counter. Pids are

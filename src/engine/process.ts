@@ -15,6 +15,14 @@ import type {
   TransactResult,
 } from '../model/types.js'
 
+/** The bounds every mailbox gets: `size` messages and `bytes` estimated bytes. */
+export interface MailboxBounds {
+  readonly size: number
+  readonly bytes: number
+  /** Totals the bytes queued over every mailbox (the memory account's). */
+  readonly meter: ByteMeter
+}
+
 /** What a process asks of its dataspace; the engine implements it. */
 export interface ProcessHost {
   assert(
@@ -65,16 +73,7 @@ export class LocalProcess implements Process {
   /** What `mailbox` overflow has cost, for the engine's counters. */
   droppedTotal = 0
 
-  /**
-   * @param mailbox the mailbox's bounds: `size` messages and `bytes` estimated bytes, the
-   *   latter totalled over every mailbox in `meter`
-   */
-  constructor(
-    host: ProcessHost,
-    id: string,
-    name: string,
-    mailbox: { readonly size: number; readonly bytes: number; readonly meter: ByteMeter },
-  ) {
+  constructor(host: ProcessHost, id: string, name: string, mailbox: MailboxBounds) {
     this.#host = host
     this.id = id
     this.name = name

@@ -83,11 +83,10 @@ export class WatchStream<T = unknown>
       }
       return
     }
-    let bytes = 0
-    for (const event of events) bytes += eventBytes(event)
     const fitsCount = this.length + events.length <= this.#bufferSize
-    // An empty queue takes any one batch: a commit larger than the cap must still be seen.
-    const fitsBytes = this.length === 0 || this.bytes + bytes <= this.#bufferBytes
+    // An empty queue takes any one batch: a commit larger than the cap must still be seen. So
+    // the batch is weighed only behind a backlog, not on every commit to a watcher keeping up.
+    const fitsBytes = this.length === 0 || this.bytes + weight(events) <= this.#bufferBytes
     if (fitsCount && fitsBytes) {
       for (const event of events) this.#push(event)
       return
@@ -145,4 +144,10 @@ export class WatchStream<T = unknown>
     }
     this.push(event as WatchEvent<T>)
   }
+}
+
+function weight(events: readonly WatchEvent[]): number {
+  let bytes = 0
+  for (const event of events) bytes += eventBytes(event)
+  return bytes
 }

@@ -98,6 +98,16 @@ export function checkRevision(name: string, value: unknown): number {
   return value
 }
 
+/**
+ * Checks a bound given as an option (a queue size, a byte cap, a timeout): a positive safe
+ * integer. `unit` follows "integer" in the message (` of bytes`).
+ */
+export function checkPositive(name: string, value: number, unit = ''): number {
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new InvalidArgument(`${name} must be a positive integer${unit}, got ${value}`)
+  return value
+}
+
 /** Checks a page size. */
 export function checkLimit(value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createDataspace, TooLarge } from '../../src/index.js'
+import { createDataspace, InvalidArgument, TooLarge } from '../../src/index.js'
 import type { Dataspace } from '../../src/index.js'
 import { drain, queued } from './helpers.js'
 
@@ -168,5 +168,19 @@ describe('memory bounds in bytes', () => {
     assert.ok(ds.stats.memoryUsedBytes >= 0)
     await ds.close()
     assert.throws(() => createDataspace({ memoryBudgetBytes: -1 }), /memoryBudgetBytes/)
+  })
+})
+
+describe('selector bounds', () => {
+  it('refuses an id selector far longer than any id, on every path that takes one', async () => {
+    const ds = createDataspace()
+    const long = `${'a'.repeat(64 * KiB)}*`
+    await assert.rejects(ds.list('k', { id: long }), InvalidArgument)
+    assert.throws(() => ds.watch('k', { id: long }), InvalidArgument)
+    await assert.rejects(ds.kv('b').scan({ prefix: 'a'.repeat(64 * KiB) }), InvalidArgument)
+    // An escaped id of the longest length is still a valid selector.
+    await ds.kv('b').put('\\*'.repeat(512), 1)
+    assert.equal((await ds.kv('b').scan({ prefix: '\\*'.repeat(512) })).entries.length, 1)
+    await ds.close()
   })
 })

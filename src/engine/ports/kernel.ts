@@ -28,8 +28,6 @@ export interface Kernel {
   readonly maxValueBytes: number
   /** Holds stream items back until their revision is durable (undefined: memory backend). */
   readonly gate: DurableGate | undefined
-  /** Throws `Closed` once the dataspace is closed. */
-  checkOpen(): void
   /** Throws `ProcessExited` unless `pid` is a live process of this node. */
   checkProcess(pid: string): void
   /** Whether `pid` is a live process of this node. */

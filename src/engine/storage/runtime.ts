@@ -150,10 +150,6 @@ export class BackendRuntime {
       : { backend: this.backend.name, ok: false, ...failing }
   }
 
-  get durable(): boolean {
-    return this.backend.capabilities.durable
-  }
-
   /** Queues a commit applied in memory for the next batch. */
   commit(commit: StoredCommit): void {
     this.#commits.push(commit)
@@ -411,12 +407,12 @@ export class BackendRuntime {
   }
 }
 
-/** What a layer above the engine stores beside the records (the server's `SessionStore`). */
 /** See `BackendRuntime.health`. */
 export type BackendHealth =
   | { readonly backend: string; readonly ok: true }
   | { readonly backend: string; readonly ok: false; readonly since: number; readonly error: string }
 
+/** What a layer above the engine stores beside the records (the server's `SessionStore`). */
 export type StoredRows = Pick<
   BackendRuntime,
   'putSession' | 'deleteSession' | 'answers' | 'restoredSessions' | 'restoredAnswers'
