@@ -34,7 +34,7 @@ import { createDataspace, TooLarge } from '../src/index.js'
 import type { Watch } from '../src/index.js'
 import { createServer } from '../src/server/index.js'
 import type { Row } from './lib.js'
-import { fmt } from './lib.js'
+import { fmt, openBatched } from './lib.js'
 import { benchArgs, runBenchmark } from './run-benchmark.js'
 
 const MiB = 1024 * 1024
@@ -200,21 +200,6 @@ async function pipelined(
   return done
 }
 
-/** Opens `count` of something, `batch` at a time, stopping at `deadline`. */
-async function openBatched<T>(
-  count: number,
-  batch: number,
-  deadline: number,
-  open: (i: number) => Promise<T>,
-): Promise<T[]> {
-  const out: T[] = []
-  for (let from = 0; from < count && Date.now() < deadline; from += batch) {
-    const size = Math.min(batch, count - from)
-    out.push(...(await Promise.all(Array.from({ length: size }, (_, i) => open(from + i)))))
-  }
-  return out
-}
-
 const mib = (bytes: number): number => bytes / MiB
 
 async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row[]> {
@@ -272,8 +257,11 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
     server.sample()
     started = Date.now()
     clients.push(
-      ...(await openBatched(sizes.sessions, 100, phaseEnd(), (i) =>
-        connect(server.url, { name: `idle-${i}` }),
+      ...(await openBatched(
+        sizes.sessions,
+        100,
+        (i) => connect(server.url, { name: `idle-${i}` }),
+        phaseEnd(),
       )),
     )
     const sessionSeconds = (Date.now() - started) / 1000
@@ -364,7 +352,7 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
     return rows
   } finally {
     for (const watch of watches) watch.close()
-    await openBatched(clients.length, 1000, Infinity, (i) =>
+    await openBatched(clients.length, 1000, (i) =>
       (clients[i] as DataspaceClient).close().catch(() => undefined),
     )
     await server.stop()
