@@ -228,6 +228,23 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
       note,
     })
 
+    /** Phases 3 and 4 end alike: the time to open, the peak, the gauge `dataspace_<gauge>`. */
+    const heldOpen = async (
+      phase: string,
+      gauge: string,
+      since: number,
+      scenario: (count: number) => string,
+    ): Promise<void> => {
+      const seconds = (Date.now() - since) / 1000
+      const peak = await server.peakSince()
+      const count = (await server.metrics()).get(`dataspace_${gauge}`) ?? NaN
+      details[phase] = { [gauge]: count, seconds }
+      const settled = mib(await server.heap())
+      rows.push(
+        row(scenario(count), peak, `opened in ${fmt(seconds)} s; settled at ${fmt(settled)} MiB`),
+      )
+    }
+
     // 2. One session overwrites one 1 MB record.
     const writer = await connect(server.url, { name: 'overwriter' })
     clients.push(writer)
@@ -264,17 +281,7 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
         phaseEnd(),
       )),
     )
-    const sessionSeconds = (Date.now() - started) / 1000
-    const sessionPeak = await server.peakSince()
-    const sessions = (await server.metrics()).get('dataspace_sessions') ?? NaN
-    details['sessions'] = { sessions, seconds: sessionSeconds }
-    rows.push(
-      row(
-        `${fmt(sessions)} sessions`,
-        sessionPeak,
-        `opened in ${fmt(sessionSeconds)} s; settled at ${fmt(mib(await server.heap()))} MiB`,
-      ),
-    )
+    await heldOpen('sessions', 'sessions', started, (n) => `${fmt(n)} sessions`)
 
     // 4. Watches on distinct ids, each confirmed by its snapshot, held open with the sessions.
     server.sample()
@@ -293,17 +300,7 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
         }
       }),
     )
-    const watchSeconds = (Date.now() - started) / 1000
-    const watchPeak = await server.peakSince()
-    const watchers = (await server.metrics()).get('dataspace_watchers') ?? NaN
-    details['watches'] = { watchers, seconds: watchSeconds }
-    rows.push(
-      row(
-        `${fmt(watchers)} watches (with the sessions)`,
-        watchPeak,
-        `opened in ${fmt(watchSeconds)} s; settled at ${fmt(mib(await server.heap()))} MiB`,
-      ),
-    )
+    await heldOpen('watches', 'watchers', started, (n) => `${fmt(n)} watches (with the sessions)`)
 
     // 5. Distinct 1 MB records until the budget refuses one.
     const filler = await connect(server.url, { name: 'filler' })
