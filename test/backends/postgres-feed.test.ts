@@ -5,13 +5,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import pg from 'pg'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import type { PostgresBackend, PostgresBackendOptions } from '../../src/backends/postgres/index.js'
 import type { StoredCommit } from '../../src/backends/index.js'
 import { InvalidArgument } from '../../src/errors/index.js'
 import { commit, nextBatchId, record } from './fixtures.js'
-import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
 
 const NOTHING_ELSE = { kinds: [], sessions: { put: [], delete: [] } } as const
 
@@ -49,19 +48,6 @@ async function withFeed(
 
 async function write(backend: PostgresBackend, batch: readonly StoredCommit[]): Promise<void> {
   await backend.write({ id: nextBatchId(), commits: batch, ...NOTHING_ELSE })
-}
-
-async function sql<R extends pg.QueryResultRow>(
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL })
-  await client.connect()
-  try {
-    return (await client.query<R>(text, values)).rows
-  } finally {
-    await client.end()
-  }
 }
 
 describe('postgres feed options', () => {
