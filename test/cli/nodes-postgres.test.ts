@@ -8,6 +8,7 @@ import pg from 'pg'
 import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
 import type { NodeView } from '../../src/server/index.js'
 import { until } from '../client/helpers.js'
+import { seriesValue } from '../server/helpers.js'
 import { runCli, startServe } from './helpers.js'
 import type { ServeProcess } from './helpers.js'
 
@@ -22,8 +23,7 @@ async function nodes(url: string): Promise<NodeView[]> {
 
 async function liveGauge(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text()
-  const line = text.split('\n').find((l) => l.startsWith('dataspace_cluster_nodes '))
-  return Number(line?.split(' ')[1])
+  return seriesValue(text, 'dataspace_cluster_nodes') ?? NaN
 }
 
 describe('dataspace nodes over PostgreSQL', { skip: postgresSkip }, () => {
