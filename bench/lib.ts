@@ -89,6 +89,24 @@ export function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
 
+/**
+ * Opens `count` things `batch` at a time (a burst of thousands of connects would time out),
+ * stopping between batches once `deadline` (ms since the epoch) has passed.
+ */
+export async function openBatched<T>(
+  count: number,
+  batch: number,
+  open: (i: number) => Promise<T>,
+  deadline = Infinity,
+): Promise<T[]> {
+  const out: T[] = []
+  for (let from = 0; from < count && Date.now() < deadline; from += batch) {
+    const size = Math.min(batch, count - from)
+    out.push(...(await Promise.all(Array.from({ length: size }, (_, i) => open(from + i)))))
+  }
+  return out
+}
+
 /** The machine the figures come from: they mean nothing without it. */
 export function machine(): Record<string, string | number> {
   const cpus = os.cpus()

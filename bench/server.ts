@@ -44,7 +44,7 @@ import type { WatchEvent } from '../src/index.js'
 import { createDataspace } from '../src/index.js'
 import { createServer } from '../src/server/index.js'
 import type { Row } from './lib.js'
-import { fmt, median, percentile, settledHeap } from './lib.js'
+import { fmt, median, openBatched, percentile, settledHeap } from './lib.js'
 import { benchArgs, runBenchmark } from './run-benchmark.js'
 import type { ScenarioGroup } from './run-benchmark.js'
 
@@ -700,15 +700,6 @@ async function pacedScenarios(sizes: ServerSizes, results: Record<string, unknow
 }
 
 /** Opens `count` of something, `batch` at a time (bounded concurrency). */
-async function openBatched<T>(count: number, batch: number, open: (i: number) => Promise<T>) {
-  const out: T[] = []
-  for (let from = 0; from < count; from += batch) {
-    const size = Math.min(batch, count - from)
-    out.push(...(await Promise.all(Array.from({ length: size }, (_, i) => open(from + i)))))
-  }
-  return out
-}
-
 async function redisUsedMemory(redis: Redis): Promise<number> {
   const info = await redis.info('memory')
   const match = /^used_memory:(\d+)/m.exec(info)

@@ -34,7 +34,7 @@ import { createDataspace, TooLarge } from '../src/index.js'
 import type { Watch } from '../src/index.js'
 import { createServer } from '../src/server/index.js'
 import type { Row } from './lib.js'
-import { fmt } from './lib.js'
+import { fmt, openBatched } from './lib.js'
 import { benchArgs, runBenchmark } from './run-benchmark.js'
 
 const MiB = 1024 * 1024
@@ -200,21 +200,6 @@ async function pipelined(
   return done
 }
 
-/** Opens `count` of something, `batch` at a time, stopping at `deadline`. */
-async function openBatched<T>(
-  count: number,
-  batch: number,
-  deadline: number,
-  open: (i: number) => Promise<T>,
-): Promise<T[]> {
-  const out: T[] = []
-  for (let from = 0; from < count && Date.now() < deadline; from += batch) {
-    const size = Math.min(batch, count - from)
-    out.push(...(await Promise.all(Array.from({ length: size }, (_, i) => open(from + i)))))
-  }
-  return out
-}
-
 const mib = (bytes: number): number => bytes / MiB
 
 async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row[]> {
@@ -242,6 +227,23 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
       met: underLimit(peak),
       note,
     })
+
+    /** Phases 3 and 4 end alike: the time to open, the peak, the gauge `dataspace_<gauge>`. */
+    const heldOpen = async (
+      phase: string,
+      gauge: string,
+      since: number,
+      scenario: (count: number) => string,
+    ): Promise<void> => {
+      const seconds = (Date.now() - since) / 1000
+      const peak = await server.peakSince()
+      const count = (await server.metrics()).get(`dataspace_${gauge}`) ?? NaN
+      details[phase] = { [gauge]: count, seconds }
+      const settled = mib(await server.heap())
+      rows.push(
+        row(scenario(count), peak, `opened in ${fmt(seconds)} s; settled at ${fmt(settled)} MiB`),
+      )
+    }
 
     // 2. One session overwrites one 1 MB record.
     const writer = await connect(server.url, { name: 'overwriter' })
@@ -272,21 +274,14 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
     server.sample()
     started = Date.now()
     clients.push(
-      ...(await openBatched(sizes.sessions, 100, phaseEnd(), (i) =>
-        connect(server.url, { name: `idle-${i}` }),
+      ...(await openBatched(
+        sizes.sessions,
+        100,
+        (i) => connect(server.url, { name: `idle-${i}` }),
+        phaseEnd(),
       )),
     )
-    const sessionSeconds = (Date.now() - started) / 1000
-    const sessionPeak = await server.peakSince()
-    const sessions = (await server.metrics()).get('dataspace_sessions') ?? NaN
-    details['sessions'] = { sessions, seconds: sessionSeconds }
-    rows.push(
-      row(
-        `${fmt(sessions)} sessions`,
-        sessionPeak,
-        `opened in ${fmt(sessionSeconds)} s; settled at ${fmt(mib(await server.heap()))} MiB`,
-      ),
-    )
+    await heldOpen('sessions', 'sessions', started, (n) => `${fmt(n)} sessions`)
 
     // 4. Watches on distinct ids, each confirmed by its snapshot, held open with the sessions.
     server.sample()
@@ -305,17 +300,7 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
         }
       }),
     )
-    const watchSeconds = (Date.now() - started) / 1000
-    const watchPeak = await server.peakSince()
-    const watchers = (await server.metrics()).get('dataspace_watchers') ?? NaN
-    details['watches'] = { watchers, seconds: watchSeconds }
-    rows.push(
-      row(
-        `${fmt(watchers)} watches (with the sessions)`,
-        watchPeak,
-        `opened in ${fmt(watchSeconds)} s; settled at ${fmt(mib(await server.heap()))} MiB`,
-      ),
-    )
+    await heldOpen('watches', 'watchers', started, (n) => `${fmt(n)} watches (with the sessions)`)
 
     // 5. Distinct 1 MB records until the budget refuses one.
     const filler = await connect(server.url, { name: 'filler' })
@@ -364,7 +349,7 @@ async function soak(sizes: Sizes, details: Record<string, unknown>): Promise<Row
     return rows
   } finally {
     for (const watch of watches) watch.close()
-    await openBatched(clients.length, 1000, Infinity, (i) =>
+    await openBatched(clients.length, 1000, (i) =>
       (clients[i] as DataspaceClient).close().catch(() => undefined),
     )
     await server.stop()

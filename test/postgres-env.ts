@@ -30,13 +30,21 @@ export const postgresSkip: string | false =
     ? false
     : `PostgreSQL does not answer at ${POSTGRES_URL} (${unreachable}); set DATASPACE_TEST_POSTGRES_URL — it runs in CI`
 
-/** Drops a schema a test created (names come from the tests: fixed prefixes and digits). */
-export async function dropSchema(schema: string): Promise<void> {
+/** Runs one statement on a connection of its own, for tests that read or doctor the tables. */
+export async function sql<R extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
   const client = new pg.Client({ connectionString: POSTGRES_URL })
   await client.connect()
   try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    return (await client.query<R>(text, values)).rows
   } finally {
     await client.end()
   }
+}
+
+/** Drops a schema a test created (names come from the tests: fixed prefixes and digits). */
+export async function dropSchema(schema: string): Promise<void> {
+  await sql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
 }

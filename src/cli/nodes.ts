@@ -2,9 +2,6 @@ import type { NodeView } from '../server/index.js'
 import type { Command } from './command.js'
 import { print } from './output.js'
 
-/** A member as `GET /v1/nodes` answers it. */
-type NodeEntry = NodeView
-
 /** `nodes`: the servers of the cluster the server at `--url` belongs to. */
 export const nodesCommand: Command = {
   name: 'nodes',
@@ -18,15 +15,15 @@ export const nodesCommand: Command = {
   ],
   arity: [0, 0],
   async run(ctx) {
-    const body = (await ctx.client.request('GET', '/v1/nodes')) as { nodes: NodeEntry[] }
+    const body = (await ctx.client.request('GET', '/v1/nodes')) as { nodes: NodeView[] }
     print(ctx.io, ctx.mode, body, body.nodes, [
-      { header: 'ID', cell: (n: NodeEntry) => (n.self ? `${n.id} *` : n.id) },
-      { header: 'ADDRESS', cell: (n: NodeEntry) => n.address },
-      { header: 'HOST', cell: (n: NodeEntry) => n.host },
-      { header: 'PID', cell: (n: NodeEntry) => n.pid },
-      { header: 'STARTED', cell: (n: NodeEntry) => time(n.startedAt) },
-      { header: 'HEARTBEAT', cell: (n: NodeEntry) => time(n.heartbeatAt) },
-      { header: 'LIVE', cell: (n: NodeEntry) => (n.live ? 'yes' : 'no') },
+      { header: 'ID', cell: (n: NodeView) => (n.self ? `${n.id} *` : n.id) },
+      { header: 'ADDRESS', cell: (n: NodeView) => n.address },
+      { header: 'HOST', cell: (n: NodeView) => n.host },
+      { header: 'PID', cell: (n: NodeView) => n.pid },
+      { header: 'STARTED', cell: (n: NodeView) => time(n.startedAt) },
+      { header: 'HEARTBEAT', cell: (n: NodeView) => time(n.heartbeatAt) },
+      { header: 'LIVE', cell: (n: NodeView) => (n.live ? 'yes' : 'no') },
     ])
   },
 }

@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import pg from 'pg'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import type { PostgresBackend, PostgresBackendOptions } from '../../src/backends/postgres/index.js'
 import type { StoredCommit } from '../../src/backends/index.js'
 import { InvalidArgument } from '../../src/errors/index.js'
+import { until } from '../client/helpers.js'
 import { commit, nextBatchId, record } from './fixtures.js'
-import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
 
 const NOTHING_ELSE = { kinds: [], sessions: { put: [], delete: [] } } as const
 
@@ -49,19 +49,6 @@ async function withFeed(
 
 async function write(backend: PostgresBackend, batch: readonly StoredCommit[]): Promise<void> {
   await backend.write({ id: nextBatchId(), commits: batch, ...NOTHING_ELSE })
-}
-
-async function sql<R extends pg.QueryResultRow>(
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL })
-  await client.connect()
-  try {
-    return (await client.query<R>(text, values)).rows
-  } finally {
-    await client.end()
-  }
 }
 
 describe('postgres feed options', () => {
@@ -316,12 +303,12 @@ describe('postgres feed', { skip: postgresSkip }, () => {
   it('trims on its own after writes, at most once per interval, off the write path', async () => {
     await withFeed({ feedTrimIntervalMs: 0, feedMaxRevisions: 2 }, async (backend) => {
       for (let r = 1; r <= 20; r++) await write(backend, commits(r, r))
-      const deadline = Date.now() + 5000
       let page = await backend.changesSince(18, 10)
-      while (page.floor < 18 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20))
-        page = await backend.changesSince(18, 10)
-      }
+      await until(
+        async () => (page = await backend.changesSince(18, 10)).floor >= 18,
+        5000,
+        'the automatic trim',
+      )
       assert.deepEqual(page, { trimmed: false, floor: 18, head: 20, commits: commits(19, 20) })
     })
   })

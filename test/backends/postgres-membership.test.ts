@@ -66,6 +66,15 @@ describe('postgres membership', { skip: postgresSkip }, () => {
     assert.deepEqual(members, ['a:true', 'late:false', 'slow:true'])
   })
 
+  it("a node with a long interval does not break the others' heartbeat or the listing", async () => {
+    const m = backend.membership!
+    // 300 000 000 ms fits an int, but 10 × it does not: the product is taken as an interval.
+    await m.join(node('patient', 300_000_000))
+    await m.heartbeat(node('a'))
+    assert.ok((await m.members()).some((x) => x.id === 'patient' && x.live))
+    await m.leave('patient')
+  })
+
   it('registers a node again when its row was pruned meanwhile', async () => {
     const m = backend.membership!
     await m.leave('a')

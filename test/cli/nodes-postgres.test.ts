@@ -6,42 +6,24 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import type { NodeView } from '../../src/server/index.js'
+import { until } from '../client/helpers.js'
+import { seriesValue } from '../server/helpers.js'
 import { runCli, startServe } from './helpers.js'
 import type { ServeProcess } from './helpers.js'
 
 const schema = `ds_nodes_${process.pid}`
 const HEARTBEAT_MS = 200
 
-interface Member {
-  readonly id: string
-  readonly address: string
-  readonly pid: number
-  readonly heartbeatMs: number
-  readonly startedAt: number
-  readonly heartbeatAt: number
-  readonly live: boolean
-  readonly self: boolean
-}
-
-async function nodes(url: string): Promise<Member[]> {
+async function nodes(url: string): Promise<NodeView[]> {
   const result = await runCli(url, ['nodes', '-o', 'json'])
   assert.equal(result.code, 0, result.stderr)
-  return (JSON.parse(result.stdout) as { nodes: Member[] }).nodes
+  return (JSON.parse(result.stdout) as { nodes: NodeView[] }).nodes
 }
 
 async function liveGauge(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text()
-  const line = text.split('\n').find((l) => l.startsWith('dataspace_cluster_nodes '))
-  return Number(line?.split(' ')[1])
-}
-
-/** Polls `check` until it holds, for at most `ms` (a generous bound, not a timing assertion). */
-async function eventually(check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  return seriesValue(text, 'dataspace_cluster_nodes') ?? NaN
 }
 
 describe('dataspace nodes over PostgreSQL', { skip: postgresSkip }, () => {
@@ -80,7 +62,7 @@ describe('dataspace nodes over PostgreSQL', { skip: postgresSkip }, () => {
     const ready = (await (await fetch(`${serve.url}/readyz`)).json()) as {
       ready: boolean
       node: string
-      cluster: { live: number; members: Member[] }
+      cluster: { live: number; members: NodeView[] }
     }
     assert.equal(ready.ready, true)
     assert.equal(ready.node, self!.id)
@@ -110,7 +92,7 @@ describe('dataspace nodes over PostgreSQL', { skip: postgresSkip }, () => {
     }
     const first = await read()
     assert.ok(first.beat <= first.now)
-    await eventually(async () => (await read()).beat > first.beat)
+    await until(async () => (await read()).beat > first.beat, 15_000, 'a newer heartbeat')
     const later = await read()
     assert.ok(later.beat <= later.now && later.beat >= later.started)
     assert.equal(later.started.getTime(), first.started.getTime())
@@ -126,10 +108,14 @@ describe('dataspace nodes over PostgreSQL', { skip: postgresSkip }, () => {
               ('dead-node', 'http://10.0.0.3:7411', 'other', 2, 2000,
                now() - interval '2 hours', now() - interval '1 hour')`,
     )
-    await eventually(async () => {
-      const { rows } = await db.query(`SELECT 1 FROM "${schema}".nodes WHERE id = 'dead-node'`)
-      return rows.length === 0
-    })
+    await until(
+      async () => {
+        const { rows } = await db.query(`SELECT 1 FROM "${schema}".nodes WHERE id = 'dead-node'`)
+        return rows.length === 0
+      },
+      15_000,
+      'dead-node pruned',
+    )
     const members = await nodes(serve.url)
     const stale = members.find((m) => m.id === 'stale-node')
     assert.ok(stale !== undefined, JSON.stringify(members))
@@ -144,7 +130,11 @@ describe('dataspace nodes over PostgreSQL', { skip: postgresSkip }, () => {
   it('re-registers a node whose row was pruned while it was cut off', async () => {
     const self = (await nodes(serve.url)).find((m) => m.self)!
     await db.query(`DELETE FROM "${schema}".nodes WHERE id = $1`, [self.id])
-    await eventually(async () => (await nodes(serve.url)).some((m) => m.id === self.id && m.live))
+    await until(
+      async () => (await nodes(serve.url)).some((m) => m.id === self.id && m.live),
+      15_000,
+      'the node registered again',
+    )
   })
 
   it('removes its row on a graceful shutdown', async () => {

@@ -7,11 +7,9 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
+import { ROOT } from '../client/helpers.js'
 import { execTool } from '../package/exec-tool.js'
 import { exitCode, OutputReader, startServe } from './helpers.js'
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 function alive(pid: number): boolean {
   try {

@@ -242,6 +242,12 @@ export async function until(
   }
 }
 
+/** The value of one series of a `/metrics` scrape, e.g. `dataspace_cluster_nodes` (or absent). */
+export function seriesValue(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
 /** `dataspace_limit_hits_total{limit}` as scraped from the server's `/metrics` (0 if absent). */
 export async function limitHits(
   url: string,
@@ -249,7 +255,5 @@ export async function limitHits(
   headers: Record<string, string> = {},
 ): Promise<number> {
   const text = await (await fetch(`${url}/metrics`, { headers })).text()
-  const series = `dataspace_limit_hits_total{limit="${limit}"} `
-  const line = text.split('\n').find((l) => l.startsWith(series))
-  return line === undefined ? 0 : Number(line.slice(series.length))
+  return seriesValue(text, `dataspace_limit_hits_total{limit="${limit}"}`) ?? 0
 }

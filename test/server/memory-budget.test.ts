@@ -9,16 +9,11 @@ import { createDataspace, TooLarge } from '../../src/index.js'
 import type { Dataspace } from '../../src/index.js'
 import { createServer } from '../../src/server/index.js'
 import type { DataspaceServer } from '../../src/server/index.js'
+import { seriesValue } from './helpers.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const BUDGET = 6 * MiB
-
-/** The value of one series line of a scrape, e.g. `dataspace_memory_budget_bytes`. */
-function value(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
 
 describe('memory budget over the server', () => {
   let ds: Dataspace
@@ -78,12 +73,12 @@ describe('memory budget over the server', () => {
     assert.match(String(refused.body['error']?.['message']), /memoryBudgetBytes/)
 
     const metrics = await (await fetch(`${server.url}/metrics`)).text()
-    assert.equal(value(metrics, 'dataspace_memory_budget_bytes'), BUDGET)
-    const used = value(metrics, 'dataspace_memory_used_bytes') ?? NaN
+    assert.equal(seriesValue(metrics, 'dataspace_memory_budget_bytes'), BUDGET)
+    const used = seriesValue(metrics, 'dataspace_memory_used_bytes') ?? NaN
     assert.ok(used > accepted * 512 * KiB && used <= BUDGET, `used ${used}`)
-    assert.ok((value(metrics, 'dataspace_memory_refused_writes_total') ?? 0) >= 1)
-    assert.ok((value(metrics, 'dataspace_heap_used_bytes') ?? 0) > 0)
-    assert.ok((value(metrics, 'dataspace_memory_bytes{part="records"}') ?? 0) > 0)
+    assert.ok((seriesValue(metrics, 'dataspace_memory_refused_writes_total') ?? 0) >= 1)
+    assert.ok((seriesValue(metrics, 'dataspace_heap_used_bytes') ?? 0) > 0)
+    assert.ok((seriesValue(metrics, 'dataspace_memory_bytes{part="records"}') ?? 0) > 0)
 
     // Past the budget, a retract still works, and so does ending the session (its exit).
     assert.equal((await call('DELETE', '/v1/records/mem.http/r0', undefined, session)).status, 200)

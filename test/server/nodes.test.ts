@@ -12,15 +12,10 @@ import { sqliteBackend } from '../../src/backends/sqlite/index.js'
 import { createServer } from '../../src/server/index.js'
 import type { NodeView } from '../../src/server/index.js'
 import { ADMIN, API_WRITER, AUTH, bearer, READER } from './auth-fixtures.js'
-import { start } from './helpers.js'
+import { seriesValue, start } from './helpers.js'
 import type { Harness } from './helpers.js'
 
 type Member = NodeView
-
-function gauge(text: string, name: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `))
-  return line === undefined ? undefined : Number(line.slice(name.length + 1))
-}
 
 function checkSelf(members: readonly Member[], url: string, node: string): void {
   assert.equal(members.length, 1, JSON.stringify(members))
@@ -50,7 +45,7 @@ describe('membership on a single-server backend', () => {
       assert.equal(nodes.status, 200)
       checkSelf((nodes.body as unknown as { nodes: Member[] }).nodes, h.url, ready.node)
       const metrics = await (await fetch(`${h.url}/metrics`)).text()
-      assert.equal(gauge(metrics, 'dataspace_cluster_nodes'), 1)
+      assert.equal(seriesValue(metrics, 'dataspace_cluster_nodes'), 1)
     } finally {
       await h.close()
     }

@@ -51,12 +51,14 @@ export class PostgresMembership implements Membership {
   async heartbeat(node: NodeRegistration): Promise<void> {
     const t = this.#t
     // One statement: renew our row, and prune a bounded number of long-dead ones. SKIP LOCKED:
-    // two nodes pruning at once never wait on (or deadlock over) the same rows.
+    // two nodes pruning at once never wait on (or deadlock over) the same rows. The interval is
+    // scaled as an interval, not an int: one node's long interval times 10 would overflow int
+    // and fail every node's heartbeat (and the listing).
     const { rowCount } = await this.#db().query(
       `WITH pruned AS (
          DELETE FROM ${t.nodes} WHERE id IN (
            SELECT id FROM ${t.nodes}
-           WHERE id <> $1 AND heartbeat_at < now() - heartbeat_ms * $2::int * interval '1 millisecond'
+           WHERE id <> $1 AND heartbeat_at < now() - heartbeat_ms * interval '1 millisecond' * $2::int
            ORDER BY heartbeat_at LIMIT ${PRUNE_BATCH} FOR UPDATE SKIP LOCKED))
        UPDATE ${t.nodes} SET heartbeat_at = now() WHERE id = $1`,
       [node.id, PRUNE_BEATS],
@@ -70,7 +72,7 @@ export class PostgresMembership implements Membership {
       `SELECT id, address, host, pid, heartbeat_ms,
          (extract(epoch FROM started_at) * 1000)::float8 AS started,
          (extract(epoch FROM heartbeat_at) * 1000)::float8 AS heartbeat,
-         heartbeat_at > now() - heartbeat_ms * $1::int * interval '1 millisecond' AS live
+         heartbeat_at > now() - heartbeat_ms * interval '1 millisecond' * $1::int AS live
        FROM ${this.#t.nodes} ORDER BY started_at, id LIMIT ${MAX_MEMBERS}`,
       [LIVE_BEATS],
     )

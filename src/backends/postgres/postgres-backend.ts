@@ -48,18 +48,6 @@ export interface PostgresBackend extends Backend {
 }
 
 /**
- * The PostgreSQL backend (docs/backends.md, "PostgreSQL"): records, a change feed, kinds and
- * sessions in one schema; every `write` is one transaction that locks the single revision row,
- * so revision order is commit order; selectors on declared fields and labels are pushed down to
- * expression and GIN indexes (`query`, `explainQuery`). Its parts: the connections
- * (connections.ts), the schema lock (schema-lock.ts), node membership (membership.ts), migrations, the write-batch statement
- * (write-batch.ts), row decoding (rows.ts) and query push-down (pushdown.ts).
- *
- * @example
- * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
- * const state = await backend.open()
- */
-/**
  * What every connection (the pool's and the schema lock's) gets unless `pool` says otherwise: a
  * database that accepts the TCP connection and never answers (a firewall dropping packets) fails
  * the connect after 10 s instead of hanging it forever, and TCP keepalive lets a connection to a
@@ -70,6 +58,19 @@ export const POSTGRES_CONNECTION_DEFAULTS = Object.freeze({
   keepAlive: true,
 })
 
+/**
+ * The PostgreSQL backend (docs/backends.md, "PostgreSQL"): records, a change feed, kinds and
+ * sessions in one schema; every `write` is one transaction that locks the single revision row,
+ * so revision order is commit order; selectors on declared fields and labels are pushed down to
+ * expression and GIN indexes (`query`, `explainQuery`). Its parts: the connections
+ * (connections.ts), the schema lock (schema-lock.ts), node membership (membership.ts), the feed
+ * (feed.ts), migrations, the write-batch statement (write-batch.ts), row decoding (rows.ts) and
+ * query push-down (pushdown.ts).
+ *
+ * @example
+ * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
+ * const state = await backend.open()
+ */
 export function postgresBackend(options: PostgresBackendOptions): PostgresBackend {
   if (typeof options.url !== 'string' || options.url.length === 0) {
     throw new InvalidArgument('postgres backend needs a connection url')
