@@ -221,7 +221,16 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     )
   }
   const limits: ServerLimits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits })
-  for (const [name, value] of Object.entries(limits)) positive(`limits.${name}`, value)
+  for (const [name, value] of Object.entries(limits)) {
+    positive(`limits.${name}`, value)
+    // Every `…Ms` limit arms a timer; past 2^31 − 1 ms Node fires it after 1 ms instead (a
+    // heartbeat or ping every millisecond), so such a value is refused, not clamped.
+    if (name.endsWith('Ms') && (value as number) > MAX_TIMER_MS) {
+      throw new InvalidArgument(
+        `limits.${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${String(value)}`,
+      )
+    }
+  }
   const sessionTtl = positive('sessionTtl', options.sessionTtl ?? 10_000)
   const port = options.port ?? DEFAULT_PORT
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -280,6 +289,9 @@ function checkOrigin(origin: string): string {
   }
   return url.origin
 }
+
+/** The longest delay `setTimeout` / `setInterval` take. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 function positive(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {

@@ -338,6 +338,12 @@ describe('server limits', () => {
   it('rejects limits that are not positive integers', async () => {
     await assert.rejects(withLimits({ maxStreamsPerSession: 0 }), /limits\.maxStreamsPerSession/)
   })
+
+  it('rejects a time limit a timer cannot hold (over 2^31 − 1 ms Node fires it after 1 ms)', async () => {
+    for (const name of ['nodeHeartbeatMs', 'wsPingIntervalMs', 'sseHeartbeatMs']) {
+      await assert.rejects(withLimits({ [name]: 2 ** 31 }), new RegExp(`limits\\.${name}`))
+    }
+  })
 })
 
 describe('RateLimited on the wire', () => {
