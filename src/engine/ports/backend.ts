@@ -1,4 +1,4 @@
-import type { DataspaceRecord, Selector } from '../../model/types.js'
+import type { DataspaceRecord, RetractReason, Selector } from '../../model/types.js'
 
 /**
  * The backend seam (docs/backends.md; its place in the layers: docs/design.md): where commits become durable and ordered. The engine is an
@@ -59,6 +59,13 @@ export interface Backend {
    * itself as the only member (docs/cluster.md, "Membership").
    */
   readonly membership?: Membership
+  /**
+   * Present when the backend was opened as a **follower** of a store another server writes
+   * (PostgreSQL `follow: true`; docs/cluster.md, "Followers"): the engine never writes through
+   * it — every write is refused — and instead applies the writer's commits from `changesSince`,
+   * in revision order, when the doorbell rings and on a poll. `open` then loads no sessions.
+   */
+  readonly follower?: FollowerSeam
   /** Closes connections and files. Called once, after the last `write` settled. */
   close(): Promise<void>
 }
@@ -81,6 +88,22 @@ export interface Membership {
   members(): Promise<NodeInfo[]>
   /** Removes the row of the node `id` (a graceful stop). */
   leave(id: string): Promise<void>
+}
+
+/**
+ * What a follower needs beyond the feed: the writer's doorbell, and the kinds as declared now
+ * (declarations are not commits: a follower reads them when a commit names a kind it does not
+ * know).
+ */
+export interface FollowerSeam {
+  /**
+   * Calls `ring` after a writer committed. A hint only: a ring may be lost (a dropped
+   * connection) or spurious, so the follower also polls. Resolves once listening, with a
+   * function that stops it. Connection failures are retried inside, never thrown to `ring`.
+   */
+  listen(ring: () => void): Promise<() => Promise<void>>
+  /** Every kind declared in the store now. */
+  kinds(): Promise<StoredKind[]>
 }
 
 /** What a server registers about itself. */
@@ -211,6 +234,12 @@ export interface StoredChange {
   readonly kind: string
   readonly id: string
   readonly after: DataspaceRecord | undefined
+  /**
+   * Why it was removed (`after` undefined): kept in the feed so that a follower's watchers see
+   * the same `retract` events as the writer's. Absent in feeds written before it was stored
+   * (read as `retract`).
+   */
+  readonly reason?: RetractReason
 }
 
 export interface StoredCommit {
