@@ -39,6 +39,8 @@ import { Transaction } from './transaction.js'
 import type { TtlExpiry } from './ttl-expiry.js'
 import type { WatchRegistry } from './watch-registry.js'
 import type { DataspaceRecord } from '../model/types.js'
+import { Unavailable } from '../errors/index.js'
+import type { StoredCommit } from './ports/backend.js'
 
 /** The parts of the engine a commit touches. */
 export interface CommitParts {
@@ -67,6 +69,7 @@ export class CommitPath {
   #revision: number
   #dispatching = false
   #deferDurable: DurabilityDeferral | undefined
+  #readOnly: string | undefined
 
   constructor(parts: CommitParts, revision: number) {
     this.#parts = parts
@@ -120,26 +123,82 @@ export class CommitPath {
       (change) => change.before !== undefined || change.after !== undefined,
     )
     if (changes.length === 0) return this.#revision
+    if (this.#readOnly !== undefined) throw new Unavailable(this.#readOnly)
     const growth = this.#admit(changes)
+    const revision = this.#revision + 1
+    this.#apply({ revision, changes }, growth, true)
+    this.#parts.runtime?.commit({
+      revision,
+      changes: changes.map((c) =>
+        c.after === undefined && c.reason !== undefined
+          ? { kind: c.kind, id: c.id, after: undefined, reason: c.reason }
+          : { kind: c.kind, id: c.id, after: c.after },
+      ),
+    })
+    this.#notify({ revision, changes })
+    return revision
+  }
+
+  /**
+   * Steps 4–5 for a commit another server wrote and the store holds already (a follower's,
+   * docs/cluster.md): it must be the next revision. Its `before` versions are this replica's;
+   * nothing is admitted or refused (it is committed), nothing is queued for writing, and no TTL
+   * is armed (the writer expires records; its removals arrive here like any commit).
+   */
+  applyReplicated(commit: StoredCommit): void {
+    if (commit.revision !== this.#revision + 1) {
+      throw new Error(
+        `internal: replicated commit ${commit.revision} does not follow revision ${this.#revision}`,
+      )
+    }
+    const { catalog } = this.#parts
+    const changes: Change[] = []
+    for (const stored of commit.changes) {
+      const store = catalog.storeFor(stored.kind)
+      // A non-resident kind is read from the store, which has the commit already; its events
+      // would need the previous version, which the feed does not keep (a follower refuses to
+      // watch such a kind).
+      if (!store.resident) continue
+      const before = store.records.get(stored.id)
+      if (before === undefined && stored.after === undefined) continue
+      changes.push({
+        kind: stored.kind,
+        id: stored.id,
+        before,
+        after: stored.after,
+        reason: stored.after === undefined ? (stored.reason ?? 'retract') : undefined,
+      })
+    }
+    const changeSet: ChangeSet = { revision: commit.revision, changes }
+    this.#apply(changeSet, this.#growth(changes), false)
+    // Durable already: what readers and watchers are held for is released at once.
+    this.#parts.runtime?.advance(commit.revision)
+    this.#notify(changeSet)
+  }
+
+  /** Step 4: the kind stores, the history and the undo log, at `commit.revision`. */
+  #apply(commit: ChangeSet, growth: number, local: boolean): void {
     const parts = this.#parts
-    const revision = ++this.#revision
+    const revision = commit.revision
+    this.#revision = revision
     let nextExpiry = Infinity
     let removals: Map<KindStore, DataspaceRecord[]> | undefined
-    for (const change of changes) {
+    for (const change of commit.changes) {
       const store = parts.catalog.storeFor(change.kind)
       if (!store.resident) {
         ;(parts.backed as BackedReads).applyChange(change, revision)
         continue
       }
       if (change.after === undefined) {
+        if (change.before === undefined) continue
         removals ??= new Map()
         const list = removals.get(store)
-        if (list === undefined) removals.set(store, [change.before as DataspaceRecord])
-        else list.push(change.before as DataspaceRecord)
+        if (list === undefined) removals.set(store, [change.before])
+        else list.push(change.before)
       } else {
         store.put(change.after, change.before)
         const at = change.after.expiresAt
-        if (at !== undefined && at !== change.before?.expiresAt) {
+        if (local && at !== undefined && at !== change.before?.expiresAt) {
           parts.expiry.schedule(at, change.kind, change.id)
           if (at < nextExpiry) nextExpiry = at
         }
@@ -148,21 +207,32 @@ export class CommitPath {
     // Removals go last and in bulk: a change's id is unique within a commit, so order is free.
     if (removals !== undefined) for (const [store, list] of removals) store.deleteMany(list)
     parts.memory.records += growth
-    const changeSet: ChangeSet = { revision, changes }
-    parts.history.append(changeSet)
-    parts.pending?.push(changeSet)
-    parts.runtime?.commit({
-      revision,
-      changes: changes.map((c) => ({ kind: c.kind, id: c.id, after: c.after })),
-    })
+    parts.history.append(commit)
+    if (local) parts.pending?.push(commit)
     if (nextExpiry !== Infinity) parts.expiry.wakeBy(nextExpiry)
+  }
+
+  /** Step 5: one observer round for `commit`. */
+  #notify(commit: ChangeSet): void {
     this.#dispatching = true
     try {
-      parts.watches.dispatch(changeSet)
+      this.#parts.watches.dispatch(commit)
     } finally {
       this.#dispatching = false
     }
-    return revision
+  }
+
+  /**
+   * Makes this engine a replica that never writes (a follower): every commit that would change
+   * something is refused with `Unavailable` and `reason`.
+   */
+  refuseWrites(reason: string): void {
+    this.#readOnly = reason
+  }
+
+  /** Why this engine refuses writes (a follower), or `undefined`. */
+  get writesRefused(): string | undefined {
+    return this.#readOnly
   }
 
   /**

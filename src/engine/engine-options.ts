@@ -5,7 +5,10 @@ import { checkPositive, DEFAULT_MAX_VALUE_BYTES } from '../model/validate.js'
 
 /** Options of {@link createDataspace}. Every bound has a default; all are per dataspace. */
 export interface DataspaceOptions {
-  /** The node name in pids (`<node>/<name>#<n>`); default `local`. */
+  /**
+   * The node name in pids (`<node>/<name>#<n>`); default `local`, and on a follower
+   * `follower-<8 hex digits>`, so that its pids never equal the writer's.
+   */
   readonly node?: string
   /**
    * Where commits become durable (`docs/backends.md`): `memory` (default), or a backend such as
@@ -49,6 +52,11 @@ export interface DataspaceOptions {
    * the commit is still retried and may be applied later.
    */
   readonly durableTimeoutMs?: number
+  /**
+   * A follower (a backend opened with `follow: true`, docs/cluster.md): how often it reads the
+   * writer's feed when no doorbell rang, in ms (default 250). A doorbell wakes it at once.
+   */
+  readonly followPollMs?: number
   /** Where a durable backend's warnings go (failed writes being retried); default `console.warn`. */
   readonly log?: { warn(message: string, fields?: Record<string, unknown>): void }
 }

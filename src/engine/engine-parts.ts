@@ -2,7 +2,9 @@ import { InvalidArgument } from '../errors/index.js'
 import { checkPositive } from '../model/validate.js'
 import { durableGate } from '../streams/durable-gate.js'
 import type { DurableGate } from '../streams/durable-gate.js'
+import { randomBytes } from 'node:crypto'
 import { BackedReads } from './backed-reads.js'
+import { Follower } from './follower.js'
 import { CommitPath } from './commit.js'
 import { resolveOptions } from './engine-options.js'
 import type { DataspaceOptions, DataspaceStats, ResolvedOptions } from './engine-options.js'
@@ -11,7 +13,8 @@ import { KindCatalog } from './kind-catalog.js'
 import { MemoryAccount } from './memory-account.js'
 import { canQuery, NonResidentReads } from './non-resident-reads.js'
 import { PendingCommits } from './pending-commits.js'
-import type { Backend, LoadedState } from './ports/backend.js'
+import type { Backend, ChangesPage, LoadedState } from './ports/backend.js'
+import type { FollowerHost } from './follower.js'
 import { ProcessOps } from './process-ops.js'
 import type { EngineCore } from './process-ops.js'
 import { ProcessTable } from './process-table.js'
@@ -39,6 +42,8 @@ export interface EngineParts {
   readonly gate: DurableGate | undefined
   /** Reads of non-resident kinds: only with a durable backend that answers queries. */
   readonly backed: BackedReads | undefined
+  /** A follower's feed reader (backend opened with `follow: true`), started by `ready()`. */
+  readonly follower: Follower | undefined
   /** The backend's state, to install once the engine can be used as a context. */
   readonly state: LoadedState | undefined
 }
@@ -66,7 +71,9 @@ export function assemble(
     )
   }
   const state = loaded ?? (backend === 'memory' ? undefined : loadSync(backend))
-  const node = options.node ?? 'local'
+  const seam = backend === 'memory' ? undefined : backend.follower
+  const node =
+    options.node ?? (seam === undefined ? 'local' : `follower-${randomBytes(4).toString('hex')}`)
   if (node.length === 0 || /[/#]/.test(node))
     throw new InvalidArgument('node must be non-empty, without "/" or "#"')
   const resolved = resolveOptions(options)
@@ -117,6 +124,9 @@ export function assemble(
     get dispatching(): boolean {
       return commits.dispatching
     },
+    get writesRefused(): string | undefined {
+      return commits.writesRefused
+    },
     applyStaged: (tx) => commits.applyStaged(tx),
   })
   const commits: CommitPath = new CommitPath(
@@ -136,6 +146,12 @@ export function assemble(
     },
     revision,
   )
+  if (seam !== undefined) {
+    commits.refuseWrites(
+      `this node follows a ${(backend as Backend).name} store another server writes ` +
+        '(follow: true): it serves reads and watches, and refuses writes; write on the writer',
+    )
+  }
   const processes = new ProcessTable(node, new ProcessOps(host, commits), {
     size: resolved.mailboxSize,
     bytes: resolved.mailboxBytes,
@@ -155,6 +171,14 @@ export function assemble(
     runtime,
   })
   const gate = runtime === undefined ? undefined : durableGate(runtime)
+  const follower =
+    seam === undefined
+      ? undefined
+      : new Follower(seam, feedOf(backend as Backend), followerHost(host, catalog, commits), {
+          pollMs: checkPositive('followPollMs', options.followPollMs ?? 250),
+          pageSize: 1_000,
+          log,
+        })
   return {
     node,
     options: resolved,
@@ -170,7 +194,33 @@ export function assemble(
     runtime,
     gate,
     backed,
+    follower,
     state,
+  }
+}
+
+/** The feed a follower reads: a backend with a follower seam must keep one. */
+function feedOf(backend: Backend): (revision: number, limit: number) => Promise<ChangesPage> {
+  const changesSince = backend.changesSince
+  if (typeof changesSince !== 'function' || !backend.capabilities.changes) {
+    throw new InvalidArgument(`the ${backend.name} backend has no changes feed to follow`)
+  }
+  return (revision, limit) => changesSince.call(backend, revision, limit)
+}
+
+function followerHost(host: EngineHost, catalog: KindCatalog, commits: CommitPath): FollowerHost {
+  return {
+    get revision() {
+      return commits.revision
+    },
+    get closed() {
+      return host.closed
+    },
+    knowsKind: (kind) => catalog.get(kind) !== undefined,
+    restoreKinds: (kinds) => {
+      for (const kind of kinds) catalog.restore(kind)
+    },
+    applyReplicated: (commit) => commits.applyReplicated(commit),
   }
 }
 

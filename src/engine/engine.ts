@@ -2,7 +2,7 @@ import type { BackendHealth, StoredRows } from './storage/runtime.js'
 import type { LoadedState } from './ports/backend.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
 import { runProcess } from '../model/run-process.js'
-import { Closed, InvalidArgument } from '../errors/index.js'
+import { Closed, InvalidArgument, Unavailable } from '../errors/index.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import { whenDurable } from '../streams/durable-gate.js'
 import type { DurableGate } from '../streams/durable-gate.js'
@@ -66,8 +66,18 @@ export class Engine implements Kernel, WatchContext {
    * Settles once start-up is complete: what owners that died with the previous server held in
    * non-resident kinds has been retracted (resident kinds are done in the constructor).
    */
-  ready(): Promise<void> {
-    return this.#parts.backed?.ready ?? Promise.resolve()
+  async ready(): Promise<void> {
+    await this.#parts.backed?.ready
+    // A follower is ready once it listens for the writer's doorbell and has caught up once.
+    await this.#parts.follower?.start()
+  }
+
+  /**
+   * Why this engine refuses every write, or `undefined`: set on a follower (a backend opened with
+   * `follow: true`), which applies the writer's commits and serves reads and watches.
+   */
+  get writesRefused(): string | undefined {
+    return this.#parts.commits.writesRefused
   }
 
   /** True when commits are written to a durable backend before they are acknowledged. */
@@ -81,12 +91,16 @@ export class Engine implements Kernel, WatchContext {
    * Processes of stored sessions are kept, not exited, when a durable dataspace closes.
    */
   get storage(): StoredRows | undefined {
-    return this.#parts.runtime
+    // A follower stores nothing: its sessions live in memory and end with it.
+    return this.writesRefused === undefined ? this.#parts.runtime : undefined
   }
 
   /** Whether writes reach the durable backend (`undefined` in memory): `/readyz` reports it. */
   get backendHealth(): BackendHealth | undefined {
-    return this.#parts.runtime?.health
+    const runtime = this.#parts.runtime
+    const following = this.#parts.follower?.health
+    if (runtime === undefined || following === undefined || following.ok) return runtime?.health
+    return { backend: runtime.backend.name, ...following }
   }
 
   /**
@@ -149,6 +163,8 @@ export class Engine implements Kernel, WatchContext {
   // Applied synchronously (a caller that forgets to await still gets its kind); async so that bad input rejects.
   async defineKind<T = unknown>(kind: string, options: KindOptions<T> = {}): Promise<void> {
     this.checkOpen()
+    // A declaration is stored like a write; a follower has the writer's.
+    if (this.writesRefused !== undefined) throw new Unavailable(this.writesRefused)
     this.#parts.catalog.define(kind, options)
   }
 
@@ -286,6 +302,13 @@ export class Engine implements Kernel, WatchContext {
     const bounds = { bufferSize, bufferBytes: this.#parts.options.watchBufferBytes }
     if (this.#parts.catalog.isResident(kind)) {
       return this.#parts.watches.watch<T>(kind, selector, options, bounds)
+    }
+    // A follower's feed does not carry the previous versions that a non-resident kind's
+    // events need (the engine does not hold them).
+    if (this.writesRefused !== undefined) {
+      throw new InvalidArgument(
+        `${kind} is non-resident: a follower cannot watch it (its feed lacks the previous versions events carry); watch it on the writer`,
+      )
     }
     // A non-resident kind's snapshot is read from the backend; its changes come from commits.
     return this.#parts.watches.watch<T>(kind, selector, options, bounds, (later) => {
@@ -439,6 +462,7 @@ export class Engine implements Kernel, WatchContext {
   /** Exits every process, ends every watch; later calls fail with `Closed`. */
   async close(): Promise<void> {
     if (this.#closed) return
+    await this.#parts.follower?.stop()
     // With a durable store, the processes it keeps (the server's sessions) outlive this run:
     // their clients resume them after a restart. Every other process exits, as in memory.
     const kept = this.#parts.runtime?.keptPids() ?? new Set<string>()

@@ -62,6 +62,8 @@ export class Recovery {
     for (const pid of storedPids(state)) processes.reserve(pid)
     for (const { pid } of kept) processes.reserve(pid)
     for (const { pid, name } of kept) processes.register(pid, name)
+    // A follower writes nothing: reaping is the writer's (docs/cluster.md, "Followers").
+    if (this.#parts.commits.writesRefused !== undefined) return
     const tx = new Transaction(this.#parts.context, null)
     for (const store of catalog.stores()) {
       for (const [owner, owned] of store.byOwner) {

@@ -8,6 +8,8 @@ export interface ExpiryHost {
   readonly closed: boolean
   /** True while watchers are being told of a commit: no commit may start then. */
   readonly dispatching: boolean
+  /** Set on a follower, which writes nothing: the writer's expiries reach it as commits. */
+  readonly writesRefused: string | undefined
   /** Applies a staged system transaction as one commit (commit.ts, steps 2–4). */
   applyStaged(tx: Transaction): number
 }
@@ -51,6 +53,7 @@ export class TtlExpiry {
     const head = this.#queue.peek()
     const host = this.#host
     if (head === undefined || head.at > host.context.now() || host.dispatching) return
+    if (host.writesRefused !== undefined) return
     const tx = new Transaction(host.context, null)
     for (const due of this.#queue.popDue(host.context.now())) {
       const record = host.context.store(due.kind)?.records.get(due.id)

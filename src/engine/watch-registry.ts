@@ -40,6 +40,8 @@ export interface WatchContext extends TransactionContext {
   readonly gate: DurableGate | undefined
   applyStaged(tx: Transaction): number
   applyStagedWhenSafe(tx: Transaction): void
+  /** Why this engine writes nothing (a follower): its watches publish no `$watch` record. */
+  readonly writesRefused: string | undefined
 }
 
 type Snapshot = { type: 'snapshot'; records: DataspaceRecord[]; revision: number }
@@ -197,7 +199,9 @@ export class WatchRegistry {
   }
 
   /** Commits a `$watch` record describing the interest; returns its id. */
-  #publish(kind: string, selector: CompiledSelector): string {
+  #publish(kind: string, selector: CompiledSelector): string | undefined {
+    // A follower writes nothing; the writer's `$watch` records are replicated to it.
+    if (this.#context.writesRefused !== undefined) return undefined
     const id = `w${++this.#counter}`
     const data: Record<string, string> = { kind }
     if (selector.id !== undefined) data['id'] = selector.id.source
@@ -210,8 +214,8 @@ export class WatchRegistry {
     return id
   }
 
-  #withdraw(id: string): void {
-    if (this.#context.closed) return
+  #withdraw(id: string | undefined): void {
+    if (id === undefined || this.#context.closed) return
     const record = this.#context.store(WATCH_KIND)?.records.get(id)
     if (record === undefined) return
     const tx = new Transaction(this.#context, null)

@@ -15,9 +15,9 @@ export class SessionStore {
     this.#ds = ds
   }
 
-  /** True when sessions outlive the server (a durable backend). */
+  /** True when sessions outlive the server (a durable backend that this node writes). */
   get durable(): boolean {
-    return this.#ds.durableBackend
+    return this.#ds.storage !== undefined
   }
 
   /** The sessions the backend had when it was opened (the server adopts them). */

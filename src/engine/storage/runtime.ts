@@ -150,6 +150,14 @@ export class BackendRuntime {
       : { backend: this.backend.name, ok: false, ...failing }
   }
 
+  /**
+   * Everything up to `revision` is durable without this runtime writing it: a follower applied
+   * a commit the writer stored (docs/cluster.md, "Followers").
+   */
+  advance(revision: number): void {
+    if (revision > this.#durable) this.#acknowledge(revision)
+  }
+
   /** Queues a commit applied in memory for the next batch. */
   commit(commit: StoredCommit): void {
     this.#commits.push(commit)

@@ -1,0 +1,159 @@
+import type { ChangesPage, FollowerSeam, StoredCommit, StoredKind } from './ports/backend.js'
+import type { BackendLog } from './storage/runtime.js'
+
+/** What the follower needs of the engine it feeds. */
+export interface FollowerHost {
+  /** The last revision applied. */
+  readonly revision: number
+  readonly closed: boolean
+  /** Whether this replica knows `kind` (has a store for it). */
+  knowsKind(kind: string): boolean
+  /** Re-declares the kinds the store holds (a commit named one this replica does not know). */
+  restoreKinds(kinds: readonly StoredKind[]): void
+  /** Applies a commit the writer made: it is the next revision. */
+  applyReplicated(commit: StoredCommit): void
+}
+
+export interface FollowerOptions {
+  /** How often the feed is read when no doorbell rang (a doorbell may be lost). */
+  readonly pollMs: number
+  /** Commits per feed read. */
+  readonly pageSize: number
+  readonly log: BackendLog
+}
+
+/** Whether the follower keeps up: `/readyz` reports a failing one. */
+export type FollowerHealth =
+  { readonly ok: true } | { readonly ok: false; readonly since: number; readonly error: string }
+
+/**
+ * A follower (docs/cluster.md, "Followers"): keeps a replica engine equal to a store another
+ * server writes, by applying the store's feed in revision order. It reads the feed when the
+ * writer's doorbell rings and every `pollMs` in case a ring was lost; one read runs at a time,
+ * and a ring during a read makes it read again at once, so no commit waits for the next poll.
+ * A failed read is logged (at most every 30 s) and retried on the next ring or poll.
+ */
+export class Follower {
+  readonly #seam: FollowerSeam
+  readonly #feed: (revision: number, limit: number) => Promise<ChangesPage>
+  readonly #host: FollowerHost
+  readonly #options: FollowerOptions
+  #timer: NodeJS.Timeout | undefined
+  #unlisten: (() => Promise<void>) | undefined
+  #reading: Promise<void> | undefined
+  #again = false
+  #stopped = false
+  #failing: { since: number; error: string; logged: number } | undefined
+  /** Set when the replica fell below the feed's floor: it cannot follow any more. */
+  #behind: string | undefined
+
+  constructor(
+    seam: FollowerSeam,
+    feed: (revision: number, limit: number) => Promise<ChangesPage>,
+    host: FollowerHost,
+    options: FollowerOptions,
+  ) {
+    this.#seam = seam
+    this.#feed = feed
+    this.#host = host
+    this.#options = options
+  }
+
+  /** Starts listening and polling, and catches up once; rejects if the doorbell cannot listen. */
+  async start(): Promise<void> {
+    this.#unlisten = await this.#seam.listen(() => this.wake())
+    // Not unref'd: like the store's connections, an open follower keeps its program alive
+    // until it is closed (its watchers wait for what the writer does).
+    this.#timer = setInterval(() => this.wake(), this.#options.pollMs)
+    this.wake()
+    await this.#reading
+  }
+
+  get health(): FollowerHealth {
+    const failing = this.#failing
+    return failing === undefined
+      ? { ok: true }
+      : { ok: false, since: failing.since, error: failing.error }
+  }
+
+  /** Reads the feed now (or again right after the read in flight). */
+  wake(): void {
+    if (this.#stopped || this.#behind !== undefined) return
+    if (this.#reading !== undefined) {
+      this.#again = true
+      return
+    }
+    this.#reading = this.#catchUp().finally(() => {
+      this.#reading = undefined
+      if (this.#again) {
+        this.#again = false
+        this.wake()
+      }
+    })
+  }
+
+  /** Stops for good; waits for the read in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    await this.#unlisten?.().catch(() => undefined)
+    await this.#reading
+  }
+
+  async #catchUp(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#stopped || this.#host.closed) return
+        const page = await this.#feed(this.#host.revision, this.#options.pageSize)
+        if (this.#stopped || this.#host.closed) return
+        if (page.trimmed) return this.#fellBehind(page.floor)
+        await this.#learnKinds(page.commits)
+        for (const commit of page.commits) {
+          // A commit this replica applied meanwhile (two reads of one page) is skipped.
+          if (commit.revision <= this.#host.revision) continue
+          this.#host.applyReplicated(commit)
+        }
+        if (page.commits.length === 0 || this.#host.revision >= page.head) break
+      }
+      if (this.#failing !== undefined) {
+        this.#options.log.warn('follower reads the feed again', {
+          failingForMs: Date.now() - this.#failing.since,
+        })
+        this.#failing = undefined
+      }
+    } catch (error) {
+      this.#failed(error)
+    }
+  }
+
+  /** Declarations are not in the feed: a commit naming an unknown kind reloads them first. */
+  async #learnKinds(commits: readonly StoredCommit[]): Promise<void> {
+    const unknown = commits.some((commit) =>
+      commit.changes.some((change) => !this.#host.knowsKind(change.kind)),
+    )
+    if (unknown) this.#host.restoreKinds(await this.#seam.kinds())
+  }
+
+  #fellBehind(floor: number): void {
+    this.#behind =
+      `this follower is at revision ${this.#host.revision}, below the feed's floor ${floor}: ` +
+      'the commits in between were trimmed, so it cannot catch up; restart it'
+    this.#failing = { since: Date.now(), error: this.#behind, logged: Date.now() }
+    this.#options.log.warn('follower fell behind the feed', { error: this.#behind })
+  }
+
+  #failed(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error)
+    const now = Date.now()
+    if (this.#failing === undefined) {
+      this.#failing = { since: now, error: message, logged: now }
+      this.#options.log.warn('follower cannot read the feed; retrying', { error: message })
+    } else if (now - this.#failing.logged >= 30_000) {
+      this.#failing.logged = now
+      this.#options.log.warn('follower still cannot read the feed; retrying', {
+        error: message,
+        failingForMs: now - this.#failing.since,
+      })
+    }
+  }
+}

@@ -1,0 +1,205 @@
+// A follower (docs/cluster.md, "Followers"): an engine opened on a store another server writes,
+// which applies the writer's feed in revision order and refuses writes. The store here is an
+// in-memory stand-in for one PostgreSQL schema (shared-store.ts); the PostgreSQL backend's own
+// side is tested in test/backends/postgres-follower.test.ts.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { openDataspace } from '../../src/index.js'
+import type { Dataspace, Watch, WatchEvent } from '../../src/index.js'
+import { SharedStore } from './shared-store.js'
+
+async function pair(
+  store = new SharedStore(),
+  options: { followPollMs?: number } = {},
+): Promise<{ store: SharedStore; writer: Dataspace; follower: Dataspace }> {
+  const writer = await openDataspace({ backend: store.writer() })
+  const follower = await openDataspace({ backend: store.follower(), ...options })
+  return { store, writer, follower }
+}
+
+/** Events of `watch` (after its snapshot) until one at `revision` or later. */
+async function eventsUntil(watch: Watch, revision: number): Promise<WatchEvent[]> {
+  const events: WatchEvent[] = []
+  for (;;) {
+    const { value, done } = await watch.next()
+    assert.ok(!done, 'watch ended')
+    if (value.type === 'snapshot') continue
+    events.push(value)
+    if ('revision' in value && typeof value.revision === 'number' && value.revision >= revision) {
+      return events
+    }
+  }
+}
+
+/** An event as a comparable row: what a watcher acts on. */
+function row(event: WatchEvent): unknown {
+  switch (event.type) {
+    case 'asserted':
+      return ['asserted', event.record.id, event.record.data, event.revision]
+    case 'retracted':
+      return ['retracted', event.record.id, event.reason, event.revision]
+    default:
+      return [event.type]
+  }
+}
+
+describe('follower', () => {
+  it('starts from the stored state and applies the writer’s commits as they come', async () => {
+    const store = new SharedStore()
+    const writer = await openDataspace({ backend: store.writer() })
+    await writer.process('w').assert('task', 'old', { n: 0 })
+    const follower = await openDataspace({ backend: store.follower() })
+    assert.equal((await follower.get('task', 'old'))?.data?.['n' as never], 0)
+    const watch = follower.watch('task')
+    await writer.process('w').assert('task', 't1', { n: 1 })
+    const events = await eventsUntil(watch, writer.revision)
+    assert.deepEqual(events.map(row), [['asserted', 't1', { n: 1 }, writer.revision]])
+    assert.equal(follower.revision, writer.revision)
+    await watch.return()
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('shows every watcher the same events, reasons included, as the writer’s', async () => {
+    const { writer, follower } = await pair()
+    const mine = writer.watch('task')
+    const theirs = follower.watch('task')
+    const owner = writer.process('owner')
+    await owner.assert('task', 'a', { n: 1 })
+    await owner.assert('task', 'b', { n: 2 })
+    await owner.assert('task', 'a', { n: 3 })
+    await owner.retract('task', 'b')
+    await writer.process('other').assert('task', 'ttl', { n: 4 }, { ttl: 20 })
+    // The writer expires it (reason `expired`); the follower only learns it from the feed.
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    await writer.list('task')
+    await owner.exit()
+    const head = writer.revision
+    const expected = (await eventsUntil(mine, head)).map(row)
+    assert.deepEqual((await eventsUntil(theirs, head)).map(row), expected)
+    const reasons = expected.filter((r) => (r as string[])[0] === 'retracted')
+    assert.deepEqual(
+      reasons.map((r) => (r as string[])[2]),
+      ['retract', 'expired', 'owner-exit'],
+    )
+    assert.deepEqual(
+      (await follower.list('task')).items.map((r) => r.id),
+      (await writer.list('task')).items.map((r) => r.id),
+    )
+    await Promise.all([mine.return(), theirs.return()])
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('refuses writes and declarations with Unavailable naming why', async () => {
+    const { writer, follower } = await pair()
+    const proc = follower.process('p')
+    await assert.rejects(proc.assert('task', 't', {}), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'Unavailable')
+      assert.match(error.message, /follow/)
+      return true
+    })
+    await assert.rejects(follower.kv('cfg').put('k', 1), { code: 'Unavailable' })
+    await assert.rejects(follower.defineKind('x', { fields: ['a'] }), { code: 'Unavailable' })
+    // A process that owns nothing exits cleanly; nothing was written.
+    await proc.exit()
+    assert.equal(follower.revision, writer.revision)
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('names its pids apart from the writer’s', async () => {
+    const { writer, follower } = await pair()
+    assert.equal(writer.node, 'local')
+    assert.match(follower.node, /^follower-[0-9a-f]{8}$/)
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('catches up by polling when a doorbell is lost', async () => {
+    const store = new SharedStore()
+    const { writer, follower } = await pair(store, { followPollMs: 20 })
+    store.muted = true
+    const watch = follower.watch('task')
+    await writer.process('w').assert('task', 'quiet', {})
+    const events = await eventsUntil(watch, writer.revision)
+    assert.deepEqual(events.map(row), [['asserted', 'quiet', {}, writer.revision]])
+    await watch.return()
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('is woken by the doorbell, not the poll', async () => {
+    // The poll is an hour: only a ring can deliver the commit within the test.
+    const { writer, follower } = await pair(new SharedStore(), { followPollMs: 3_600_000 })
+    const watch = follower.watch('task')
+    await writer.process('w').assert('task', 'rung', {})
+    assert.deepEqual((await eventsUntil(watch, writer.revision)).map(row), [
+      ['asserted', 'rung', {}, writer.revision],
+    ])
+    await watch.return()
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('learns kinds declared after it started, so their declared fields select', async () => {
+    const { writer, follower } = await pair()
+    await writer.defineKind('svc', { fields: ['port'], indexes: ['port'] })
+    await writer.process('w').assert('svc', 's1', { port: 80 })
+    const watch = follower.watch('task')
+    await writer.process('w').assert('task', 'marker', {})
+    await eventsUntil(watch, writer.revision)
+    const page = await follower.list('svc', { fields: 'port=80' })
+    assert.deepEqual(
+      page.items.map((r) => r.id),
+      ['s1'],
+    )
+    await assert.rejects(follower.list('svc', { fields: 'nope=1' }), { code: 'InvalidSelector' })
+    await watch.return()
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('reports a failing feed in backendHealth, and recovers', async () => {
+    const store = new SharedStore()
+    const { writer, follower } = await pair(store, { followPollMs: 10 })
+    store.failing = new Error('connection refused')
+    await writer.process('w').assert('task', 'x', {})
+    await waitFor(() => follower.backendHealth?.ok === false)
+    const health = follower.backendHealth
+    assert.ok(health !== undefined && !health.ok && /connection refused/.test(health.error))
+    store.failing = undefined
+    await waitFor(
+      () => follower.backendHealth?.ok === true && follower.revision === writer.revision,
+    )
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('stops following and says so when the feed was trimmed past it', async () => {
+    const store = new SharedStore()
+    const { writer, follower } = await pair(store, { followPollMs: 10 })
+    store.muted = true
+    // Stop the follower from reading while the writer moves on and the feed is trimmed.
+    store.failing = new Error('paused')
+    await writer.process('w').assert('task', 'a', {})
+    await writer.process('w').assert('task', 'b', {})
+    store.trim(writer.revision)
+    store.failing = undefined
+    await waitFor(() => {
+      const health = follower.backendHealth
+      return health !== undefined && !health.ok && /floor/.test(health.error)
+    })
+    assert.ok(follower.revision < writer.revision)
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('stops listening when it closes', async () => {
+    const store = new SharedStore()
+    const { writer, follower } = await pair(store)
+    assert.equal(store.listeners, 1)
+    await follower.close()
+    assert.equal(store.listeners, 0)
+    await writer.close()
+  })
+})
+
+async function waitFor(condition: () => boolean, ms = 5_000): Promise<void> {
+  const until = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
