@@ -201,11 +201,11 @@ export function assemble(
 
 /** The feed a follower reads: a backend with a follower seam must keep one. */
 function feedOf(backend: Backend): (revision: number, limit: number) => Promise<ChangesPage> {
-  const changesSince = backend.changesSince
-  if (typeof changesSince !== 'function' || !backend.capabilities.changes) {
+  if (typeof backend.changesSince !== 'function' || !backend.capabilities.changes) {
     throw new InvalidArgument(`the ${backend.name} backend has no changes feed to follow`)
   }
-  return (revision, limit) => changesSince.call(backend, revision, limit)
+  const feed = backend as Backend & Required<Pick<Backend, 'changesSince'>>
+  return (revision, limit) => feed.changesSince(revision, limit)
 }
 
 function followerHost(host: EngineHost, catalog: KindCatalog, commits: CommitPath): FollowerHost {

@@ -33,14 +33,13 @@ async function eventsUntil(watch: Watch, revision: number): Promise<WatchEvent[]
 
 /** An event as a comparable row: what a watcher acts on. */
 function row(event: WatchEvent): unknown {
-  switch (event.type) {
-    case 'asserted':
-      return ['asserted', event.record.id, event.record.data, event.revision]
-    case 'retracted':
-      return ['retracted', event.record.id, event.reason, event.revision]
-    default:
-      return [event.type]
+  if (event.type === 'asserted') {
+    return ['asserted', event.record.id, event.record.data, event.revision]
   }
+  if (event.type === 'retracted') {
+    return ['retracted', event.record.id, event.reason, event.revision]
+  }
+  return [event.type]
 }
 
 describe('follower', () => {
