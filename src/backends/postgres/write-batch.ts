@@ -1,4 +1,4 @@
-import type { DataspaceRecord } from '../../model/types.js'
+import type { DataspaceRecord, RetractReason } from '../../model/types.js'
 import type {
   StoredChange,
   StoredCommit,
@@ -66,6 +66,10 @@ function commitRows(commits: readonly StoredCommit[]): {
         kind: change.kind,
         id: change.id,
         after: change.after ?? null,
+        // Only a removal has a reason (a follower's watchers get the writer's `retract`).
+        ...(change.after === undefined && change.reason !== undefined
+          ? { reason: change.reason }
+          : {}),
       })
       // JSON.stringify of the pair cannot collide, unlike a joined string.
       final.set(JSON.stringify([change.kind, change.id]), change)
@@ -118,6 +122,7 @@ interface ChangeRow {
   readonly kind: string
   readonly id: string
   readonly after: DataspaceRecord | null
+  readonly reason?: RetractReason
 }
 
 interface RecordInput {
