@@ -13,7 +13,8 @@ import type { SchemaTables } from './migrations.js'
  * The one statement that writes a batch: the schema's `write_batch` function (migration 3) with
  * the batch as JSON parameters. One statement is one round trip and, outside BEGIN/COMMIT, one
  * transaction: the function locks the counter row, checks the revision, and writes everything or
- * nothing. `undefined` when the batch holds nothing to write.
+ * nothing. Its one row's `stored` is `false` for a retry of the batch stored last (nothing
+ * written now). `undefined` when the batch holds nothing to write.
  */
 export function writeBatchStatement(
   t: SchemaTables,
@@ -30,7 +31,7 @@ export function writeBatchStatement(
     rows.length === 0 ? null : JSON.stringify(rows)
   return {
     text: `SELECT ${t.writeBatch}($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,
-           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb)`,
+           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb) AS stored`,
     values: [
       batch.id,
       commits[0]?.revision ?? null,
