@@ -61,6 +61,11 @@ export class PostgresFollower implements FollowerSeam {
       (error) => this.#options.onError?.(error),
     )
     await listener.start()
+    if (this.#closed) {
+      // The backend closed while this listen connected.
+      await listener.stop()
+      throw new Unavailable('postgres backend: listen after close')
+    }
     this.#listeners.add(listener)
     return async () => {
       this.#listeners.delete(listener)

@@ -71,11 +71,12 @@ export const POSTGRES_CONNECTION_DEFAULTS = Object.freeze({
  * The PostgreSQL backend (docs/backends.md, "PostgreSQL"): records, a change feed, kinds and
  * sessions in one schema; every `write` is one transaction that locks the single revision row,
  * so revision order is commit order; selectors on declared fields and labels are pushed down to
- * expression and GIN indexes (`query`, `explainQuery`). Its parts: the connections
+ * expression and GIN indexes (`query`, `explainQuery`). Opened with `follow: true`, it is a
+ * read-only follower of the server that writes the schema. Its parts: the connections
  * (connections.ts), the schema lock (schema-lock.ts), node membership (membership.ts), the feed
- * (feed.ts), the doorbell a writer rings after its writes (doorbell.ts), what a follower
- * (`follow: true`) listens to and reads (follower.ts), migrations, the write-batch statement (write-batch.ts), row decoding (rows.ts) and
- * query push-down (pushdown.ts).
+ * (feed.ts), the doorbell a writer rings after its writes (doorbell.ts), what a follower listens
+ * to and reads (follower.ts), migrations, the write-batch statement (write-batch.ts), row
+ * decoding (rows.ts) and query push-down (pushdown.ts).
  *
  * @example
  * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
@@ -227,13 +228,14 @@ class PgBackend implements PostgresBackend {
     await this.#holdLock()
     const statement = writeBatchStatement(this.#t, batch)
     if (statement === undefined) return
-    let stored: boolean
+    let wrote: boolean
     try {
       const { rows } = await this.#pooled().single<{ stored: boolean }>(
         statement.text,
         statement.values,
       )
-      stored = rows[0]?.stored === true
+      // `false`: a retry of the batch stored last, which wrote nothing now.
+      wrote = rows[0]?.stored === true
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === REVISION_CONFLICT) {
         const stored = Number(error.detail)
@@ -247,7 +249,7 @@ class PgBackend implements PostgresBackend {
     }
     if (commits.length === 0) return
     // Off the write path: the ring and a trim run in statements of their own, unawaited.
-    if (stored) this.#doorbell.ring(commits[commits.length - 1]!.revision)
+    if (wrote) this.#doorbell.ring(commits[commits.length - 1]!.revision)
     this.#trimmer.afterWrite()
   }
 
