@@ -1,5 +1,27 @@
 import pg from 'pg'
-import type { PoolClient, PoolConfig } from 'pg'
+import type { ClientConfig, PoolClient, PoolConfig } from 'pg'
+
+/**
+ * The settings of a connection of its own, outside the pool (the schema lock's, a follower's
+ * LISTEN): the pool's `ssl`, connect timeout and keepalive, so that a dead or silent database
+ * fails its connect instead of hanging it, and a name (`application_name`, at most 63 bytes)
+ * that `pg_stat_activity` shows.
+ */
+export function dedicatedClientConfig(
+  options: { readonly url: string; readonly pool?: Omit<PoolConfig, 'connectionString'> },
+  applicationName: string,
+): ClientConfig {
+  const pool = options.pool
+  return {
+    ...(pool?.ssl === undefined ? {} : { ssl: pool.ssl }),
+    ...(pool?.connectionTimeoutMillis === undefined
+      ? {}
+      : { connectionTimeoutMillis: pool.connectionTimeoutMillis }),
+    ...(pool?.keepAlive === undefined ? {} : { keepAlive: pool.keepAlive }),
+    connectionString: options.url,
+    application_name: applicationName.slice(0, 63),
+  }
+}
 
 /**
  * The PostgreSQL backend's connection pool, and how it checks connections out: a connection
@@ -31,10 +53,13 @@ export class Connections {
    * Runs one statement on a pooled connection (its own transaction). Unlike `pool.query`, a
    * connection whose statement failed in the database (a refused batch) goes back to the pool.
    */
-  async single(text: string, values: readonly unknown[]): Promise<void> {
-    await this.withClient(async (client, distrust) => {
+  async single<R extends pg.QueryResultRow>(
+    text: string,
+    values: readonly unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.withClient(async (client, distrust) => {
       try {
-        await client.query(text, [...values])
+        return await client.query<R>(text, [...values])
       } catch (error) {
         if (!(error instanceof pg.DatabaseError)) distrust(error)
         throw error

@@ -1,4 +1,5 @@
 import { InvalidArgument } from '../../errors/index.js'
+import type { RetractReason } from '../../model/types.js'
 import type { ChangesPage, StoredChange } from '../../engine/ports/backend.js'
 import type { Connections } from './connections.js'
 import type { SchemaTables } from './migrations.js'
@@ -179,6 +180,7 @@ interface FeedRow {
   kind: string | null
   id: string | null
   after: RecordJson | null
+  reason: string | null
 }
 
 /**
@@ -201,7 +203,7 @@ export async function readFeed(
   const { rows } = await db.query<FeedRow>(
     // The one-row tables are read as scalars so that the planner knows they hold one row: a
     // join with them is estimated in the millions and pays for JIT (tens of ms).
-    `SELECT m.floor, m.head, c.revision, c.kind, c.id, c.after
+    `SELECT m.floor, m.head, c.revision, c.kind, c.id, c.after, c.reason
      FROM (SELECT (SELECT floor FROM ${t.feed}) AS floor,
              (SELECT revision FROM ${t.revision}) AS head) m
      LEFT JOIN ${t.changes} c ON $1 >= m.floor AND c.revision > $1
@@ -221,6 +223,8 @@ export async function readFeed(
       kind: row.kind!,
       id: row.id!,
       after: row.after === null ? undefined : recordFromJson(row.after),
+      // Written by write_batch from a RetractReason; NULL before migration 8 (read as `retract`).
+      ...(row.after === null && row.reason !== null ? { reason: row.reason as RetractReason } : {}),
     })
   }
   return { trimmed: false, floor, head, commits }

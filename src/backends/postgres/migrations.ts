@@ -186,6 +186,12 @@ const MIGRATIONS: readonly Migration[] = [
        started_at timestamptz NOT NULL DEFAULT now(),
        heartbeat_at timestamptz NOT NULL DEFAULT now())`,
   ],
+  // Why a record was removed (docs/backends.md, "The feed"): a follower's watchers must see the
+  // writer's `retract` reasons. NULL for upserts and for removals stored before this.
+  (t) => [
+    `ALTER TABLE ${t.changes} ADD COLUMN reason text`,
+    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, true, true),
+  ],
 ]
 
 /**
@@ -268,7 +274,8 @@ const KINDS_UPSERT_V4: KindsUpsert = (t) =>
  * A whole batch in one statement, so one round trip: called outside BEGIN/COMMIT it is its own
  * transaction, and any error (the revision check included) rolls all of it back. The row lock
  * on the counter still orders every writer. Arguments are JSON (or NULL when there is none):
- * deletes [{kind, id}], upserts [records as rows], feed [{revision, seq, kind, id, after}],
+ * deletes [{kind, id}], upserts [records as rows], feed [{revision, seq, kind, id, after,
+ * reason?}] (`reason` is stored from migration 8: `reasons`),
  * kinds [{kind, fields?, indexes, resident?, ensure: [{path, btree, gin}]}], session rows, and ids.
  * Migrations keep their text: only the kinds upsert differs between versions.
  */
@@ -277,6 +284,7 @@ function writeBatchFunction(
   create: 'CREATE' | 'CREATE OR REPLACE',
   kindsUpsert: KindsUpsert,
   answers = false,
+  reasons = false,
 ): string {
   return `${create} FUNCTION ${t.writeBatch}(p_batch text, p_first bigint, p_last bigint,
        p_deletes jsonb, p_upserts jsonb, p_feed jsonb,
@@ -317,10 +325,10 @@ function writeBatchFunction(
              created_revision = excluded.created_revision, expires_at = excluded.expires_at;
          END IF;
          IF p_feed IS NOT NULL THEN
-           INSERT INTO ${t.changes} (revision, seq, kind, id, after)
-           SELECT c.revision, c.seq, c.kind, c.id, c.after
+           INSERT INTO ${t.changes} (revision, seq, kind, id, after${reasons ? ', reason' : ''})
+           SELECT c.revision, c.seq, c.kind, c.id, c.after${reasons ? ', c.reason' : ''}
            FROM jsonb_to_recordset(p_feed)
-             AS c(revision bigint, seq int, kind text, id text, after jsonb);
+             AS c(revision bigint, seq int, kind text, id text, after jsonb${reasons ? ', reason text' : ''});
          END IF;
          UPDATE ${t.revision} SET revision = p_last, last_batch = p_batch;
        END IF;

@@ -6,11 +6,14 @@ import type {
   Backend,
   BackendPlan,
   ChangesPage,
+  FollowerSeam,
   LoadedState,
   QueryPage,
   WriteBatch,
 } from '../../engine/ports/backend.js'
 import { Connections } from './connections.js'
+import { Doorbell, feedChannel } from './doorbell.js'
+import { PostgresFollower } from './follower.js'
 import { PostgresMembership } from './membership.js'
 import { feedBounds, FeedTrimmer, readFeed } from './feed.js'
 import type { FeedOptions, FeedTrim } from './feed.js'
@@ -35,6 +38,12 @@ export interface PostgresBackendOptions extends FeedOptions {
    * A failed automatic trim of the feed is reported here too (it is tried again later).
    */
   readonly onError?: (error: Error) => void
+  /**
+   * Opens the schema as a **follower** of the server that writes it (docs/backends.md,
+   * "Followers"): no schema lock, no sessions loaded, every `write` refused, and a `follower`
+   * seam to hear the writer's doorbell and read its kinds. Default `false`: the writer.
+   */
+  readonly follow?: boolean
 }
 
 /** The PostgreSQL backend: a `Backend`, and a way to trim its feed now. */
@@ -62,10 +71,12 @@ export const POSTGRES_CONNECTION_DEFAULTS = Object.freeze({
  * The PostgreSQL backend (docs/backends.md, "PostgreSQL"): records, a change feed, kinds and
  * sessions in one schema; every `write` is one transaction that locks the single revision row,
  * so revision order is commit order; selectors on declared fields and labels are pushed down to
- * expression and GIN indexes (`query`, `explainQuery`). Its parts: the connections
+ * expression and GIN indexes (`query`, `explainQuery`). Opened with `follow: true`, it is a
+ * read-only follower of the server that writes the schema. Its parts: the connections
  * (connections.ts), the schema lock (schema-lock.ts), node membership (membership.ts), the feed
- * (feed.ts), migrations, the write-batch statement (write-batch.ts), row decoding (rows.ts) and
- * query push-down (pushdown.ts).
+ * (feed.ts), the doorbell a writer rings after its writes (doorbell.ts), what a follower listens
+ * to and reads (follower.ts), migrations, the write-batch statement (write-batch.ts), row
+ * decoding (rows.ts) and query push-down (pushdown.ts).
  *
  * @example
  * const backend = postgresBackend({ url: 'postgres://postgres@127.0.0.1:5432/app' })
@@ -74,6 +85,11 @@ export const POSTGRES_CONNECTION_DEFAULTS = Object.freeze({
 export function postgresBackend(options: PostgresBackendOptions): PostgresBackend {
   if (typeof options.url !== 'string' || options.url.length === 0) {
     throw new InvalidArgument('postgres backend needs a connection url')
+  }
+  if (options.follow !== undefined && typeof options.follow !== 'boolean') {
+    throw new InvalidArgument(
+      `postgres backend: follow must be true or false; got ${JSON.stringify(options.follow)}`,
+    )
   }
   const schemaName = options.schema ?? 'dataspace'
   return new PgBackend(options, schemaName, schemaTables(schemaName))
@@ -84,6 +100,11 @@ class PgBackend implements PostgresBackend {
   readonly capabilities = Object.freeze({ durable: true, changes: true, query: true })
   /** The `nodes` table: the servers on this schema (membership.ts). */
   readonly membership: PostgresMembership
+  /** Only on a follower (`follow: true`): the engine tells the two apart by its presence. */
+  declare readonly follower?: FollowerSeam
+  readonly #follower: PostgresFollower | undefined
+  /** The writer's NOTIFY after each write that stored commits (doorbell.ts). */
+  readonly #doorbell: Doorbell
   readonly #options: PostgresBackendOptions
   readonly #schemaName: string
   readonly #t: SchemaTables
@@ -97,21 +118,28 @@ class PgBackend implements PostgresBackend {
     this.#schemaName = schemaName
     this.#t = tables
     this.membership = new PostgresMembership(tables, () => this.#pooled())
-    this.#trimmer = new FeedTrimmer(
-      tables,
-      feedBounds(options),
-      () => this.#pooled(),
-      (error) => this.#options.onError?.(error),
-    )
+    const onError = (error: Error): void => this.#options.onError?.(error)
+    this.#trimmer = new FeedTrimmer(tables, feedBounds(options), () => this.#pooled(), onError)
+    const channel = feedChannel(schemaName)
+    this.#doorbell = new Doorbell(channel, () => this.#pooled(), onError)
+    if (options.follow === true) {
+      this.#follower = new PostgresFollower(this.#options, schemaName, channel, tables, () =>
+        this.#pooled(),
+      )
+      this.follower = this.#follower
+    }
   }
 
   async open(): Promise<LoadedState> {
-    // First, before migrating: a second server on the schema is refused before it touches it.
-    this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName).catch(
-      (error: unknown) => {
-        throw connectFailure(error, this.#options)
-      },
-    )
+    // First, before migrating: a second writer on the schema is refused before it touches it.
+    // Followers take no lock: any number of them share the schema with its one writer.
+    if (this.#follower === undefined) {
+      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName).catch(
+        (error: unknown) => {
+          throw connectFailure(error, this.#options)
+        },
+      )
+    }
     try {
       return await this.#openLocked()
     } catch (error) {
@@ -127,6 +155,8 @@ class PgBackend implements PostgresBackend {
     this.#db = db
     const client = await db.connect()
     try {
+      // A follower migrates too (under migrate's own lock), so that it may start before the
+      // writer; a follower on older code than the schema is refused there, like any node.
       await migrate(client, this.#schemaName)
     } finally {
       client.release()
@@ -152,17 +182,7 @@ class PgBackend implements PostgresBackend {
        WHERE kind = ANY($1::text[]) AND owner IS NOT NULL GROUP BY kind, owner`,
       [away],
     )
-    const sessions = await client.query<SessionRow>(
-      `SELECT id, resume_token_hash, pid, name, ttl, children, last_child, principal
-       FROM ${t.sessions}`,
-    )
-    const answers = await client.query<AnswerRow>(
-      `SELECT a.session, a.call, a.revision, a.value FROM ${t.answers} a
-       JOIN ${t.sessions} s ON s.id = a.session ORDER BY a.revision, a.call`,
-    )
-    // Declared indexes are created with their kind; this repairs any a DBA dropped.
-    for (const kind of kinds.rows) await this.#ensureIndexes(client, kind.kind, kind.indexes)
-    return {
+    const base = {
       revision: Number(revision.rows[0]?.revision ?? 0),
       records: records.rows.map(recordFromRow),
       kinds: kinds.rows.map(kindFromRow),
@@ -175,12 +195,28 @@ class PgBackend implements PostgresBackend {
               count: Number(row.count),
             })),
           }),
+    }
+    // The writer's sessions are not a follower's to resume, and index repair is the writer's.
+    if (this.#follower !== undefined) return { ...base, sessions: [] }
+    const sessions = await client.query<SessionRow>(
+      `SELECT id, resume_token_hash, pid, name, ttl, children, last_child, principal
+       FROM ${t.sessions}`,
+    )
+    const answers = await client.query<AnswerRow>(
+      `SELECT a.session, a.call, a.revision, a.value FROM ${t.answers} a
+       JOIN ${t.sessions} s ON s.id = a.session ORDER BY a.revision, a.call`,
+    )
+    // Declared indexes are created with their kind; this repairs any a DBA dropped.
+    for (const kind of kinds.rows) await this.#ensureIndexes(client, kind.kind, kind.indexes)
+    return {
+      ...base,
       sessions: sessions.rows.map(sessionFromRow),
       ...(answers.rows.length === 0 ? {} : { answers: answers.rows.map(answerFromRow) }),
     }
   }
 
   async write(batch: WriteBatch): Promise<void> {
+    if (this.#follower !== undefined) throw this.#followsRefusal('writes')
     const commits = batch.commits
     for (let i = 1; i < commits.length; i++) {
       if (commits[i]!.revision !== commits[i - 1]!.revision + 1) {
@@ -192,8 +228,14 @@ class PgBackend implements PostgresBackend {
     await this.#holdLock()
     const statement = writeBatchStatement(this.#t, batch)
     if (statement === undefined) return
+    let wrote: boolean
     try {
-      await this.#pooled().single(statement.text, statement.values)
+      const { rows } = await this.#pooled().single<{ stored: boolean }>(
+        statement.text,
+        statement.values,
+      )
+      // `false`: a retry of the batch stored last, which wrote nothing now.
+      wrote = rows[0]?.stored === true
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === REVISION_CONFLICT) {
         const stored = Number(error.detail)
@@ -205,8 +247,17 @@ class PgBackend implements PostgresBackend {
       }
       throw error
     }
-    // Off the write path: a trim runs in its own transaction and this write does not wait for it.
-    if (commits.length > 0) this.#trimmer.afterWrite()
+    if (commits.length === 0) return
+    // Off the write path: the ring and a trim run in statements of their own, unawaited.
+    if (wrote) this.#doorbell.ring(commits[commits.length - 1]!.revision)
+    this.#trimmer.afterWrite()
+  }
+
+  /** What a follower answers to anything that would write: it leaves that to the writer. */
+  #followsRefusal(what: string): Unavailable {
+    return new Unavailable(
+      `postgres backend: this node follows schema "${this.#schemaName}" (follow: true) and never ${what}`,
+    )
   }
 
   /**
@@ -240,6 +291,7 @@ class PgBackend implements PostgresBackend {
   }
 
   trimFeed(): Promise<FeedTrim> {
+    if (this.#follower !== undefined) return Promise.reject(this.#followsRefusal('trims the feed'))
     return this.#trimmer.trim()
   }
 
@@ -268,6 +320,8 @@ class PgBackend implements PostgresBackend {
   }
 
   async close(): Promise<void> {
+    await this.#follower?.close()
+    await this.#doorbell.close()
     await this.#trimmer.close()
     const db = this.#db
     this.#db = undefined

@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import pg from 'pg'
 import type { PoolConfig } from 'pg'
 import { Unavailable } from '../../errors/index.js'
+import { dedicatedClientConfig } from './connections.js'
 
 // The first key of the two-key advisory lock: "ds" in ASCII, so our locks are recognisable in
 // pg_locks; the second is hashtext(schema).
@@ -35,17 +36,9 @@ export class SchemaLock {
     options: { readonly url: string; readonly pool?: Omit<PoolConfig, 'connectionString'> },
     schema: string,
   ): Promise<SchemaLock> {
-    const name = `dataspace pid=${process.pid} host=${hostname()}`.slice(0, 63)
-    const client = new pg.Client({
-      ...(options.pool?.ssl === undefined ? {} : { ssl: options.pool.ssl }),
-      // A dead or silent database must fail the lock's connect, not hang it (the backend's defaults).
-      ...(options.pool?.connectionTimeoutMillis === undefined
-        ? {}
-        : { connectionTimeoutMillis: options.pool.connectionTimeoutMillis }),
-      ...(options.pool?.keepAlive === undefined ? {} : { keepAlive: options.pool.keepAlive }),
-      connectionString: options.url,
-      application_name: name,
-    })
+    const client = new pg.Client(
+      dedicatedClientConfig(options, `dataspace pid=${process.pid} host=${hostname()}`),
+    )
     await client.connect()
     try {
       const { rows } = await client.query<{ locked: boolean }>(

@@ -1,4 +1,4 @@
-import type { DataspaceRecord } from '../../model/types.js'
+import type { DataspaceRecord, RetractReason } from '../../model/types.js'
 import type {
   StoredChange,
   StoredCommit,
@@ -13,7 +13,8 @@ import type { SchemaTables } from './migrations.js'
  * The one statement that writes a batch: the schema's `write_batch` function (migration 3) with
  * the batch as JSON parameters. One statement is one round trip and, outside BEGIN/COMMIT, one
  * transaction: the function locks the counter row, checks the revision, and writes everything or
- * nothing. `undefined` when the batch holds nothing to write.
+ * nothing. Its one row's `stored` is `false` for a retry of the batch stored last (nothing
+ * written now). `undefined` when the batch holds nothing to write.
  */
 export function writeBatchStatement(
   t: SchemaTables,
@@ -30,7 +31,7 @@ export function writeBatchStatement(
     rows.length === 0 ? null : JSON.stringify(rows)
   return {
     text: `SELECT ${t.writeBatch}($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,
-           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb)`,
+           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb) AS stored`,
     values: [
       batch.id,
       commits[0]?.revision ?? null,
@@ -66,6 +67,10 @@ function commitRows(commits: readonly StoredCommit[]): {
         kind: change.kind,
         id: change.id,
         after: change.after ?? null,
+        // Only a removal has a reason (a follower's watchers get the writer's `retract`).
+        ...(change.after === undefined && change.reason !== undefined
+          ? { reason: change.reason }
+          : {}),
       })
       // JSON.stringify of the pair cannot collide, unlike a joined string.
       final.set(JSON.stringify([change.kind, change.id]), change)
@@ -118,6 +123,7 @@ interface ChangeRow {
   readonly kind: string
   readonly id: string
   readonly after: DataspaceRecord | null
+  readonly reason?: RetractReason
 }
 
 interface RecordInput {
