@@ -228,14 +228,8 @@ class PgBackend implements PostgresBackend {
     await this.#holdLock()
     const statement = writeBatchStatement(this.#t, batch)
     if (statement === undefined) return
-    let wrote: boolean
     try {
-      const { rows } = await this.#pooled().single<{ stored: boolean }>(
-        statement.text,
-        statement.values,
-      )
-      // `false`: a retry of the batch stored last, which wrote nothing now.
-      wrote = rows[0]?.stored === true
+      await this.#pooled().single(statement.text, statement.values)
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === REVISION_CONFLICT) {
         const stored = Number(error.detail)
@@ -248,8 +242,9 @@ class PgBackend implements PostgresBackend {
       throw error
     }
     if (commits.length === 0) return
-    // Off the write path: the ring and a trim run in statements of their own, unawaited.
-    if (wrote) this.#doorbell.ring(commits[commits.length - 1]!.revision)
+    // Off the write path: the ring and a trim run in statements of their own, unawaited. A
+    // retry of a batch whose COMMIT's answer was lost rings too: that COMMIT rang nobody.
+    this.#doorbell.ring(commits[commits.length - 1]!.revision)
     this.#trimmer.afterWrite()
   }
 
