@@ -13,6 +13,7 @@ import { createServer } from '../../src/server/index.js'
 import type { DataspaceServer } from '../../src/server/index.js'
 import { Collector, TcpProxy, until } from '../client/helpers.js'
 import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import { seriesValue } from './helpers.js'
 
 const schema = `ds_srv_follow_${process.pid}`
 after(() => (postgresSkip === false ? dropSchema(schema) : undefined))
@@ -171,6 +172,13 @@ describe('a follower server', { skip: postgresSkip }, () => {
       const down = await getJson(`${follower.server.url}/readyz`)
       assert.equal(down.body.role, 'follower')
       assert.match(await reasons(), /backend postgres: this follower cannot read the writer’s feed/)
+      // The gauge alerts watch counts a follower's failing feed as a failing backend.
+      const failing = async (): Promise<number | undefined> =>
+        seriesValue(
+          await (await fetch(`${follower.server.url}/metrics`)).text(),
+          'dataspace_backend_write_failing_seconds',
+        )
+      assert.ok(((await failing()) ?? 0) > 0)
 
       proxy.up()
       await until(
@@ -178,6 +186,7 @@ describe('a follower server', { skip: postgresSkip }, () => {
         20_000,
         'ready again',
       )
+      assert.equal(await failing(), 0)
     } finally {
       proxy.up()
       await follower.close()
