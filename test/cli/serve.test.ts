@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { describe, it } from 'node:test'
 import { WebSocket } from 'ws'
-import { COMMANDS, DEFAULT_BACKEND, serveSettings, UsageError } from '../../src/cli/index.js'
+import {
+  COMMANDS,
+  DEFAULT_BACKEND,
+  parseBackend,
+  serveSettings,
+  UsageError,
+} from '../../src/cli/index.js'
 import type { CliIo } from '../../src/cli/index.js'
 import { exitCode, runCli, spawnCli, startServe } from './helpers.js'
 import { parseCommand } from '../../src/cli/command.js'
@@ -63,6 +69,13 @@ describe('dataspace serve', () => {
       },
     )
     assert.throws(() => settings([], { DATASPACE_FOLLOW: '1' }), /not "sqlite:/)
+  })
+
+  it('parseBackend follows PostgreSQL only, and says so in its label', async () => {
+    await assert.rejects(parseBackend('memory', { follow: true }), /cannot follow "memory"/)
+    await assert.rejects(parseBackend('sqlite', { follow: true }), /cannot follow "sqlite"/)
+    const spec = await parseBackend('postgres://app:secret@db/app?schema=s', { follow: true })
+    assert.equal(spec.label, 'postgres:postgres://app:***@db/app schema s (follower)')
   })
 
   it('refuses --follow with memory or SQLite: a usage error, exit 2, nothing served', async () => {
