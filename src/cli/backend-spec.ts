@@ -13,19 +13,36 @@ export const DEFAULT_BACKEND = 'sqlite:./.dataspace/dataspace.db'
 /** `InvalidArgument` unless `spec` names a backend (checked before anything starts). */
 export function checkBackendSpec(spec: string): string {
   if (spec === 'memory' || spec === 'sqlite' || /^sqlite:./.test(spec)) return spec
-  if (/^postgres(ql)?:\/\/./.test(spec)) return spec
+  if (isPostgresSpec(spec)) return spec
   throw new CliError(
     'InvalidArgument',
     `unknown backend "${spec}": use memory, sqlite, sqlite:PATH or postgres://USER@HOST/DB`,
   )
 }
 
+/** `spec` names the PostgreSQL backend (the only one a follower can read: see `parseBackend`). */
+export function isPostgresSpec(spec: string): boolean {
+  return /^postgres(ql)?:\/\/./.test(spec)
+}
+
 /**
  * `memory`, `sqlite` (the default file), `sqlite:PATH`, or a `postgres://` / `postgresql://`
- * URL (the PostgreSQL backend; schema `dataspace` unless the URL has `?schema=NAME`).
+ * URL (the PostgreSQL backend; schema `dataspace` unless the URL has `?schema=NAME`). `follow`
+ * opens that schema as a follower of the server that writes it (PostgreSQL only: memory and
+ * SQLite are one server's own store, with nobody else to follow).
  */
-export async function parseBackend(spec: string): Promise<BackendSpec> {
+export async function parseBackend(
+  spec: string,
+  { follow = false }: { follow?: boolean } = {},
+): Promise<BackendSpec> {
   checkBackendSpec(spec)
+  if (follow && !isPostgresSpec(spec)) {
+    throw new CliError(
+      'InvalidArgument',
+      `cannot follow "${spec}": a follower reads a PostgreSQL schema another server writes ` +
+        '(--backend postgres://…)',
+    )
+  }
   if (spec === 'memory') return { label: 'memory', open: (options) => openDataspace(options) }
   if (spec === 'sqlite' || spec.startsWith('sqlite:')) {
     const path = resolve(
@@ -36,5 +53,5 @@ export async function parseBackend(spec: string): Promise<BackendSpec> {
       open: (options) => openDataspace({ ...options, backend: sqliteBackend({ path }) }),
     }
   }
-  return postgresSpec(spec)
+  return postgresSpec(spec, follow)
 }

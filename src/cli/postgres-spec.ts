@@ -8,8 +8,9 @@ import { CliError } from './http-client.js'
  * refuses us, becomes one `CliError` naming PostgreSQL, the host and the database — the driver's
  * own messages (`connect ECONNREFUSED 127.0.0.1:5433`, `database "x" does not exist`) do not
  * say which backend was being opened, and a URL's password must never reach a log or a terminal.
+ * `follow`: open the schema as a follower of the server that writes it (`serve --follow`).
  */
-export async function postgresSpec(spec: string): Promise<BackendSpec> {
+export async function postgresSpec(spec: string, follow = false): Promise<BackendSpec> {
   let url: URL
   try {
     url = new URL(spec)
@@ -26,7 +27,9 @@ export async function postgresSpec(spec: string): Promise<BackendSpec> {
   url.searchParams.delete('schema')
   const target = describe(url, schema)
   return {
-    label: `postgres:${redact(url.toString())}${schema === undefined ? '' : ` schema ${schema}`}`,
+    label:
+      `postgres:${redact(url.toString())}${schema === undefined ? '' : ` schema ${schema}`}` +
+      (follow ? ' (follower)' : ''),
     async open(options) {
       try {
         return await openDataspace({
@@ -34,6 +37,7 @@ export async function postgresSpec(spec: string): Promise<BackendSpec> {
           backend: postgresBackend({
             url: url.toString(),
             ...(schema === undefined ? {} : { schema }),
+            ...(follow ? { follow } : {}),
           }),
         })
       } catch (error) {

@@ -1,6 +1,6 @@
 import { pino } from 'pino'
 import type { Logger } from 'pino'
-import { checkBackendSpec, DEFAULT_BACKEND, parseBackend } from './backend-spec.js'
+import { checkBackendSpec, DEFAULT_BACKEND, isPostgresSpec, parseBackend } from './backend-spec.js'
 import { BYTE_BOUND_NAMES } from '../engine/index.js'
 import type { ByteBounds } from '../engine/index.js'
 import { createServer, DEFAULT_LIMITS, DEFAULT_PORT, loadTokenFile } from '../server/index.js'
@@ -19,6 +19,11 @@ export interface ServeSettings {
   /** `memory`, `sqlite[:PATH]` or a `postgres://` URL (see backend-spec.ts). */
   readonly backend: string
   readonly insecure: boolean
+  /**
+   * Follow the PostgreSQL schema another server writes (`--follow` / `DATASPACE_FOLLOW`): serve
+   * its reads and watches, refuse writes (docs/server.md, "Followers").
+   */
+  readonly follow: boolean
   readonly auth?: string
   readonly logLevel: (typeof LOG_LEVELS)[number]
   /**
@@ -52,7 +57,7 @@ export const serveCommand: Command = {
   name: 'serve',
   usage:
     'serve [--host H] [--port P] [--backend sqlite[:PATH]|memory|postgres://…] ' +
-    '[--auth TOKENS.json] [--insecure] ' +
+    '[--follow] [--auth TOKENS.json] [--insecure] ' +
     '[--log-level info] [--limits NAME=N,…] [--allow-origin ORIGIN,…] [--allow-host NAME,…] ' +
     '[--shutdown-timeout MS]',
   summary: 'run the server with an embedded dataspace',
@@ -61,6 +66,8 @@ export const serveCommand: Command = {
     '--port P        DATASPACE_PORT       default 7411; 0 picks a free port',
     '--backend SPEC  DATASPACE_BACKEND    default sqlite (./.dataspace/dataspace.db); or memory,',
     '                                     sqlite:PATH, postgres://USER@HOST/DB[?schema=NAME]',
+    '--follow        DATASPACE_FOLLOW=1   follow the postgres:// schema another server writes:',
+    '                                     serve its reads and watches, refuse writes (503)',
     '--auth FILE                          a token file (docs/server.md); default: no auth',
     '--insecure                           allow a non-loopback --host without --auth',
     '--log-level L   DATASPACE_LOG_LEVEL  default info; fatal, error, warn, debug, trace, silent',
@@ -79,6 +86,7 @@ export const serveCommand: Command = {
     backend: { type: 'string' },
     auth: { type: 'string' },
     insecure: { type: 'boolean' },
+    follow: { type: 'boolean' },
     'log-level': { type: 'string' },
     limits: { type: 'string' },
     'allow-origin': { type: 'string' },
@@ -90,7 +98,7 @@ export const serveCommand: Command = {
     const settings = serveSettings(ctx)
     const auth = settings.auth === undefined ? undefined : await loadTokenFile(settings.auth)
     const logger = stderrLogger(ctx, settings.logLevel)
-    const backend = await parseBackend(settings.backend)
+    const backend = await parseBackend(settings.backend, { follow: settings.follow })
     const { engine, server: serverLimits } = splitLimits(settings.limits)
     const ds = await backend.open({
       ...engine,
@@ -152,6 +160,14 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
   const backend = checkBackendSpec(
     stringFlag(ctx.flags.backend) ?? nonEmpty(env.DATASPACE_BACKEND) ?? DEFAULT_BACKEND,
   )
+  const follow = ctx.flags.follow === true || flagFromEnv('DATASPACE_FOLLOW', env.DATASPACE_FOLLOW)
+  if (follow && !isPostgresSpec(backend)) {
+    throw usageError(
+      serveCommand,
+      `--follow needs a postgres:// backend, not "${backend}": a follower reads the PostgreSQL ` +
+        'schema another server writes, and memory or SQLite is one server’s own store',
+    )
+  }
   const auth = stringFlag(ctx.flags.auth)
   const logLevel = stringFlag(ctx.flags['log-level']) ?? nonEmpty(env.DATASPACE_LOG_LEVEL) ?? 'info'
   if (!isLogLevel(logLevel)) {
@@ -181,6 +197,7 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
     port,
     backend,
     insecure: ctx.flags.insecure === true,
+    follow,
     ...(auth ? { auth } : {}),
     logLevel,
     limits,
@@ -258,6 +275,14 @@ function stderrLogger(ctx: CommandContext, level: (typeof LOG_LEVELS)[number]): 
 
 function isLogLevel(level: string): level is (typeof LOG_LEVELS)[number] {
   return (LOG_LEVELS as readonly string[]).includes(level)
+}
+
+/** A boolean from the environment: `1` / `true`, `0` / `false` or unset; anything else is refused. */
+function flagFromEnv(name: string, value: string | undefined): boolean {
+  const text = nonEmpty(value)?.toLowerCase()
+  if (text === undefined || text === '0' || text === 'false') return false
+  if (text === '1' || text === 'true') return true
+  throw usageError(serveCommand, `${name} must be 1, true, 0 or false, not "${value}"`)
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -185,7 +185,9 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `http://${host}:${address.port}`
   await membership.start(url)
-  logger.info({ url, auth: resolved.auth !== undefined, limits }, 'server started')
+  // A follower serves reads and watches of a store another server writes, and refuses writes.
+  const role = resolved.ds.writesRefused === undefined ? 'writer' : 'follower'
+  logger.info({ url, role, auth: resolved.auth !== undefined, limits }, 'server started')
   let closing: Promise<void> | undefined
   return {
     url,

@@ -93,11 +93,12 @@ export async function exitCode(child: ChildProcess): Promise<number | null> {
   return code
 }
 
-/** Starts `serve --port 0` and waits for its listening line. */
+/** Starts `serve --port 0` (with `env` added) and waits for its listening line. */
 export async function startServe(
   args: readonly string[] = ['--backend', 'memory'],
+  env: Record<string, string> = {},
 ): Promise<ServeProcess> {
-  const child = spawnCli(['serve', '--port', '0', ...args])
+  const child = spawnCli(['serve', '--port', '0', ...args], env)
   const [, url] = await new OutputReader(child).next(/dataspace listening on (http:\/\/\S+)\n/)
   if (url === undefined) throw new Error('no url in the listening line')
   return {

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { describe, it } from 'node:test'
 import { WebSocket } from 'ws'
-import { COMMANDS, DEFAULT_BACKEND, serveSettings, UsageError } from '../../src/cli/index.js'
+import {
+  COMMANDS,
+  DEFAULT_BACKEND,
+  parseBackend,
+  serveSettings,
+  UsageError,
+} from '../../src/cli/index.js'
 import type { CliIo } from '../../src/cli/index.js'
 import { exitCode, runCli, spawnCli, startServe } from './helpers.js'
 import { parseCommand } from '../../src/cli/command.js'
@@ -24,6 +30,7 @@ describe('dataspace serve', () => {
       port: 7411,
       backend: DEFAULT_BACKEND,
       insecure: false,
+      follow: false,
       logLevel: 'info',
       limits: {},
       shutdownTimeoutMs: 10_000,
@@ -39,6 +46,46 @@ describe('dataspace serve', () => {
     assert.throws(() => settings(['--port', '70000']), UsageError)
     assert.throws(() => settings(['--port', 'x']), UsageError)
     assert.throws(() => settings([], { DATASPACE_BACKEND: 'redis' }), /unknown backend "redis"/)
+  })
+
+  it('takes --follow or DATASPACE_FOLLOW, with a postgres:// backend only', () => {
+    const pg = ['--backend', 'postgres://app@db/app']
+    assert.equal(settings(pg).follow, false)
+    assert.equal(settings(['--follow', ...pg]).follow, true)
+    for (const on of ['1', 'true', 'TRUE']) {
+      assert.equal(settings(pg, { DATASPACE_FOLLOW: on }).follow, true, on)
+    }
+    for (const off of ['0', 'false', '']) {
+      assert.equal(settings(pg, { DATASPACE_FOLLOW: off }).follow, false, off)
+    }
+    assert.throws(() => settings(pg, { DATASPACE_FOLLOW: 'yes' }), /DATASPACE_FOLLOW must be/)
+    const why = /--follow needs a postgres:\/\/ backend, not "memory": a follower reads/
+    assert.throws(
+      () => settings(['--follow', '--backend', 'memory']),
+      (error: unknown) => {
+        assert.ok(error instanceof UsageError)
+        assert.match(error.message, why)
+        return true
+      },
+    )
+    assert.throws(() => settings([], { DATASPACE_FOLLOW: '1' }), /not "sqlite:/)
+  })
+
+  it('parseBackend follows PostgreSQL only, and says so in its label', async () => {
+    await assert.rejects(parseBackend('memory', { follow: true }), /cannot follow "memory"/)
+    await assert.rejects(parseBackend('sqlite', { follow: true }), /cannot follow "sqlite"/)
+    const spec = await parseBackend('postgres://app:secret@db/app?schema=s', { follow: true })
+    assert.equal(spec.label, 'postgres:postgres://app:***@db/app schema s (follower)')
+  })
+
+  it('refuses --follow with memory or SQLite: a usage error, exit 2, nothing served', async () => {
+    const memory = await runCli('http://unused', ['serve', '--follow', '--backend', 'memory'])
+    assert.equal(memory.code, 2)
+    assert.match(memory.stderr, /--follow needs a postgres:\/\/ backend, not "memory"/)
+    assert.equal(memory.stdout, '')
+    const sqlite = await runCli('http://unused', ['serve', '--follow', '--backend', 'sqlite'])
+    assert.equal(sqlite.code, 2)
+    assert.match(sqlite.stderr, /not "sqlite"/)
   })
 
   it('takes browser origins and host names to allow', () => {

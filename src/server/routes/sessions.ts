@@ -61,7 +61,9 @@ async function livez(): Promise<Reply> {
 }
 
 /**
- * Ready while the server accepts requests, the dataspace is open and its database answers.
+ * Ready while the server accepts requests, the dataspace is open and its database answers (on a
+ * follower: while it reads the writer's feed). `role` is `writer`, or `follower` for a server
+ * over a store another server writes (docs/server.md, "Followers").
  * `cluster` counts the live nodes (docs/cluster.md, "Membership"); it lists them only when auth
  * is off, since probes take no token and the members' addresses are for `GET /v1/nodes` (read
  * on `$nodes`). When not ready, `reasons` says why, one line each: a load balancer's log then
@@ -75,11 +77,17 @@ async function readyz(ctx: RequestContext): Promise<Reply> {
   const reasons: string[] = []
   if (!ctx.server.accepting) reasons.push('the server is shutting down')
   if (ctx.ds.closed) reasons.push('the dataspace is closed')
+  const role = ctx.ds.writesRefused === undefined ? 'writer' : 'follower'
   const health = ctx.ds.backendHealth
   if (health?.ok === false) {
+    const since = new Date(health.since).toISOString()
+    const error = open ? ` (${health.error})` : ''
+    // A follower writes nothing: what fails is its reading of the writer's feed (and a follower
+    // that fell below the feed's floor does not retry: its error says to restart it).
     reasons.push(
-      `backend ${health.backend}: writes failing since ${new Date(health.since).toISOString()}` +
-        `${open ? ` (${health.error})` : ''}; retrying`,
+      role === 'writer'
+        ? `backend ${health.backend}: writes failing since ${since}${error}; retrying`
+        : `backend ${health.backend}: this follower cannot read the writer’s feed since ${since}${error}`,
     )
   }
   // The members are read from the database: when that fails, so would any read of it.
@@ -89,7 +97,13 @@ async function readyz(ctx: RequestContext): Promise<Reply> {
   const ready = reasons.length === 0
   const shown = open || cluster.error === undefined ? cluster : { error: 'unreadable' }
   return json(
-    { ready, node: ctx.server.membership.id, cluster: shown, ...(ready ? {} : { reasons }) },
+    {
+      ready,
+      node: ctx.server.membership.id,
+      role,
+      cluster: shown,
+      ...(ready ? {} : { reasons }),
+    },
     ready ? 200 : 503,
   )
 }
