@@ -40,7 +40,8 @@ import type { TtlExpiry } from './ttl-expiry.js'
 import type { WatchRegistry } from './watch-registry.js'
 import type { DataspaceRecord } from '../model/types.js'
 import { Unavailable } from '../errors/index.js'
-import type { StoredCommit } from './ports/backend.js'
+import type { LoadedState, StoredCommit } from './ports/backend.js'
+import { freezeJson } from '../model/validate.js'
 
 /** The parts of the engine a commit touches. */
 export interface CommitParts {
@@ -174,6 +175,61 @@ export class CommitPath {
     // Durable already: what readers and watchers are held for is released at once.
     this.#parts.runtime?.advance(commit.revision)
     this.#notify(changeSet)
+  }
+
+  /**
+   * Starts a replica over from `state`, the store's snapshot (a follower below the feed's
+   * floor, docs/cluster.md): the stores become the snapshot, the revision jumps to its revision,
+   * and the history restarts there. Every watch starts over with `reset` + a snapshot, as a
+   * watch whose history is gone does; observers (synchronous, they cannot start over) are told
+   * the net difference as one commit at that revision.
+   */
+  resync(state: LoadedState): void {
+    if (state.revision < this.#revision) {
+      throw new Error(
+        `internal: a snapshot at ${state.revision} is older than revision ${this.#revision}`,
+      )
+    }
+    const { catalog, history, watches } = this.#parts
+    for (const kind of state.kinds) catalog.restore(kind)
+    const loaded = new Map<string, Map<string, DataspaceRecord>>()
+    for (const record of state.records) {
+      let byId = loaded.get(record.kind)
+      if (byId === undefined) loaded.set(record.kind, (byId = new Map<string, DataspaceRecord>()))
+      byId.set(record.id, freezeJson(record, 'record', Infinity))
+    }
+    const changes: Change[] = []
+    for (const store of catalog.stores()) {
+      if (!store.resident) continue
+      const next = loaded.get(store.kind)
+      for (const record of store.records.values()) {
+        if (next?.has(record.id) !== true) {
+          changes.push({
+            kind: store.kind,
+            id: record.id,
+            before: record,
+            after: undefined,
+            reason: 'retract',
+          })
+        }
+      }
+    }
+    for (const [kind, byId] of loaded) {
+      const store = catalog.storeFor(kind)
+      if (!store.resident) continue
+      for (const [id, record] of byId) {
+        const before = store.records.get(id)
+        if (before?.revision === record.revision) continue
+        changes.push({ kind, id, before, after: record, reason: undefined })
+      }
+    }
+    const commit: ChangeSet = { revision: state.revision, changes }
+    this.#apply(commit, this.#growth(changes), false)
+    history.restart(state.revision)
+    this.#parts.runtime?.advance(state.revision)
+    // Watches first: each re-snapshots at this revision and so skips the commit below.
+    watches.resyncAll()
+    this.#notify(commit)
   }
 
   /** Step 4: the kind stores, the history and the undo log, at `commit.revision`. */

@@ -221,6 +221,7 @@ function followerHost(host: EngineHost, catalog: KindCatalog, commits: CommitPat
       for (const kind of kinds) catalog.restore(kind)
     },
     applyReplicated: (commit) => commits.applyReplicated(commit),
+    resync: (state) => commits.resync(state),
   }
 }
 

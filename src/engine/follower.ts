@@ -1,4 +1,10 @@
-import type { ChangesPage, FollowerSeam, StoredCommit, StoredKind } from './ports/backend.js'
+import type {
+  ChangesPage,
+  FollowerSeam,
+  LoadedState,
+  StoredCommit,
+  StoredKind,
+} from './ports/backend.js'
 import type { BackendLog } from './storage/runtime.js'
 
 /** What the follower needs of the engine it feeds. */
@@ -12,6 +18,8 @@ export interface FollowerHost {
   restoreKinds(kinds: readonly StoredKind[]): void
   /** Applies a commit the writer made: it is the next revision. */
   applyReplicated(commit: StoredCommit): void
+  /** Starts over from the store's snapshot (watches get `reset`). */
+  resync(state: LoadedState): void
 }
 
 export interface FollowerOptions {
@@ -44,8 +52,8 @@ export class Follower {
   #again = false
   #stopped = false
   #failing: { since: number; error: string; logged: number } | undefined
-  /** Set when the replica fell below the feed's floor: it cannot follow any more. */
-  #behind: string | undefined
+  /** How many times it started over from a snapshot. */
+  #resyncs = 0
 
   constructor(
     seam: FollowerSeam,
@@ -78,7 +86,7 @@ export class Follower {
 
   /** Reads the feed now (or again right after the read in flight). */
   wake(): void {
-    if (this.#stopped || this.#behind !== undefined) return
+    if (this.#stopped) return
     if (this.#reading !== undefined) {
       this.#again = true
       return
@@ -106,7 +114,10 @@ export class Follower {
         if (this.#stopped || this.#host.closed) return
         const page = await this.#feed(this.#host.revision, this.#options.pageSize)
         if (this.#stopped || this.#host.closed) return
-        if (page.trimmed) return this.#fellBehind(page.floor)
+        if (page.trimmed) {
+          await this.#startOver(page.floor)
+          continue
+        }
         await this.#learnKinds(page.commits)
         for (const commit of page.commits) {
           // A commit this replica applied meanwhile (two reads of one page) is skipped.
@@ -134,12 +145,25 @@ export class Follower {
     if (unknown) this.#host.restoreKinds(await this.#seam.kinds())
   }
 
-  #fellBehind(floor: number): void {
-    this.#behind =
-      `this follower is at revision ${this.#host.revision}, below the feed's floor ${floor}: ` +
-      'the commits in between were trimmed, so it cannot catch up; restart it'
-    this.#failing = { since: Date.now(), error: this.#behind, logged: Date.now() }
-    this.#options.log.warn('follower fell behind the feed', { error: this.#behind })
+  /**
+   * The commits after this replica's revision were trimmed (it could not read the feed for
+   * longer than the feed keeps them): it starts over from the store's snapshot, and its
+   * watchers get `reset` + a snapshot — never a gap.
+   */
+  async #startOver(floor: number): Promise<void> {
+    this.#options.log.warn('follower fell below the feed’s floor; starting over from a snapshot', {
+      revision: this.#host.revision,
+      floor,
+    })
+    const state = await this.#seam.snapshot()
+    if (this.#stopped || this.#host.closed) return
+    this.#host.resync(state)
+    this.#resyncs++
+  }
+
+  /** How many times this follower started over from a snapshot (it fell below the floor). */
+  get resyncs(): number {
+    return this.#resyncs
   }
 
   #failed(error: unknown): void {

@@ -104,6 +104,20 @@ export class History {
     }
   }
 
+  /**
+   * Forgets every commit and starts again after `revision` (a follower that started over from a
+   * snapshot): a watch resuming from before it gets `reset` + a snapshot.
+   */
+  restart(revision: number): void {
+    this.#trimmed += this.#commits.length - this.#head
+    this.#commits = []
+    this.#sizes = []
+    this.#head = 0
+    this.#changes = 0
+    this.#bytes = 0
+    this.#floor = revision
+  }
+
   /** Whether every commit after `revision` is still held. */
   covers(revision: number): boolean {
     return revision >= this.#floor

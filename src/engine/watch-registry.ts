@@ -82,6 +82,14 @@ export class WatchRegistry {
     return before - this.#meter.bytes
   }
 
+  /**
+   * Starts every watch over (`reset` + a snapshot of the current state): the history they
+   * would resume from is gone (a follower started over from a snapshot).
+   */
+  resyncAll(): void {
+    for (const stream of this.#streams) stream.resync('history-gone')
+  }
+
   /** `snapshot` makes the watch's snapshots; by default, from the kind's store at once. */
   watch<T>(
     kind: string,

@@ -44,6 +44,8 @@ export class WatchStream<T = unknown>
   #droppedMessages = 0
   /** The snapshot being read, while it is; events meanwhile are in it, except messages. */
   #loading: object | undefined
+  /** The revision of the last snapshot queued: state events up to it are already in it. */
+  #snapshotAt = -1
   #held: WatchEvent[] = []
 
   constructor(options: {
@@ -82,6 +84,17 @@ export class WatchStream<T = unknown>
         else this.#dropMessages(1)
       }
       return
+    }
+    // One call holds one commit's events. A commit the snapshot already shows (a replica that
+    // started over tells its observers the difference after its watches re-snapshot) is
+    // skipped, but for its messages.
+    const first = events[0]
+    if (
+      (first?.type === 'asserted' || first?.type === 'retracted') &&
+      first.revision <= this.#snapshotAt
+    ) {
+      events = events.filter((event) => event.type === 'message')
+      if (events.length === 0) return
     }
     const fitsCount = this.length + events.length <= this.#bufferSize
     // An empty queue takes any one batch: a commit larger than the cap must still be seen. So
@@ -138,6 +151,7 @@ export class WatchStream<T = unknown>
   }
 
   #push(event: WatchEvent | WatchEvent<T>): void {
+    if (event.type === 'snapshot') this.#snapshotAt = event.revision
     if (this.#droppedMessages > 0) {
       event = { ...event, dropped: this.#droppedMessages }
       this.#droppedMessages = 0

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import { openDataspace } from '../../src/index.js'
 import type { DataspaceRecord, Dataspace, Watch, WatchEvent } from '../../src/index.js'
+import { TcpProxy, until } from '../client/helpers.js'
 import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
 
 const schema = `ds_follow_engine_${process.pid}`
@@ -187,5 +188,64 @@ describe('followers on PostgreSQL', { skip: postgresSkip }, () => {
     const { events } = await read(watch, writer.revision)
     assert.deepEqual(events.map(eventRow), [`+after-start@${writer.revision}`])
     await watch.return()
+  })
+
+  it('a follower cut off past the feed’s floor starts over: reset + snapshot, then follows', async () => {
+    const own = `${schema}_trim`
+    await dropSchema(own)
+    const backend = postgresBackend({
+      url: POSTGRES_URL,
+      schema: own,
+      feedMaxRevisions: 1,
+      feedTrimIntervalMs: Infinity,
+    })
+    const writer = await openDataspace({ backend })
+    const proxy = await TcpProxy.start(Number(new URL(POSTGRES_URL).port || 5432))
+    const proxied = new URL(POSTGRES_URL)
+    proxied.host = new URL(proxy.url).host
+    const follower = await openDataspace({
+      backend: postgresBackend({ url: proxied.toString(), schema: own, follow: true }),
+      followPollMs: 50,
+      log: { warn: () => undefined },
+    })
+    try {
+      const w = writer.process('w')
+      await w.assert('job', 'a', { n: 1 })
+      const watch = follower.watch('job')
+      await read(watch, writer.revision)
+      proxy.down()
+      await w.retract('job', 'a')
+      await w.assert('job', 'b', { n: 2 })
+      await w.assert('job', 'c', { n: 3 })
+      assert.ok(
+        (await backend.trimFeed()).floor > follower.revision,
+        'the feed was trimmed past it',
+      )
+      proxy.up()
+      let reset: unknown
+      for (;;) {
+        const { value } = await watch.next()
+        if (value?.type === 'reset') reset = value
+        if (value?.type === 'snapshot') {
+          assert.deepEqual(
+            value.records.map((r) => r.id),
+            ['b', 'c'],
+          )
+          break
+        }
+      }
+      assert.deepEqual(reset, { type: 'reset', reason: 'history-gone' })
+      await w.assert('job', 'd', { n: 4 })
+      const { events } = await read(watch, writer.revision)
+      assert.deepEqual(events.map(eventRow), [`+d@${writer.revision}`])
+      await until(() => follower.backendHealth?.ok === true, 10_000, 'healthy again')
+      await watch.return()
+    } finally {
+      proxy.up()
+      await follower.close()
+      await writer.close()
+      await proxy.close()
+      await dropSchema(own)
+    }
   })
 })

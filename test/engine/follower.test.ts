@@ -167,21 +167,54 @@ describe('follower', () => {
     await Promise.all([writer.close(), follower.close()])
   })
 
-  it('stops following and says so when the feed was trimmed past it', async () => {
+  it('starts over from a snapshot when the feed was trimmed past it: reset, never a gap', async () => {
     const store = new SharedStore()
     const { writer, follower } = await pair(store, { followPollMs: 10 })
+    const w = writer.process('w')
+    await w.assert('task', 'a', { n: 1 })
+    await waitFor(() => follower.revision === writer.revision)
+    const watch = follower.watch('task')
+    assert.equal((await watch.next()).value?.type, 'snapshot')
+    const observed: string[] = []
+    const observation = follower.observe('task', {}, (events) => {
+      for (const event of events) observed.push(row(event) as never)
+    })
+    // The follower cannot read while the writer moves on and the feed is trimmed past it.
     store.muted = true
-    // Stop the follower from reading while the writer moves on and the feed is trimmed.
     store.failing = new Error('paused')
-    await writer.process('w').assert('task', 'a', {})
-    await writer.process('w').assert('task', 'b', {})
+    await w.retract('task', 'a')
+    await w.assert('task', 'b', { n: 2 })
+    await w.assert('task', 'c', { n: 3 })
     store.trim(writer.revision)
     store.failing = undefined
-    await waitFor(() => {
-      const health = follower.backendHealth
-      return health !== undefined && !health.ok && /floor/.test(health.error)
-    })
-    assert.ok(follower.revision < writer.revision)
+    const reset = await watch.next()
+    assert.deepEqual(reset.value, { type: 'reset', reason: 'history-gone' })
+    const snapshot = await watch.next()
+    assert.equal(snapshot.value?.type, 'snapshot')
+    assert.deepEqual(
+      snapshot.value?.type === 'snapshot' && snapshot.value.records.map((r) => r.id),
+      ['b', 'c'],
+    )
+    assert.equal(follower.revision, writer.revision)
+    // Observers cannot start over: they are told the net difference, at the snapshot's revision.
+    const head = writer.revision
+    assert.deepEqual(
+      observed.sort(),
+      [
+        ['asserted', 'b', { n: 2 }, head],
+        ['asserted', 'c', { n: 3 }, head],
+        ['retracted', 'a', 'retract', head],
+      ]
+        .map((r) => r as never)
+        .sort(),
+    )
+    // And it follows on from there.
+    await w.assert('task', 'd', { n: 4 })
+    const next = await watch.next()
+    assert.deepEqual(row(next.value as WatchEvent), ['asserted', 'd', { n: 4 }, writer.revision])
+    assert.equal(follower.backendHealth?.ok, true)
+    observation.close()
+    await watch.return()
     await Promise.all([writer.close(), follower.close()])
   })
 

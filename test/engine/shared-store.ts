@@ -53,6 +53,7 @@ export class SharedStore {
           })
         },
         kinds: () => Promise.resolve([...this.kinds.values()]),
+        snapshot: () => Promise.resolve(this.#load()),
       },
       close: () => Promise.resolve(),
     }

@@ -1,7 +1,7 @@
 import pg from 'pg'
 import type { PoolConfig } from 'pg'
 import { Unavailable } from '../../errors/index.js'
-import type { FollowerSeam, StoredKind } from '../../engine/ports/backend.js'
+import type { FollowerSeam, LoadedState, StoredKind } from '../../engine/ports/backend.js'
 import { dedicatedClientConfig } from './connections.js'
 import type { Connections } from './connections.js'
 import type { SchemaTables } from './migrations.js'
@@ -30,6 +30,7 @@ export class PostgresFollower implements FollowerSeam {
   readonly #channel: string
   readonly #t: SchemaTables
   readonly #db: () => Connections
+  readonly #load: () => Promise<LoadedState>
   readonly #listeners = new Set<Listener>()
   #closed = false
 
@@ -39,7 +40,9 @@ export class PostgresFollower implements FollowerSeam {
     channel: string,
     tables: SchemaTables,
     db: () => Connections,
+    load: () => Promise<LoadedState>,
   ) {
+    this.#load = load
     this.#options = options
     this.#schema = schema
     this.#channel = channel
@@ -79,6 +82,10 @@ export class PostgresFollower implements FollowerSeam {
       [],
     )
     return rows.map(kindFromRow)
+  }
+
+  snapshot(): Promise<LoadedState> {
+    return this.#load()
   }
 
   /** Stops every listener for good. */

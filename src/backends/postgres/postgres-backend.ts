@@ -123,8 +123,14 @@ class PgBackend implements PostgresBackend {
     const channel = feedChannel(schemaName)
     this.#doorbell = new Doorbell(channel, () => this.#pooled(), onError)
     if (options.follow === true) {
-      this.#follower = new PostgresFollower(this.#options, schemaName, channel, tables, () =>
-        this.#pooled(),
+      this.#follower = new PostgresFollower(
+        this.#options,
+        schemaName,
+        channel,
+        tables,
+        () => this.#pooled(),
+        () =>
+          this.#pooled().transaction('BEGIN ISOLATION LEVEL REPEATABLE READ', (c) => this.#load(c)),
       )
       this.follower = this.#follower
     }

@@ -104,6 +104,11 @@ export interface FollowerSeam {
   listen(ring: () => void): Promise<() => Promise<void>>
   /** Every kind declared in the store now. */
   kinds(): Promise<StoredKind[]>
+  /**
+   * The store's current state, as `open` loads it (one snapshot; no sessions): a follower that
+   * fell below the feed's floor starts over from it.
+   */
+  snapshot(): Promise<LoadedState>
 }
 
 /** What a server registers about itself. */

@@ -82,8 +82,7 @@ async function readyz(ctx: RequestContext): Promise<Reply> {
   if (health?.ok === false) {
     const since = new Date(health.since).toISOString()
     const error = open ? ` (${health.error})` : ''
-    // A follower writes nothing: what fails is its reading of the writer's feed (and a follower
-    // that fell below the feed's floor does not retry: its error says to restart it).
+    // A follower writes nothing: what fails is its reading of the writer's feed.
     reasons.push(
       role === 'writer'
         ? `backend ${health.backend}: writes failing since ${since}${error}; retrying`
