@@ -166,7 +166,9 @@ export class CommitPath {
         kind: stored.kind,
         id: stored.id,
         before,
-        after: stored.after,
+        // Frozen like every record the engine holds: watchers share it with the store.
+        after:
+          stored.after === undefined ? undefined : freezeJson(stored.after, 'record', Infinity),
         reason: stored.after === undefined ? (stored.reason ?? 'retract') : undefined,
       })
     }

@@ -88,6 +88,17 @@ describe('follower', () => {
     await Promise.all([writer.close(), follower.close()])
   })
 
+  it('hands watchers frozen records, so that none can change the replica', async () => {
+    const { writer, follower } = await pair()
+    const watch = follower.watch('task')
+    await writer.process('w').assert('task', 'f', { nested: { n: 1 } })
+    const [event] = await eventsUntil(watch, writer.revision)
+    assert.ok(event?.type === 'asserted')
+    assert.ok(Object.isFrozen(event.record) && Object.isFrozen(event.record.data))
+    await watch.return()
+    await Promise.all([writer.close(), follower.close()])
+  })
+
   it('refuses writes and declarations with Unavailable naming why', async () => {
     const { writer, follower } = await pair()
     const proc = follower.process('p')

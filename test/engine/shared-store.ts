@@ -82,7 +82,9 @@ export class SharedStore {
 
   #write(batch: WriteBatch): void {
     for (const kind of batch.kinds) this.kinds.set(kind.kind, kind)
-    for (const commit of batch.commits) {
+    // Stored as text, as a database would: what readers get back are new, unfrozen objects.
+    const commits = JSON.parse(JSON.stringify(batch.commits)) as StoredCommit[]
+    for (const commit of commits) {
       if (commit.revision !== this.revision + 1) throw new Error('revision gap')
       for (const change of commit.changes) {
         const key = JSON.stringify([change.kind, change.id])
@@ -92,7 +94,7 @@ export class SharedStore {
       this.feed.push(commit)
       this.revision = commit.revision
     }
-    if (batch.commits.length > 0 && !this.muted) {
+    if (commits.length > 0 && !this.muted) {
       // After the write, like NOTIFY after COMMIT: never inside it.
       setImmediate(() => {
         for (const ring of this.#listeners) ring()
