@@ -29,14 +29,23 @@ export function dedicatedClientConfig(
  */
 export class Connections {
   readonly #pool: pg.Pool
+  /** `query_timeout` of `query` and `single` (absent: none). */
+  readonly #timeout: { readonly query_timeout?: number }
 
+  /**
+   * @param queryTimeoutMs how long `query` and `single` wait for an answer (`Infinity`: for
+   *   ever). A statement that times out fails, and its connection is dropped, not pooled: the
+   *   database (or the network to it) stopped answering, and its answer may still come.
+   */
   constructor(
     url: string,
     config: Omit<PoolConfig, 'connectionString'> | undefined,
     onError: (error: Error) => void,
+    queryTimeoutMs = Infinity,
   ) {
     this.#pool = new pg.Pool({ ...config, connectionString: url })
     this.#pool.on('error', onError)
+    this.#timeout = queryTimeoutMs === Infinity ? {} : { query_timeout: queryTimeoutMs }
   }
 
   /** A pooled connection, checked out as it is (the caller releases it). */
@@ -46,7 +55,8 @@ export class Connections {
 
   /** One statement on any pooled connection (a read). */
   query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.#pool.query<R>(text, values)
+    // pool.query releases a connection whose statement failed with the error: it is closed.
+    return this.#pool.query<R>(timed(text, values, this.#timeout))
   }
 
   /**
@@ -59,7 +69,7 @@ export class Connections {
   ): Promise<pg.QueryResult<R>> {
     return this.withClient(async (client, distrust) => {
       try {
-        return await client.query<R>(text, [...values])
+        return await client.query<R>(timed(text, [...values], this.#timeout))
       } catch (error) {
         if (!(error instanceof pg.DatabaseError)) distrust(error)
         throw error
@@ -109,4 +119,13 @@ export class Connections {
   end(): Promise<void> {
     return this.#pool.end()
   }
+}
+
+/** A statement with the pool's answer timeout (pg reads `query_timeout` per query too). */
+function timed(
+  text: string,
+  values: unknown[],
+  timeout: { readonly query_timeout?: number },
+): pg.QueryConfig {
+  return { text, values, ...timeout } as pg.QueryConfig
 }

@@ -44,7 +44,19 @@ export interface PostgresBackendOptions extends FeedOptions {
    * seam to hear the writer's doorbell and read its kinds. Default `false`: the writer.
    */
   readonly follow?: boolean
+  /**
+   * How long a statement of the write, read and feed paths waits for its answer, in ms (default
+   * 30 000; `Infinity`: for ever). A network that silently drops packets would otherwise hold a
+   * write (and every write queued behind it) or a follower's feed read until TCP gives up,
+   * about 15 minutes on Linux, while nothing reports a failure. A write that timed out is
+   * retried on a new connection; if its COMMIT did happen, the retry is recognised by its batch
+   * id and nothing is written twice. Loading the state at `open` has no such bound.
+   */
+  readonly queryTimeoutMs?: number
 }
+
+/** See `PostgresBackendOptions.queryTimeoutMs`. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000
 
 /** The PostgreSQL backend: a `Backend`, and a way to trim its feed now. */
 export interface PostgresBackend extends Backend {
@@ -89,6 +101,16 @@ export function postgresBackend(options: PostgresBackendOptions): PostgresBacken
   if (options.follow !== undefined && typeof options.follow !== 'boolean') {
     throw new InvalidArgument(
       `postgres backend: follow must be true or false; got ${JSON.stringify(options.follow)}`,
+    )
+  }
+  const timeout = options.queryTimeoutMs
+  if (
+    timeout !== undefined &&
+    timeout !== Infinity &&
+    !(Number.isInteger(timeout) && timeout >= 1 && timeout <= 2 ** 31 - 1)
+  ) {
+    throw new InvalidArgument(
+      `postgres backend: queryTimeoutMs must be a whole number of ms from 1 to ${2 ** 31 - 1}, or Infinity; got ${String(timeout)}`,
     )
   }
   const schemaName = options.schema ?? 'dataspace'
@@ -155,8 +177,11 @@ class PgBackend implements PostgresBackend {
   }
 
   async #openLocked(): Promise<LoadedState> {
-    const db = new Connections(this.#options.url, this.#options.pool, (error) =>
-      this.#options.onError?.(error),
+    const db = new Connections(
+      this.#options.url,
+      this.#options.pool,
+      (error) => this.#options.onError?.(error),
+      this.#options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
     )
     this.#db = db
     const client = await db.connect()
