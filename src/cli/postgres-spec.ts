@@ -25,7 +25,20 @@ export async function postgresSpec(spec: string, follow = false): Promise<Backen
   // `?schema=NAME` picks the schema (default `dataspace`); the rest of the URL goes to `pg`.
   const schema = url.searchParams.get('schema') ?? undefined
   url.searchParams.delete('schema')
+  const tuning = numericParams(url)
   const target = describe(url, schema)
+  const backendOptions = {
+    url: url.toString(),
+    ...(schema === undefined ? {} : { schema }),
+    ...(follow ? { follow } : {}),
+    ...tuning,
+  }
+  try {
+    // Checks the options now (nothing connects yet), so that a bad one is a usage error.
+    postgresBackend(backendOptions)
+  } catch (error) {
+    throw new CliError('InvalidArgument', `--backend ${redact(spec)}: ${(error as Error).message}`)
+  }
   return {
     label:
       `postgres:${redact(url.toString())}${schema === undefined ? '' : ` schema ${schema}`}` +
@@ -34,11 +47,7 @@ export async function postgresSpec(spec: string, follow = false): Promise<Backen
       try {
         return await openDataspace({
           ...options,
-          backend: postgresBackend({
-            url: url.toString(),
-            ...(schema === undefined ? {} : { schema }),
-            ...(follow ? { follow } : {}),
-          }),
+          backend: postgresBackend(backendOptions),
         })
       } catch (error) {
         throw new CliError('Unavailable', `cannot open ${target}: ${reason(error, url)}`, {
@@ -47,6 +56,36 @@ export async function postgresSpec(spec: string, follow = false): Promise<Backen
       }
     },
   }
+}
+
+/**
+ * The backend's numeric options a URL may carry (`?queryTimeoutMs=5000&feedRetentionMs=…`),
+ * taken out of it (they are ours, not `pg`'s); `Infinity` turns a bound off.
+ */
+const NUMERIC_PARAMS = [
+  'queryTimeoutMs',
+  'feedRetentionMs',
+  'feedMaxRevisions',
+  'feedTrimIntervalMs',
+  'feedTrimRows',
+] as const
+
+function numericParams(url: URL): Partial<Record<(typeof NUMERIC_PARAMS)[number], number>> {
+  const options: Partial<Record<(typeof NUMERIC_PARAMS)[number], number>> = {}
+  for (const name of NUMERIC_PARAMS) {
+    const text = url.searchParams.get(name)
+    if (text === null) continue
+    url.searchParams.delete(name)
+    const value = text === 'Infinity' ? Infinity : /^\d+$/.test(text) ? Number(text) : NaN
+    if (Number.isNaN(value)) {
+      throw new CliError(
+        'InvalidArgument',
+        `--backend: ${name} must be a whole number or Infinity; got ${JSON.stringify(text)}`,
+      )
+    }
+    options[name] = value
+  }
+  return options
 }
 
 /** `PostgreSQL database "db" on host:port as user` (schema too when not the default). */

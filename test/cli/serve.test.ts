@@ -78,6 +78,24 @@ describe('dataspace serve', () => {
     assert.equal(spec.label, 'postgres:postgres://app:***@db/app schema s (follower)')
   })
 
+  it('parseBackend takes the backend’s numeric options from the URL, checked', async () => {
+    const spec = await parseBackend(
+      'postgres://db/app?schema=s&queryTimeoutMs=5000&feedRetentionMs=Infinity&feedTrimRows=10',
+    )
+    // They are the backend's, not the driver's: gone from the URL the driver gets.
+    assert.equal(spec.label, 'postgres:postgres://db/app schema s')
+    await assert.rejects(parseBackend('postgres://db/app?queryTimeoutMs=soon'), (error: Error) => {
+      assert.equal((error as { code?: string }).code, 'InvalidArgument')
+      assert.match(error.message, /queryTimeoutMs must be a whole number or Infinity; got "soon"/)
+      return true
+    })
+    await assert.rejects(parseBackend('postgres://db/app?feedMaxRevisions=0'), (error: Error) => {
+      assert.equal((error as { code?: string }).code, 'InvalidArgument')
+      assert.match(error.message, /feedMaxRevisions must be a whole number from 1/)
+      return true
+    })
+  })
+
   it('refuses --follow with memory or SQLite: a usage error, exit 2, nothing served', async () => {
     const memory = await runCli('http://unused', ['serve', '--follow', '--backend', 'memory'])
     assert.equal(memory.code, 2)
