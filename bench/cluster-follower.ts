@@ -41,7 +41,7 @@ export function spread(latencies: readonly number[]): Spread {
   return {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
-    max: Math.max(...latencies),
+    max: latencies.reduce((max, ms) => Math.max(max, ms), -Infinity),
     count: latencies.length,
   }
 }

@@ -1,15 +1,16 @@
 /**
  * The throughput half of bench/cluster.ts: commits/s of concurrent writers on the writer with 2
- * followers attached (without watchers, then each watching the written kind), against the same
- * writers with no follower, in interleaved rounds: 0, 2, 2, 0, 2, 2, 0, … so that each round's
- * baseline is the mean of the windows either side of it. Each window also records how busy the
- * machine was and what each follower did (CPU, rings heard, feed reads): on a small machine the
- * writer, its followers and PostgreSQL share the same cores.
+ * followers attached — polling only; with the doorbell; with the doorbell and each watching the
+ * written kind — against the same writers with no follower, in interleaved rounds
+ * (0 | 2 poll-only | 2, 2 watching | 0 | …) so that each round's baseline is the mean of the
+ * 0-follower windows either side of it. Each window also records how busy the machine was and
+ * what each follower did (CPU, rings heard, feed reads): on a small machine the writer, its
+ * followers and PostgreSQL share the same cores.
  */
 import os from 'node:os'
 import type { Dataspace } from '../src/index.js'
 import { describe, FollowerProcess, spread, stamp } from './cluster-follower.js'
-import type { Spread, Usage } from './cluster-follower.js'
+import type { Mode, Spread, Usage } from './cluster-follower.js'
 import type { Row } from './lib.js'
 import { fmt, median } from './lib.js'
 
@@ -120,8 +121,11 @@ async function followed(
 
 const pct = (share: number): string => `${Math.round(share * 100)}%`
 
+/** Which followers a window runs with. */
+type Variant = 'poll only' | 'doorbell' | 'doorbell, watching'
+
 function row(
-  watching: boolean,
+  variant: Variant,
   runs: readonly Followed[],
   alone: readonly Window[],
   sizes: ThroughputSizes,
@@ -137,18 +141,22 @@ function row(
   const work = (u: Usage): string =>
     `${pct(u.cpu / seconds)} of a core, ${fmt(u.rings / seconds)} rings/s, ` +
     `${fmt(u.reads / seconds)} feed reads/s (${fmt(u.commits / Math.max(1, u.reads), 1)} commits each)`
-  const seen: Spread | undefined = watching
-    ? spread(runs.flatMap((run) => run.latencies))
-    : undefined
+  const seen: Spread | undefined =
+    variant === 'doorbell, watching' ? spread(runs.flatMap((run) => run.latencies)) : undefined
   const resets = runs.reduce((sum, run) => sum + run.resets, 0)
   return {
     group: 'throughput',
     scenario:
       `${sizes.concurrency} writers, 2 followers attached` +
-      `${watching ? ', each watching the written kind' : ' (no watchers)'}: commits/s`,
+      (variant === 'doorbell, watching'
+        ? ', each watching the written kind'
+        : variant === 'poll only'
+          ? ', doorbell ignored (poll only), no watchers'
+          : ', no watchers') +
+      ': commits/s',
     value: Math.round(median(runs.map((run) => run.window.rate))),
     unit: 'commits/s',
-    baseline: { label: '0 followers', value: Math.round(median(alone.map((w) => w.rate))) },
+    baseline: { label: '0 followers', value: Math.round(median(baselines)) },
     ratio,
     target: '≥ 0.9× (followers do not slow the writer)',
     met: ratio >= 0.9,
@@ -170,19 +178,38 @@ export async function throughputRows(
   sizes: ThroughputSizes,
 ): Promise<Row[]> {
   const alone = [await throughput(writer, 'alone', sizes)]
-  const attached: Followed[] = []
-  const watching: Followed[] = []
+  const runs = new Map<Variant, Followed[]>([
+    ['poll only', []],
+    ['doorbell', []],
+    ['doorbell, watching', []],
+  ])
+  const run = (variant: Variant, result: Followed): void => void runs.get(variant)?.push(result)
   for (let round = 0; round < sizes.rounds; round++) {
-    const followers: FollowerProcess[] = []
-    try {
-      followers.push(await FollowerProcess.start(schema, 'doorbell'))
-      followers.push(await FollowerProcess.start(schema, 'doorbell'))
-      attached.push(await followed(writer, followers, false, sizes))
-      watching.push(await followed(writer, followers, true, sizes))
-    } finally {
-      await Promise.all(followers.map((follower) => follower.stop()))
-    }
+    // Two followers that only poll: what being attached costs without the doorbell's reads.
+    await withFollowers(schema, 'poll', async (followers) => {
+      run('poll only', await followed(writer, followers, false, sizes))
+    })
+    await withFollowers(schema, 'doorbell', async (followers) => {
+      run('doorbell', await followed(writer, followers, false, sizes))
+      run('doorbell, watching', await followed(writer, followers, true, sizes))
+    })
     alone.push(await throughput(writer, 'alone', sizes))
   }
-  return [row(false, attached, alone, sizes), row(true, watching, alone, sizes)]
+  return [...runs].map(([variant, results]) => row(variant, results, alone, sizes))
+}
+
+/** Runs `body` with two follower children, stopped afterwards whatever happens. */
+async function withFollowers(
+  schema: string,
+  mode: Mode,
+  body: (followers: readonly FollowerProcess[]) => Promise<void>,
+): Promise<void> {
+  const followers: FollowerProcess[] = []
+  try {
+    followers.push(await FollowerProcess.start(schema, mode))
+    followers.push(await FollowerProcess.start(schema, mode))
+    await body(followers)
+  } finally {
+    await Promise.all(followers.map((follower) => follower.stop()))
+  }
 }
