@@ -7,6 +7,7 @@
  * what each follower did (CPU, rings heard, feed reads): on a small machine the writer, its
  * followers and PostgreSQL share the same cores.
  */
+import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import type { Dataspace } from '../src/index.js'
 import { describe, FollowerProcess, spread, stamp } from './cluster-follower.js'
@@ -28,6 +29,8 @@ interface Window {
   readonly machineBusy: number
   /** CPU of this process (the writer) as a share of one core. */
   readonly writerCpu: number
+  /** CPU of PostgreSQL's processes as a share of one core (NaN where /proc cannot tell). */
+  readonly postgresCpu: number
 }
 
 interface Followed {
@@ -40,6 +43,9 @@ interface Followed {
   readonly resets: number
 }
 
+/** `getconf CLK_TCK`: the unit of /proc's CPU times, 100 on every Linux we run on. */
+const CLOCK_TICKS = 100
+
 /** Busy and total CPU time of the whole machine so far (every core), in ms. */
 function machineCpu(): { busy: number; total: number } {
   let busy = 0
@@ -51,6 +57,37 @@ function machineCpu(): { busy: number; total: number } {
   return { busy, total }
 }
 
+/**
+ * CPU seconds used so far by the local PostgreSQL's processes, read from /proc (Linux): every
+ * `postgres` process, plus what the postmaster reaped from backends that have exited. Other
+ * programs' queries count too. NaN when /proc is not there.
+ */
+function postgresCpu(): number {
+  try {
+    let ticks = 0
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue
+      let stat: string
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      } catch {
+        continue // exited meanwhile
+      }
+      const close = stat.lastIndexOf(')')
+      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue
+      // Fields after the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+      const fields = stat
+        .slice(close + 2)
+        .split(' ')
+        .map(Number)
+      ticks += (fields[11] ?? 0) + (fields[12] ?? 0) + (fields[13] ?? 0) + (fields[14] ?? 0)
+    }
+    return ticks / CLOCK_TICKS
+  } catch {
+    return NaN
+  }
+}
+
 /** Commits/s of `concurrency` writers asserting for `throughputSeconds` (ids reused). */
 export async function throughput(
   writer: Dataspace,
@@ -58,6 +95,7 @@ export async function throughput(
   sizes: ThroughputSizes,
 ): Promise<Window> {
   const machineBefore = machineCpu()
+  const postgresBefore = postgresCpu()
   const writerBefore = process.cpuUsage()
   const deadline = Date.now() + sizes.throughputSeconds * 1000
   let commits = 0
@@ -78,6 +116,7 @@ export async function throughput(
     machineBusy:
       (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
     writerCpu: (writerUsed.user + writerUsed.system) / 1e6 / sizes.throughputSeconds,
+    postgresCpu: (postgresCpu() - postgresBefore) / sizes.throughputSeconds,
   }
 }
 
@@ -137,7 +176,8 @@ function row(
   const last = runs[runs.length - 1] as Followed
   const seconds = sizes.throughputSeconds
   const busy = (w: Window): string =>
-    `machine ${pct(w.machineBusy)} busy, writer process ${pct(w.writerCpu)} of a core`
+    `machine ${pct(w.machineBusy)} busy, writer process ${pct(w.writerCpu)} of a core, ` +
+    `PostgreSQL ${pct(w.postgresCpu)}`
   const work = (u: Usage): string =>
     `${pct(u.cpu / seconds)} of a core, ${fmt(u.rings / seconds)} rings/s, ` +
     `${fmt(u.reads / seconds)} feed reads/s (${fmt(u.commits / Math.max(1, u.reads), 1)} commits each)`

@@ -44,9 +44,9 @@ const sizes = {
   burstGapMs: 10,
   /** Concurrent writers: a burst's size, and the throughput phase's writers. */
   concurrency: 10,
-  throughputSeconds: args.quick ? 1 : 5,
+  throughputSeconds: args.quick ? 1 : 3,
   /** Throughput rounds (0 followers, 2, 2 with watchers; then 0 once more at the end). */
-  rounds: args.quick ? 1 : 3,
+  rounds: args.quick ? 1 : 5,
   followPollMs: POLL_MS,
   followers: 'child processes (in-process follower dataspaces, no server)',
 }
