@@ -7,13 +7,14 @@
  *    follower (p50/p99/max), for writes paced one at a time and for bursts of concurrent
  *    writers. Baselines, on the same writes: the writer's own watcher (local delivery) and a
  *    follower whose doorbell never rings (poll only, every 250 ms). Target: p99 < 50 ms.
- * 2. Writer throughput: commits/s of concurrent writers with 2 followers attached (without
- *    watchers, and each watching the written kind) against 0 followers, in interleaved rounds
+ * 2. Writer throughput: commits/s of concurrent writers with 2 followers attached (polling only;
+ *    with the doorbell; with the doorbell and watchers) against 0 followers, in interleaved
+ *    rounds, with the CPU of the machine, the writer, the followers and PostgreSQL per window
  *    (bench/cluster-throughput.ts).
  *
  * @example
- * //   node --import tsx bench/cluster.ts           (about 1 min; npm run bench:cluster)
- * //   node --import tsx bench/cluster.ts --quick   (about 20 s)
+ * //   node --import tsx bench/cluster.ts           (about 90 s; npm run bench:cluster)
+ * //   node --import tsx bench/cluster.ts --quick   (about 15 s)
  * //   DATASPACE_TEST_POSTGRES_URL=postgres://… node --import tsx bench/cluster.ts
  */
 import pg from 'pg'
