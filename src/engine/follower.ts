@@ -7,6 +7,9 @@ import type {
 } from './ports/backend.js'
 import type { BackendLog } from './storage/runtime.js'
 
+/** The least time between the starts of two feed reads (see `Follower.wake`). */
+const READ_GAP_MS = 5
+
 /** What the follower needs of the engine it feeds. */
 export interface FollowerHost {
   /** The last revision applied. */
@@ -84,20 +87,32 @@ export class Follower {
       : { ok: false, since: failing.since, error: failing.error }
   }
 
-  /** Reads the feed now (or again right after the read in flight). */
+  /**
+   * Reads the feed now, or once the read in flight is done. Reads start at most every
+   * `READ_GAP_MS`: under a stream of writes each ring would otherwise cost a read of a commit
+   * or two (measured: a follower then costs the writer's machine a third of a core, and the
+   * database half a core more, docs/performance.md); waiting a few ms lets one read carry all
+   * of them. An idle follower still reads at once.
+   */
   wake(): void {
     if (this.#stopped) return
     if (this.#reading !== undefined) {
       this.#again = true
       return
     }
-    this.#reading = this.#catchUp().finally(() => {
-      this.#reading = undefined
-      if (this.#again) {
-        this.#again = false
-        this.wake()
-      }
-    })
+    const started = Date.now()
+    this.#reading = this.#catchUp()
+      .then(async () => {
+        const wait = started + READ_GAP_MS - Date.now()
+        if (this.#again && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+      })
+      .finally(() => {
+        this.#reading = undefined
+        if (this.#again) {
+          this.#again = false
+          this.wake()
+        }
+      })
   }
 
   /** Stops for good; waits for the read in flight. */
