@@ -82,6 +82,13 @@ export async function openDataspace(options: DataspaceOptions = {}): Promise<Dat
     backend === undefined || backend === 'memory' || 'openSync' in backend
       ? new Dataspace(options)
       : new Dataspace(options, await backend.open())
-  await ds.ready()
+  try {
+    await ds.ready()
+  } catch (error) {
+    // Start-up failed after the backend opened (a follower that cannot listen): close it, so
+    // that no pool or timer outlives the failure and keeps the process alive.
+    await ds.close().catch(() => undefined)
+    throw error
+  }
   return ds
 }

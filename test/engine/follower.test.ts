@@ -229,6 +229,25 @@ describe('follower', () => {
     await Promise.all([writer.close(), follower.close()])
   })
 
+  it('closes the store when it cannot start following, so nothing is left open', async () => {
+    const store = new SharedStore()
+    let closed = 0
+    const backend = store.follower()
+    const failing = {
+      ...backend,
+      follower: {
+        ...backend.follower!,
+        listen: () => Promise.reject(new Error('LISTEN refused')),
+      },
+      close: () => {
+        closed++
+        return Promise.resolve()
+      },
+    }
+    await assert.rejects(openDataspace({ backend: failing }), /LISTEN refused/)
+    assert.equal(closed, 1)
+  })
+
   it('stops listening when it closes', async () => {
     const store = new SharedStore()
     const { writer, follower } = await pair(store)
