@@ -97,6 +97,9 @@ export class CommitPath {
     reads: readonly ReadSpec[] = [],
   ): Promise<{ revision: number; result: R }> {
     this.#parts.beginRead()
+    // On a follower every write is refused, also one that would change nothing (a claim with
+    // nothing to claim, a failed condition): "no work" or "conflict" would hide the wrong node.
+    if (this.#readOnly !== undefined) throw new Unavailable(this.#readOnly)
     // A dead actor need not wait for a read; with none, step 2 follows in this same turn.
     if (reads.length > 0) actor?.checkAlive()
     const applied = await this.#parts.reads.withReads(reads, (context) => {

@@ -163,8 +163,14 @@ export class Engine implements Kernel, WatchContext {
   // Applied synchronously (a caller that forgets to await still gets its kind); async so that bad input rejects.
   async defineKind<T = unknown>(kind: string, options: KindOptions<T> = {}): Promise<void> {
     this.checkOpen()
-    // A declaration is stored like a write; a follower has the writer's.
-    if (this.writesRefused !== undefined) throw new Unavailable(this.writesRefused)
+    // A declaration is stored like a write; a follower has the writer's, and accepts only a
+    // declaration that matches it.
+    if (this.writesRefused !== undefined) {
+      if (this.#parts.catalog.declares(kind, options)) return
+      throw new Unavailable(
+        `${this.writesRefused} (declaring ${kind} this way would change the writer's declaration)`,
+      )
+    }
     this.#parts.catalog.define(kind, options)
   }
 

@@ -100,6 +100,23 @@ export class KindCatalog {
     })
   }
 
+  /**
+   * Whether declaring `kind` with `options` would change nothing that is stored: the same
+   * fields, indexes and residency (a schema is the caller's own). A follower accepts such a
+   * declaration, so that code declaring its kinds at start runs there too.
+   */
+  declares<T>(kind: string, options: KindOptions<T>): boolean {
+    const store = this.#stores.get(kind)
+    if (store === undefined) return false
+    const fields = options.fields
+    const sameFields =
+      fields === undefined
+        ? store.closedFields === undefined
+        : store.closedFields !== undefined && sameSet(fields, store.closedFields)
+    const sameResidency = options.resident === undefined || options.resident === store.resident
+    return sameFields && sameResidency && sameSet(options.indexes ?? [], store.fieldIndexes.keys())
+  }
+
   /** Re-creates a kind the backend stored (start-up): its fields, indexes and residency. */
   restore(kind: StoredKind): void {
     const store = this.storeFor(kind.kind)
@@ -148,4 +165,10 @@ function checkPaths(name: string, paths: readonly string[]): string[] {
     }
   }
   return [...new Set<string>(paths)]
+}
+
+function sameSet(list: readonly string[], other: Iterable<string>): boolean {
+  const mine = new Set(list)
+  const theirs = new Set(other)
+  return mine.size === theirs.size && [...mine].every((item) => theirs.has(item))
 }

@@ -115,6 +115,39 @@ describe('follower', () => {
     await Promise.all([writer.close(), follower.close()])
   })
 
+  it('refuses writes that would change nothing too: the wrong node is never "no work"', async () => {
+    const { writer, follower } = await pair()
+    await writer.process('w').assert('task', 'held', { n: 1 })
+    await waitFor(() => follower.revision === writer.revision)
+    const proc = follower.process('p')
+    const refused = { code: 'Unavailable' }
+    await assert.rejects(proc.claim('empty', { patch: { taken: true } }), refused)
+    await assert.rejects(proc.retract('task', 'missing'), refused)
+    await assert.rejects(proc.assert('task', 'held', {}, { ifRevision: 99 }), refused)
+    await assert.rejects(follower.kv('cfg').delete('missing'), refused)
+    await assert.rejects(follower.names.register(proc, 'svc'), refused)
+    await proc.exit()
+    await Promise.all([writer.close(), follower.close()])
+  })
+
+  it('accepts a declaration that matches the writer’s, and refuses one that changes it', async () => {
+    const { store, writer, follower } = await pair()
+    await writer.defineKind('svc', { fields: ['port', 'host'], indexes: ['port'] })
+    // A follower opened after the declaration is stored loads it.
+    await waitFor(() => store.kinds.has('svc'))
+    const late = await openDataspace({ backend: store.follower() })
+    await late.defineKind('svc', { fields: ['host', 'port'], indexes: ['port'] })
+    await assert.rejects(late.defineKind('svc', { fields: ['port'] }), (error: Error) => {
+      assert.equal((error as { code?: string }).code, 'Unavailable')
+      assert.match(error.message, /declaring svc this way would change/)
+      return true
+    })
+    await assert.rejects(late.defineKind('svc', { fields: ['host', 'port'], indexes: ['host'] }), {
+      code: 'Unavailable',
+    })
+    await Promise.all([writer.close(), follower.close(), late.close()])
+  })
+
   it('names its pids apart from the writer’s', async () => {
     const { writer, follower } = await pair()
     assert.equal(writer.node, 'local')
