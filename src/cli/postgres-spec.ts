@@ -47,7 +47,13 @@ export async function postgresSpec(spec: string, follow = false): Promise<Backen
       try {
         return await openDataspace({
           ...options,
-          backend: postgresBackend(backendOptions),
+          backend: postgresBackend({
+            ...backendOptions,
+            // Pool errors, a follower's LISTEN reconnects, failed doorbells and feed trims: the
+            // backend retries each; the operator should still see them.
+            onError: (error) =>
+              options?.log?.warn('postgres backend error', { error: error.message }),
+          }),
         })
       } catch (error) {
         throw new CliError('Unavailable', `cannot open ${target}: ${reason(error, url)}`, {

@@ -4,7 +4,7 @@
 // says `role: 'follower'` in /readyz.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
 import { until } from '../client/helpers.js'
 import { runCli, startServe } from './helpers.js'
 import type { ServeProcess } from './helpers.js'
@@ -56,6 +56,14 @@ describe('dataspace serve --follow', { skip: postgresSkip }, () => {
         const ready = await fetch(`${follower.url}/readyz`)
         assert.equal(ready.status, 200)
         assert.equal(((await ready.json()) as { role: string }).role, 'follower')
+
+        // The backend's own errors reach the log: here its LISTEN connection is killed (it
+        // reconnects by itself), which nobody would otherwise see.
+        await sql(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1`,
+          [`dataspace follower schema=${schema} %`],
+        )
+        await until(() => stderr.includes('"postgres backend error"'), 10_000, 'the error logged')
         assert.equal(await follower.stop('SIGTERM'), 0)
       } finally {
         await follower?.stop('SIGKILL')
