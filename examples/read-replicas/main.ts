@@ -28,9 +28,14 @@ const SERVE = ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--host', '127.0.0
 const children: ChildProcess[] = []
 setTimeout(() => {
   console.error('read-replicas: timed out')
-  for (const child of children) child.kill('SIGKILL')
   process.exit(1)
 }, 30_000).unref()
+// However this process ends (the timeout, a crash, Ctrl-C, a test's SIGTERM), no server it
+// started outlives it: `exit` handlers run synchronously, so the servers are killed there.
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(1))
 
 /** Starts `dataspace serve` on a free port of 127.0.0.1; resolves to its URL once it listens. */
 async function serve(follow: boolean): Promise<{ child: ChildProcess; url: string }> {
@@ -88,6 +93,8 @@ async function watchOn(name: string, url: string) {
     }
     return lines
   })()
+  // Awaited later; a failure meanwhile must not be an unhandled rejection (it ends the run).
+  seen.catch(() => undefined)
   return { client, url, seen }
 }
 
@@ -148,7 +155,7 @@ try {
     children.map(async (child) => {
       if (child.exitCode !== null || child.signalCode !== null) return
       const exited = once(child, 'exit')
-      process.kill(child.pid!, 'SIGTERM')
+      child.kill('SIGTERM')
       const [code] = (await exited) as [number | null]
       console.log(`server pid ${child.pid} stopped (exit ${code})`)
       if (code !== 0) process.exitCode = 1
