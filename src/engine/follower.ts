@@ -55,8 +55,6 @@ export class Follower {
   #again = false
   #stopped = false
   #failing: { since: number; error: string; logged: number } | undefined
-  /** How many times it started over from a snapshot. */
-  #resyncs = 0
 
   constructor(
     seam: FollowerSeam,
@@ -173,13 +171,8 @@ export class Follower {
     const state = await this.#seam.snapshot()
     if (this.#stopped || this.#host.closed) return
     this.#host.resync(state)
-    this.#resyncs++
   }
 
-  /** How many times this follower started over from a snapshot (it fell below the floor). */
-  get resyncs(): number {
-    return this.#resyncs
-  }
 
   #failed(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error)

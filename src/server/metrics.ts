@@ -113,7 +113,7 @@ export class ServerMetrics {
     gauge('dataspace_revision', 'The revision of the last commit', () => ds.stats.revision)
     gauge(
       'dataspace_backend_write_failing_seconds',
-      'Seconds since writes to the durable backend began failing (retried); 0 while they go through',
+      'Seconds since writes to the durable backend began failing (retried), or on a follower its reads of the writer’s feed; 0 while they go through',
       () => {
         const health = ds.backendHealth
         return health?.ok === false ? (Date.now() - health.since) / 1000 : 0
