@@ -99,8 +99,15 @@ export async function startServe(
   env: Record<string, string> = {},
 ): Promise<ServeProcess> {
   const child = spawnCli(['serve', '--port', '0', ...args], env)
-  const [, url] = await new OutputReader(child).next(/dataspace listening on (http:\/\/\S+)\n/)
-  if (url === undefined) throw new Error('no url in the listening line')
+  let url: string | undefined
+  try {
+    ;[, url] = await new OutputReader(child).next(/dataspace listening on (http:\/\/\S+)\n/)
+    if (url === undefined) throw new Error('no url in the listening line')
+  } catch (error) {
+    // A server that never said it listens must not outlive the test that started it.
+    child.kill('SIGKILL')
+    throw error
+  }
   return {
     url,
     child,
