@@ -11,7 +11,7 @@ import { postgresBackend } from '../src/backends/postgres/index.js'
 import type { Backend, ChangesPage } from '../src/backends/index.js'
 import { openDataspace } from '../src/index.js'
 import type { Dataspace, Watch } from '../src/index.js'
-import { fmt, percentile } from './lib.js'
+import { fmt, percentile, stopChild } from './lib.js'
 
 export const PG_URL =
   process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -299,14 +299,7 @@ export class FollowerProcess {
   }
 
   async stop(): Promise<void> {
-    const pid = this.#child.pid
-    if (this.#child.exitCode !== null || pid === undefined) return
-    this.#child.send({ type: 'stop' } satisfies ToChild)
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000))
-    if ((await Promise.race([this.#exited, timeout])) === 'timeout') {
-      process.kill(pid, 'SIGKILL')
-      await this.#exited
-    }
+    await stopChild(this.#child, this.#exited, { type: 'stop' } satisfies ToChild)
   }
 }
 

@@ -9,6 +9,7 @@ import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import os from 'node:os'
 import v8 from 'node:v8'
+import type { ChildProcess } from 'node:child_process'
 
 /** One line of the result table (and one entry of the JSON file). */
 export interface Row {
@@ -201,5 +202,29 @@ export function prng(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 15), t | 1)
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Asks a bench child process to stop (`message` over IPC), then kills it by its pid if it has
+ * not exited within 5 s; resolves once it exited.
+ */
+export async function stopChild(
+  child: ChildProcess,
+  exited: Promise<unknown>,
+  message: unknown,
+): Promise<void> {
+  const pid = child.pid
+  if (child.exitCode !== null || pid === undefined) return
+  child.send(message as object)
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<'timeout'>(
+    (resolve) => (timer = setTimeout(resolve, 5000, 'timeout')),
+  )
+  const outcome = await Promise.race([exited, timeout])
+  clearTimeout(timer)
+  if (outcome === 'timeout') {
+    process.kill(pid, 'SIGKILL')
+    await exited
   }
 }

@@ -44,7 +44,7 @@ import type { WatchEvent } from '../src/index.js'
 import { createDataspace } from '../src/index.js'
 import { createServer } from '../src/server/index.js'
 import type { Row } from './lib.js'
-import { fmt, median, openBatched, percentile, settledHeap } from './lib.js'
+import { fmt, median, openBatched, percentile, settledHeap, stopChild } from './lib.js'
 import { benchArgs, runBenchmark } from './run-benchmark.js'
 import type { ScenarioGroup } from './run-benchmark.js'
 
@@ -179,14 +179,7 @@ class ServerProcess {
 
   /** Asks the child to exit (which writes its CPU profile), then kills it by pid if it lingers. */
   async stop(): Promise<void> {
-    const pid = this.#child.pid
-    if (this.#child.exitCode !== null || pid === undefined) return
-    this.#child.send({ type: 'stop' } satisfies ToChild)
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000))
-    if ((await Promise.race([this.#exited, timeout])) === 'timeout') {
-      process.kill(pid, 'SIGKILL')
-      await this.#exited
-    }
+    await stopChild(this.#child, this.#exited, { type: 'stop' } satisfies ToChild)
   }
 }
 

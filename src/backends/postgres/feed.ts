@@ -224,8 +224,22 @@ export async function readFeed(
       id: row.id!,
       after: row.after === null ? undefined : recordFromJson(row.after),
       // Written by write_batch from a RetractReason; NULL before migration 8 (read as `retract`).
-      ...(row.after === null && row.reason !== null ? { reason: row.reason as RetractReason } : {}),
+      ...(row.after === null && isReason(row.reason) ? { reason: row.reason } : {}),
     })
   }
   return { trimmed: false, floor, head, commits }
+}
+
+const REASONS: ReadonlySet<string> = new Set<RetractReason>([
+  'retract',
+  'owner-exit',
+  'expired',
+  'deleted',
+  'unmatched',
+  'refused',
+])
+
+/** A stored reason this code knows (one written by newer code is read as none: `retract`). */
+function isReason(value: string | null): value is RetractReason {
+  return value !== null && REASONS.has(value)
 }

@@ -137,11 +137,11 @@ class Listener {
     this.#stopped = true
     clearTimeout(this.#timer)
     this.#timer = undefined
-    await this.#opening?.end().catch(() => undefined)
+    await endSoon(this.#opening)
     await this.#attempt
     const client = this.#client
     this.#client = undefined
-    await client?.end().catch(() => undefined)
+    await endSoon(client)
   }
 
   /** Connects and listens; the connection is ours only once LISTEN succeeded. */
@@ -225,5 +225,23 @@ class Listener {
         { cause: error },
       ),
     )
+  }
+}
+
+/**
+ * Ends a LISTEN connection without waiting for the database's goodbye for more than a second:
+ * over a network that silently drops packets, `end()` would wait for TCP to give up (about
+ * 15 minutes) and hold `close()` as long. The socket is destroyed instead.
+ */
+async function endSoon(client: pg.Client | undefined): Promise<void> {
+  if (client === undefined) return
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, 1_000, 'late')))
+  const outcome = await Promise.race([client.end().catch(() => undefined), late])
+  clearTimeout(timer)
+  if (outcome === 'late') {
+    ;(
+      client as unknown as { connection?: { stream?: { destroy(): void } } }
+    ).connection?.stream?.destroy()
   }
 }
