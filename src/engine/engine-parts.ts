@@ -175,7 +175,7 @@ export function assemble(
     seam === undefined
       ? undefined
       : new Follower(seam, feedOf(backend as Backend), followerHost(host, catalog, commits), {
-          pollMs: checkPositive('followPollMs', options.followPollMs ?? 250),
+          pollMs: checkTimerMs('followPollMs', options.followPollMs ?? 250),
           pageSize: 1_000,
           log,
         })
@@ -261,4 +261,16 @@ function loadSync(backend: Backend): LoadedState {
     )
   }
   return openSync.call(backend)
+}
+
+/**
+ * A timer's period in ms: positive and at most 2^31 − 1, the longest `setTimeout` and
+ * `setInterval` take (Node fires a longer one after 1 ms).
+ */
+function checkTimerMs(name: string, value: number): number {
+  checkPositive(name, value)
+  if (value > 2 ** 31 - 1) {
+    throw new InvalidArgument(`${name} must be at most ${2 ** 31 - 1} ms, got ${value}`)
+  }
+  return value
 }

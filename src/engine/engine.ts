@@ -68,7 +68,8 @@ export class Engine implements Kernel, WatchContext {
    */
   async ready(): Promise<void> {
     await this.#parts.backed?.ready
-    // A follower is ready once it listens for the writer's doorbell and has caught up once.
+    // A follower is ready once it listens for the writer's doorbell and has read the feed once
+    // (a failed read does not fail this: it is reported by `backendHealth` and retried).
     await this.#parts.follower?.start()
   }
 

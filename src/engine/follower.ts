@@ -53,6 +53,7 @@ export class Follower {
   #unlisten: (() => Promise<void>) | undefined
   #reading: Promise<void> | undefined
   #again = false
+  #started: Promise<void> | undefined
   #stopped = false
   #failing: { since: number; error: string; logged: number } | undefined
 
@@ -68,9 +69,21 @@ export class Follower {
     this.#options = options
   }
 
-  /** Starts listening and polling, and catches up once; rejects if the doorbell cannot listen. */
-  async start(): Promise<void> {
-    this.#unlisten = await this.#seam.listen(() => this.wake())
+  /**
+   * Starts listening and polling, and reads the feed once; rejects if the doorbell cannot
+   * listen. Runs once: a second call gets the first one's promise. A first read that fails
+   * does not reject: the follower is then reported failing and retries on every poll.
+   */
+  start(): Promise<void> {
+    this.#started ??= this.#start()
+    return this.#started
+  }
+
+  async #start(): Promise<void> {
+    const unlisten = await this.#seam.listen(() => this.wake())
+    // Stopped while the doorbell connected: nothing may be left running.
+    if (this.#stopped) return unlisten()
+    this.#unlisten = unlisten
     // Not unref'd: like the store's connections, an open follower keeps its program alive
     // until it is closed (its watchers wait for what the writer does).
     this.#timer = setInterval(() => this.wake(), this.#options.pollMs)
@@ -132,6 +145,7 @@ export class Follower {
           continue
         }
         await this.#learnKinds(page.commits)
+        if (this.#stopped || this.#host.closed) return
         for (const commit of page.commits) {
           // A commit this replica applied meanwhile (two reads of one page) is skipped.
           if (commit.revision <= this.#host.revision) continue
@@ -172,7 +186,6 @@ export class Follower {
     if (this.#stopped || this.#host.closed) return
     this.#host.resync(state)
   }
-
 
   #failed(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error)

@@ -54,7 +54,10 @@ export class Recovery {
       const frozen = freezeJson(record, 'record', Infinity)
       catalog.storeFor(record.kind).put(frozen, undefined)
       memory.records += recordBytes(frozen)
-      if (frozen.expiresAt !== undefined) expiry.schedule(frozen.expiresAt, frozen.kind, frozen.id)
+      // A follower expires nothing (the writer's removals reach it as commits).
+      if (frozen.expiresAt !== undefined && this.#parts.commits.writesRefused === undefined) {
+        expiry.schedule(frozen.expiresAt, frozen.kind, frozen.id)
+      }
     }
     // New pids must not repeat one of the previous run's: kept processes still use theirs,
     // and other stores may still mention the others.

@@ -281,6 +281,28 @@ describe('follower', () => {
     assert.equal(closed, 1)
   })
 
+  it('starts once: ready() again opens no second listener, and close leaves none', async () => {
+    const store = new SharedStore()
+    const { writer, follower } = await pair(store)
+    await follower.ready()
+    await follower.ready()
+    assert.equal(store.listeners, 1)
+    await follower.close()
+    assert.equal(store.listeners, 0)
+    await writer.close()
+  })
+
+  it('checks followPollMs against the longest timer', async () => {
+    const store = new SharedStore()
+    await assert.rejects(
+      openDataspace({ backend: store.follower(), followPollMs: 2 ** 31 }),
+      /followPollMs must be at most 2147483647/,
+    )
+    await assert.rejects(openDataspace({ backend: store.follower(), followPollMs: 0 }), {
+      code: 'InvalidArgument',
+    })
+  })
+
   it('stops listening when it closes', async () => {
     const store = new SharedStore()
     const { writer, follower } = await pair(store)
