@@ -130,7 +130,8 @@ export class CommitPath {
     if (this.#readOnly !== undefined) throw new Unavailable(this.#readOnly)
     const growth = this.#admit(changes)
     const revision = this.#revision + 1
-    this.#apply({ revision, changes }, growth, true)
+    const commit: ChangeSet = { revision, changes }
+    this.#apply(commit, growth, true)
     this.#parts.runtime?.commit({
       revision,
       changes: changes.map((c) =>
@@ -139,7 +140,7 @@ export class CommitPath {
           : { kind: c.kind, id: c.id, after: c.after },
       ),
     })
-    this.#notify({ revision, changes })
+    this.#notify(commit)
     return revision
   }
 
