@@ -50,20 +50,25 @@ export class Doorbell {
       this.#next = Math.max(this.#next ?? revision, revision)
       return
     }
-    this.#sending = this.#send(revision).finally(() => {
-      this.#sending = undefined
-    })
+    this.#sending = this.#send(revision)
   }
 
   async #send(first: number): Promise<void> {
-    for (let revision: number | undefined = first; revision !== undefined;) {
+    for (let revision = first; ;) {
       try {
         await this.#db().query('SELECT pg_notify($1, $2)', [this.#channel, String(revision)])
       } catch (error) {
         this.#onError(error instanceof Error ? error : new Error(String(error)))
       }
-      revision = this.#next
+      const next = this.#next
       this.#next = undefined
+      // Cleared in the same step as the last look at `#next`: a ring arriving after it starts
+      // a new send instead of being left in `#next` with nobody to send it.
+      if (next === undefined) {
+        this.#sending = undefined
+        return
+      }
+      revision = next
     }
   }
 
