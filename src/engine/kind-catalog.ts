@@ -106,15 +106,18 @@ export class KindCatalog {
    * declaration, so that code declaring its kinds at start runs there too.
    */
   declares<T>(kind: string, options: KindOptions<T>): boolean {
+    // The same checks as `define`: bad input is `InvalidArgument` on a follower too.
+    checkKind(kind)
+    const fields = options.fields === undefined ? undefined : checkPaths('fields', options.fields)
+    const indexes = checkPaths('indexes', options.indexes ?? [])
     const store = this.#stores.get(kind)
     if (store === undefined) return false
-    const fields = options.fields
     const sameFields =
       fields === undefined
         ? store.closedFields === undefined
         : store.closedFields !== undefined && sameSet(fields, store.closedFields)
     const sameResidency = options.resident === undefined || options.resident === store.resident
-    return sameFields && sameResidency && sameSet(options.indexes ?? [], store.fieldIndexes.keys())
+    return sameFields && sameResidency && sameSet(indexes, store.fieldIndexes.keys())
   }
 
   /** Re-creates a kind the backend stored (start-up): its fields, indexes and residency. */

@@ -142,6 +142,10 @@ describe('follower', () => {
       assert.match(error.message, /declaring svc this way would change/)
       return true
     })
+    // Bad input is the same InvalidArgument as on the writer, not a refusal.
+    await assert.rejects(late.defineKind('svc', { fields: 'port' as never }), {
+      code: 'InvalidArgument',
+    })
     await assert.rejects(late.defineKind('svc', { fields: ['host', 'port'], indexes: ['host'] }), {
       code: 'Unavailable',
     })
