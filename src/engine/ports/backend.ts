@@ -66,7 +66,18 @@ export interface Backend {
    * in revision order, when the doorbell rings and on a poll. `open` then loads no sessions.
    */
   readonly follower?: FollowerSeam
-  /** Closes connections and files. Called once, after the last `write` settled. */
+  /**
+   * Present when the backend was opened as a **node of a cluster** (PostgreSQL `cluster: true`;
+   * docs/cluster.md, "The write turn"): several engines write the one store. A node writes only
+   * while it holds the store's **write turn** (`lock` … `unlock`), after applying every commit
+   * the store holds that it has not (the feed, as a follower does); between turns it follows.
+   * `write` refuses a batch whose first revision does not follow the stored one with
+   * `Conflict` (another node wrote first): the node then starts over from a snapshot.
+   * `open` loads no sessions (they are the node's own, in memory, until sessions live in the
+   * store) and a node reaps nobody at start-up.
+   */
+  readonly cluster?: ClusterSeam
+  /** Closes connections and files. Called once, after the last `write` settled. */ */
   close(): Promise<void>
 }
 
@@ -109,6 +120,24 @@ export interface FollowerSeam {
    * fell below the feed's floor starts over from it.
    */
   snapshot(): Promise<LoadedState>
+}
+
+/**
+ * What a cluster node needs beyond the follower's seam: the store's write turn, a lock one node
+ * holds at a time (PostgreSQL: an advisory lock on a connection of its own). The turn is an
+ * optimisation of who writes next, not the guard of correctness: `write` itself refuses a batch
+ * that does not follow the stored revision, so a node that lost its turn without knowing (its
+ * lock connection dropped) can never store a commit over another node's.
+ */
+export interface ClusterSeam extends FollowerSeam {
+  /**
+   * Waits until this node holds the write turn (nodes wait in turn), then resolves with the
+   * stored revision at that moment: every commit up to it is in the feed. Rejects when the
+   * store cannot be reached or `timeoutMs` passes first (the caller retries).
+   */
+  lock(timeoutMs: number): Promise<number>
+  /** Gives the turn back. Never rejects: a turn whose connection died is given back already. */
+  unlock(): Promise<void>
 }
 
 /** What a server registers about itself. */
