@@ -36,8 +36,10 @@ import type { LocalProcess } from './process.js'
 import { recordBytes } from './record-bytes.js'
 import type { BackendRuntime } from './storage/runtime.js'
 import { Transaction } from './transaction.js'
+import type { TransactionContext } from './transaction.js'
 import type { TtlExpiry } from './ttl-expiry.js'
 import type { WatchRegistry } from './watch-registry.js'
+import type { WriteTurn } from './write-turn.js'
 import type { DataspaceRecord } from '../model/types.js'
 import { Unavailable } from '../errors/index.js'
 import type { LoadedState, StoredCommit } from './ports/backend.js'
@@ -45,6 +47,8 @@ import { freezeJson } from '../model/validate.js'
 
 /** The parts of the engine a commit touches. */
 export interface CommitParts {
+  /** The engine, as the context a system transaction stages against. */
+  readonly context: TransactionContext
   readonly catalog: KindCatalog
   readonly reads: NonResidentReads
   readonly memory: MemoryAccount
@@ -71,6 +75,8 @@ export class CommitPath {
   #dispatching = false
   #deferDurable: DurabilityDeferral | undefined
   #readOnly: string | undefined
+  /** A cluster node's write turn: every commit waits for it (docs/cluster.md). */
+  #turn: WriteTurn | undefined
 
   constructor(parts: CommitParts, revision: number) {
     this.#parts = parts
@@ -101,15 +107,17 @@ export class CommitPath {
     // nothing to claim, a failed condition): "no work" or "conflict" would hide the wrong node.
     if (this.#readOnly !== undefined) throw new Unavailable(this.#readOnly)
     // A dead actor need not wait for a read; with none, step 2 follows in this same turn.
-    if (reads.length > 0) actor?.checkAlive()
-    const applied = await this.#parts.reads.withReads(reads, (context) => {
-      actor?.checkAlive()
-      const tx = new Transaction(context, actor === null ? null : actor.id)
-      const result = build(tx)
-      const before = this.#revision
-      const revision = this.applyStaged(tx)
-      return { revision, result, wrote: revision !== before }
-    })
+    if (reads.length > 0 || this.#turn !== undefined) actor?.checkAlive()
+    const applied = await this.inTurn(() =>
+      this.#parts.reads.withReads(reads, (context) => {
+        actor?.checkAlive()
+        const tx = new Transaction(context, actor === null ? null : actor.id)
+        const result = build(tx)
+        const before = this.#revision
+        const revision = this.applyStaged(tx)
+        return { revision, result, wrote: revision !== before }
+      }),
+    )
     // Only a commit this call made can be refused for its content; an empty one waits.
     const durable = this.durable(applied.revision, applied.wrote)
     if (durable !== undefined) await durable
@@ -123,6 +131,9 @@ export class CommitPath {
   applyStaged(tx: Transaction): number {
     if (this.#dispatching)
       throw new Error('internal: a commit was started while watchers were being notified')
+    if (this.#turn !== undefined && !this.#turn.held) {
+      throw new Error('internal: a cluster node staged a commit without holding the write turn')
+    }
     const changes = tx.changes.filter(
       (change) => change.before !== undefined || change.after !== undefined,
     )
@@ -177,7 +188,8 @@ export class CommitPath {
       })
     }
     const changeSet: ChangeSet = { revision: commit.revision, changes }
-    this.#apply(changeSet, this.#growth(changes), false)
+    // A cluster node expires what any node wrote (whichever node's clock passes it first).
+    this.#apply(changeSet, this.#growth(changes), false, this.#turn !== undefined)
     // Durable already: what readers and watchers are held for is released at once.
     this.#parts.runtime?.advance(commit.revision)
     this.#notify(changeSet)
@@ -190,8 +202,8 @@ export class CommitPath {
    * watch whose history is gone does; observers (synchronous, they cannot start over) are told
    * the net difference as one commit at that revision.
    */
-  resync(state: LoadedState): void {
-    if (state.revision < this.#revision) {
+  resync(state: LoadedState, rewind = false): void {
+    if (state.revision < this.#revision && !rewind) {
       throw new Error(
         `internal: a snapshot at ${state.revision} is older than revision ${this.#revision}`,
       )
@@ -230,7 +242,7 @@ export class CommitPath {
       }
     }
     const commit: ChangeSet = { revision: state.revision, changes }
-    this.#apply(commit, this.#growth(changes), false)
+    this.#apply(commit, this.#growth(changes), false, this.#turn !== undefined)
     history.restart(state.revision)
     this.#parts.runtime?.advance(state.revision)
     // Watches first: each re-snapshots at this revision and so skips the commit below.
@@ -238,8 +250,11 @@ export class CommitPath {
     this.#notify(commit)
   }
 
-  /** Step 4: the kind stores, the history and the undo log, at `commit.revision`. */
-  #apply(commit: ChangeSet, growth: number, local: boolean): void {
+  /**
+   * Step 4: the kind stores, the history and (`local`: this node made it) the undo log, at
+   * `commit.revision`; `arm`: new TTL deadlines are scheduled.
+   */
+  #apply(commit: ChangeSet, growth: number, local: boolean, arm = local): void {
     const parts = this.#parts
     const revision = commit.revision
     this.#revision = revision
@@ -260,7 +275,7 @@ export class CommitPath {
       } else {
         store.put(change.after, change.before)
         const at = change.after.expiresAt
-        if (local && at !== undefined && at !== change.before?.expiresAt) {
+        if (arm && at !== undefined && at !== change.before?.expiresAt) {
           parts.expiry.schedule(at, change.kind, change.id)
           if (at < nextExpiry) nextExpiry = at
         }
@@ -292,18 +307,58 @@ export class CommitPath {
     this.#readOnly = reason
   }
 
+  /** True on a node of a cluster: it writes in turns (see `useTurn`). */
+  get clustered(): boolean {
+    return this.#turn !== undefined
+  }
+
   /** Why this engine refuses writes (a follower), or `undefined`. */
   get writesRefused(): string | undefined {
     return this.#readOnly
   }
 
   /**
-   * `applyStaged`, deferred to a microtask when called during step 5 (a watch closed by its
-   * consumer mid-dispatch retracts its `$watch` record).
+   * Makes this engine a node of a cluster (docs/cluster.md, "The write turn"): from now on
+   * every commit waits for `turn`, and system writes run in it.
    */
-  applyStagedWhenSafe(tx: Transaction): void {
-    if (!this.#dispatching) this.applyStaged(tx)
-    else queueMicrotask(() => void (this.#parts.closed() || this.applyStaged(tx)))
+  useTurn(turn: WriteTurn): void {
+    this.#turn = turn
+  }
+
+  /**
+   * Runs `use` (which stages and applies commits) when this node may write: at once, or on a
+   * cluster node once it holds the write turn, which is not given back before `use` settles.
+   * `system`: the engine's own work (an exit), which waits for a turn as long as it takes.
+   */
+  async inTurn<R>(use: () => R | Promise<R>, system = false): Promise<R> {
+    const turn = this.#turn
+    if (turn === undefined) return use()
+    const leave = await turn.enter(system)
+    try {
+      return await use()
+    } finally {
+      leave()
+    }
+  }
+
+  /**
+   * A system commit (expiry, `$watch` records, the undo of a refused commit): `build` stages it
+   * on a new transaction as the system, and it is applied — now, or on a cluster node at its
+   * next write turn, against the state then (so `build` must read what it removes from `tx`,
+   * not capture it). Deferred to a microtask when called during step 5 (a watch closed by its
+   * consumer mid-dispatch retracts its `$watch` record). Errors are thrown when run now, and
+   * logged by the turn when deferred.
+   */
+  system(build: (tx: Transaction) => void): void {
+    const run = (): void => {
+      if (this.#parts.closed()) return
+      const tx = new Transaction(this.#parts.context, null)
+      build(tx)
+      this.applyStaged(tx)
+    }
+    const go = (): void => (this.#turn === undefined ? run() : this.#turn.whenHeld(run))
+    if (this.#dispatching) queueMicrotask(go)
+    else go()
   }
 
   /**

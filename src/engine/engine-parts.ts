@@ -23,6 +23,7 @@ import { BackendRuntime } from './storage/runtime.js'
 import { TtlExpiry } from './ttl-expiry.js'
 import { WatchRegistry } from './watch-registry.js'
 import type { WatchContext } from './watch-registry.js'
+import { WriteTurn } from './write-turn.js'
 
 /** Every part of one engine (see engine.ts for what each does). */
 export interface EngineParts {
@@ -42,8 +43,13 @@ export interface EngineParts {
   readonly gate: DurableGate | undefined
   /** Reads of non-resident kinds: only with a durable backend that answers queries. */
   readonly backed: BackedReads | undefined
-  /** A follower's feed reader (backend opened with `follow: true`), started by `ready()`. */
+  /**
+   * The feed reader of a follower (backend opened with `follow: true`) or of a cluster node
+   * (`cluster: true`), started by `ready()`.
+   */
   readonly follower: Follower | undefined
+  /** A cluster node's write turn (docs/cluster.md, "The write turn"). */
+  readonly turn: WriteTurn | undefined
   /** The backend's state, to install once the engine can be used as a context. */
   readonly state: LoadedState | undefined
 }
@@ -72,8 +78,21 @@ export function assemble(
   }
   const state = loaded ?? (backend === 'memory' ? undefined : loadSync(backend))
   const seam = backend === 'memory' ? undefined : backend.follower
+  const cluster = backend === 'memory' ? undefined : backend.cluster
+  if (seam !== undefined && cluster !== undefined) {
+    throw new InvalidArgument(
+      `the ${(backend as Backend).name} backend is both a follower and a cluster node`,
+    )
+  }
+  // Pids (and a cluster node's `$watch` ids) carry the node's name: on a shared store it must
+  // be unique, so a follower's or a node's default one is random.
   const node =
-    options.node ?? (seam === undefined ? 'local' : `follower-${randomBytes(4).toString('hex')}`)
+    options.node ??
+    (seam !== undefined
+      ? `follower-${randomBytes(4).toString('hex')}`
+      : cluster !== undefined
+        ? `node-${randomBytes(4).toString('hex')}`
+        : 'local')
   if (node.length === 0 || /[/#]/.test(node))
     throw new InvalidArgument('node must be non-empty, without "/" or "#"')
   const resolved = resolveOptions(options)
@@ -82,6 +101,13 @@ export function assemble(
   const revision = state?.revision ?? 0
   const history = new History(resolved.historySize, resolved.historyBytes, revision)
   const durable = backend !== 'memory' && backend.capabilities.durable ? backend : undefined
+  if (cluster !== undefined && durable === undefined) {
+    throw new InvalidArgument(
+      `the ${(backend as Backend).name} backend cannot be a cluster node: it is not durable`,
+    )
+  }
+  const ackTimeoutMs = checkPositive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000)
+  let turn: WriteTurn | undefined
   const pending = durable === undefined ? undefined : new PendingCommits()
   let backed: BackedReads | undefined
   const runtime =
@@ -89,12 +115,14 @@ export function assemble(
       ? undefined
       : new BackendRuntime(durable, revision, {
           log,
-          ackTimeoutMs: checkPositive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000),
+          ackTimeoutMs,
           onDurable: () => {
             pending?.settle(runtime?.durableRevision ?? 0)
             backed?.collect()
           },
           onRefused: (refused) => recovery.undoRefused(refused),
+          onSettled: () => turn?.settled(),
+          ...(cluster === undefined ? {} : { onDiverged: (error: Error) => turn?.diverged(error) }),
           ...(state === undefined ? {} : { restored: state }),
         })
   const queryBackend = durable !== undefined && canQuery(durable) ? durable : undefined
@@ -127,10 +155,11 @@ export function assemble(
     get writesRefused(): string | undefined {
       return commits.writesRefused
     },
-    applyStaged: (tx) => commits.applyStaged(tx),
+    system: (build) => commits.system(build),
   })
   const commits: CommitPath = new CommitPath(
     {
+      context: host,
       catalog,
       reads,
       memory,
@@ -171,14 +200,44 @@ export function assemble(
     runtime,
   })
   const gate = runtime === undefined ? undefined : durableGate(runtime)
+  const reader = seam ?? cluster
   const follower =
-    seam === undefined
+    reader === undefined
       ? undefined
-      : new Follower(seam, feedOf(backend as Backend), followerHost(host, catalog, commits), {
-          pollMs: checkTimerMs('followPollMs', options.followPollMs ?? 250),
-          pageSize: 1_000,
-          log,
-        })
+      : new Follower(
+          reader,
+          feedOf(backend as Backend),
+          followerHost(host, catalog, commits, () => turn?.following ?? true),
+          {
+            pollMs: checkTimerMs('followPollMs', options.followPollMs ?? 250),
+            pageSize: 1_000,
+            log,
+          },
+        )
+  if (cluster !== undefined && runtime !== undefined && follower !== undefined) {
+    turn = new WriteTurn(
+      cluster,
+      {
+        get closed() {
+          return closed()
+        },
+        get revision() {
+          return commits.revision
+        },
+        get written() {
+          return runtime.written
+        },
+        catchUp: (head) => follower.catchUpTo(head),
+        rewind: (state) => {
+          runtime.discard(new Error('the store is behind this node'))
+          recovery.rewind(state, node)
+        },
+        follow: () => follower.wake(),
+      },
+      { log, timeoutMs: ackTimeoutMs },
+    )
+    commits.useTurn(turn)
+  }
   return {
     node,
     options: resolved,
@@ -195,6 +254,7 @@ export function assemble(
     gate,
     backed,
     follower,
+    turn,
     state,
   }
 }
@@ -208,13 +268,21 @@ function feedOf(backend: Backend): (revision: number, limit: number) => Promise<
   return (revision, limit) => feed.changesSince(revision, limit)
 }
 
-function followerHost(host: EngineHost, catalog: KindCatalog, commits: CommitPath): FollowerHost {
+function followerHost(
+  host: EngineHost,
+  catalog: KindCatalog,
+  commits: CommitPath,
+  following: () => boolean,
+): FollowerHost {
   return {
     get revision() {
       return commits.revision
     },
     get closed() {
       return host.closed
+    },
+    get following() {
+      return following()
     },
     knowsKind: (kind) => catalog.get(kind) !== undefined,
     restoreKinds: (kinds) => {

@@ -92,15 +92,22 @@ export class Engine implements Kernel, WatchContext {
    * Processes of stored sessions are kept, not exited, when a durable dataspace closes.
    */
   get storage(): StoredRows | undefined {
-    // A follower stores nothing: its sessions live in memory and end with it.
-    return this.writesRefused === undefined ? this.#parts.runtime : undefined
+    // A follower stores nothing: its sessions live in memory and end with it. So do a cluster
+    // node's, until sessions live in the store (docs/cluster.md, "Sessions across nodes").
+    return this.writesRefused === undefined && !this.clustered ? this.#parts.runtime : undefined
   }
 
   /** Whether writes reach the durable backend (`undefined` in memory): `/readyz` reports it. */
   get backendHealth(): BackendHealth | undefined {
     const runtime = this.#parts.runtime
+    if (runtime === undefined) return undefined
+    if (!runtime.health.ok) return runtime.health
+    // A cluster node that cannot take the write turn cannot write; one that cannot read the
+    // feed falls behind (so does a follower).
+    const turn = this.#parts.turn?.failing
+    if (turn !== undefined) return { backend: runtime.backend.name, ok: false, ...turn }
     const following = this.#parts.follower?.health
-    if (runtime === undefined || following === undefined || following.ok) return runtime?.health
+    if (following === undefined || following.ok) return runtime.health
     return { backend: runtime.backend.name, ...following }
   }
 
@@ -311,10 +318,16 @@ export class Engine implements Kernel, WatchContext {
       return this.#parts.watches.watch<T>(kind, selector, options, bounds)
     }
     // A follower's feed does not carry the previous versions that a non-resident kind's
-    // events need (the engine does not hold them).
+    // events need (the engine does not hold them); a cluster node reads other nodes' commits
+    // from that feed too.
     if (this.writesRefused !== undefined) {
       throw new InvalidArgument(
         `${kind} is non-resident: a follower cannot watch it (its feed lacks the previous versions events carry); watch it on the writer`,
+      )
+    }
+    if (this.clustered) {
+      throw new InvalidArgument(
+        `${kind} is non-resident: a cluster node cannot watch it (other nodes' commits reach it through a feed that lacks the previous versions events carry)`,
       )
     }
     // A non-resident kind's snapshot is read from the backend; its changes come from commits.
@@ -396,9 +409,17 @@ export class Engine implements Kernel, WatchContext {
     return this.#parts.commits.applyStaged(tx)
   }
 
-  /** Like `applyStaged`, but deferred to a microtask when called while watchers are being told. */
-  applyStagedWhenSafe(tx: Transaction): void {
-    this.#parts.commits.applyStagedWhenSafe(tx)
+  /**
+   * A system commit staged by `build`: applied now, or on a cluster node at its next write turn
+   * (deferred to a microtask while watchers are being told). See `CommitPath.system`.
+   */
+  system(build: (tx: Transaction) => void): void {
+    this.#parts.commits.system(build)
+  }
+
+  /** True on a node of a cluster (a backend opened with `cluster: true`): it writes in turns. */
+  get clustered(): boolean {
+    return this.#parts.commits.clustered
   }
 
   /**
@@ -469,14 +490,17 @@ export class Engine implements Kernel, WatchContext {
   /** Exits every process, ends every watch; later calls fail with `Closed`. */
   async close(): Promise<void> {
     if (this.#closed) return
-    await this.#parts.follower?.stop()
+    // A cluster node's exits below take write turns, which catch up through its feed reader.
+    if (this.#parts.turn === undefined) await this.#parts.follower?.stop()
     // With a durable store, the processes it keeps (the server's sessions) outlive this run:
     // their clients resume them after a restart. Every other process exits, as in memory.
     const kept = this.#parts.runtime?.keptPids() ?? new Set<string>()
     const exiting = [...this.#parts.processes.values()].filter((proc) => !kept.has(proc.id))
     await Promise.all(exiting.map((proc) => proc.exit('shutdown')))
+    await this.#parts.follower?.stop()
     this.#closed = true
     await this.#parts.runtime?.close()
+    await this.#parts.turn?.close()
     this.#parts.expiry.stop()
     const reason: CloseReason = 'dataspace-closed'
     this.#parts.watches.closeAll(reason)

@@ -15,6 +15,11 @@ export interface FollowerHost {
   /** The last revision applied. */
   readonly revision: number
   readonly closed: boolean
+  /**
+   * False while a cluster node takes or holds its write turn: then only the turn reads the
+   * feed (`catchUpTo`), and the node's own commits must not meet a replicated one.
+   */
+  readonly following: boolean
   /** Whether this replica knows `kind` (has a store for it). */
   knowsKind(kind: string): boolean
   /** Re-declares the kinds the store holds (a commit named one this replica does not know). */
@@ -106,7 +111,7 @@ export class Follower {
    * of them. An idle follower still reads at once.
    */
   wake(): void {
-    if (this.#stopped) return
+    if (this.#stopped || !this.#host.following) return
     if (this.#reading !== undefined) {
       this.#again = true
       return
@@ -134,25 +139,29 @@ export class Follower {
     await this.#reading
   }
 
+  /**
+   * A cluster node's write turn catching up (write-turn.ts): waits for the read in flight, then
+   * applies the feed up to `head`. Rejects when the feed cannot be read (the turn gives up and
+   * retries); runs also while the background reads are paused (`following` false).
+   */
+  async catchUpTo(head: number): Promise<void> {
+    while (this.#reading !== undefined) await this.#reading
+    if (this.#host.revision >= head) return
+    const read = this.#readToHead()
+    this.#reading = read.then(
+      () => undefined,
+      () => undefined,
+    )
+    try {
+      await read
+    } finally {
+      this.#reading = undefined
+    }
+  }
+
   async #catchUp(): Promise<void> {
     try {
-      for (;;) {
-        if (this.#stopped || this.#host.closed) return
-        const page = await this.#feed(this.#host.revision, this.#options.pageSize)
-        if (this.#stopped || this.#host.closed) return
-        if (page.trimmed) {
-          await this.#startOver(page.floor)
-          continue
-        }
-        await this.#learnKinds(page.commits)
-        if (this.#stopped || this.#host.closed) return
-        for (const commit of page.commits) {
-          // A commit this replica applied meanwhile (two reads of one page) is skipped.
-          if (commit.revision <= this.#host.revision) continue
-          this.#host.applyReplicated(commit)
-        }
-        if (page.commits.length === 0 || this.#host.revision >= page.head) break
-      }
+      await this.#readToHead()
       if (this.#failing !== undefined) {
         this.#options.log.warn('follower reads the feed again', {
           failingForMs: Date.now() - this.#failing.since,
@@ -161,6 +170,27 @@ export class Follower {
       }
     } catch (error) {
       this.#failed(error)
+    }
+  }
+
+  /** Applies the feed from this replica's revision to the store's head. */
+  async #readToHead(): Promise<void> {
+    for (;;) {
+      if (this.#stopped || this.#host.closed) return
+      const page = await this.#feed(this.#host.revision, this.#options.pageSize)
+      if (this.#stopped || this.#host.closed) return
+      if (page.trimmed) {
+        await this.#startOver(page.floor)
+        continue
+      }
+      await this.#learnKinds(page.commits)
+      if (this.#stopped || this.#host.closed) return
+      for (const commit of page.commits) {
+        // A commit this replica applied meanwhile (two reads of one page) is skipped.
+        if (commit.revision <= this.#host.revision) continue
+        this.#host.applyReplicated(commit)
+      }
+      if (page.commits.length === 0 || this.#host.revision >= page.head) break
     }
   }
 

@@ -33,6 +33,12 @@ export class PendingCommits {
     this.#entries.push({ commit })
   }
 
+  /** Forgets every commit: none of them will be stored (a cluster node starting over). */
+  clear(): void {
+    this.#entries = []
+    this.#head = 0
+  }
+
   /** Forgets every commit up to `revision`: it is durable (or stored empty). */
   settle(revision: number): void {
     while (this.#head < this.#entries.length) {

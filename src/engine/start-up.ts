@@ -65,8 +65,13 @@ export class Recovery {
     for (const pid of storedPids(state)) processes.reserve(pid)
     for (const { pid } of kept) processes.reserve(pid)
     for (const { pid, name } of kept) processes.register(pid, name)
-    // A follower writes nothing: reaping is the writer's (docs/cluster.md, "Followers").
+    // A follower writes nothing: reaping is the writer's (docs/cluster.md, "Followers"). A
+    // cluster node's owners are other nodes' processes, alive: it reaps nobody at start-up.
     if (this.#parts.commits.writesRefused !== undefined) return
+    if (this.#parts.commits.clustered) {
+      expiry.armNext()
+      return
+    }
     const tx = new Transaction(this.#parts.context, null)
     for (const store of catalog.stores()) {
       for (const [owner, owned] of store.byOwner) {
@@ -119,23 +124,39 @@ export class Recovery {
    * outlive its owner.
    */
   undoRefused(refused: RefusedCommit): void {
-    const { pending, commits, processes, context } = this.#parts
+    const { pending, commits, processes } = this.#parts
     const undos = pending?.refuse(refused.revision) ?? []
     if (undos.length === 0) return
-    const undo = (): void => {
-      if (this.#parts.closed()) return
-      const tx = new Transaction(context, null)
+    // Run now (or after the dispatch in progress): the runtime refuses while this node writes.
+    commits.system((tx) => {
       for (const { kind, id, current, target } of undos) tx.restore(kind, id, current, target)
-      commits.applyStaged(tx)
-      const orphans = new Transaction(context, null)
+    })
+    commits.system((orphans) => {
       for (const { target } of undos) {
         if (target?.owner == null || processes.isAlive(target.owner)) continue
         orphans.remove(target, 'owner-exit')
       }
-      commits.applyStaged(orphans)
-    }
-    if (commits.dispatching) queueMicrotask(undo)
-    else undo()
+    })
+  }
+
+  /**
+   * A cluster node whose unwritten commits were dropped (another node wrote first) starts over
+   * from the store's `state`: memory becomes the store (watches get `reset`), and whatever the
+   * store still holds for this node's processes that exited meanwhile (their exit's commit was
+   * among the dropped ones) is retracted, as that exit would have done.
+   */
+  rewind(state: LoadedState, node: string): void {
+    const { pending, commits, processes, catalog } = this.#parts
+    pending?.clear()
+    commits.resync(state, true)
+    commits.system((tx) => {
+      for (const store of catalog.stores()) {
+        for (const [owner, owned] of store.byOwner) {
+          if (!owner.startsWith(`${node}/`) || processes.isAlive(owner)) continue
+          for (const record of owned.values()) tx.remove(record, 'owner-exit')
+        }
+      }
+    })
   }
 }
 

@@ -1,6 +1,5 @@
 import { ExpiryQueue } from './expiry-queue.js'
-import { Transaction } from './transaction.js'
-import type { TransactionContext } from './transaction.js'
+import type { Transaction, TransactionContext } from './transaction.js'
 
 /** What expiry needs of the engine: its state, and the commit path's system entry. */
 export interface ExpiryHost {
@@ -10,8 +9,11 @@ export interface ExpiryHost {
   readonly dispatching: boolean
   /** Set on a follower, which writes nothing: the writer's expiries reach it as commits. */
   readonly writesRefused: string | undefined
-  /** Applies a staged system transaction as one commit (commit.ts, steps 2–4). */
-  applyStaged(tx: Transaction): number
+  /**
+   * Applies a system commit `build` stages (commit.ts `system`): at once, or on a cluster node
+   * at its next write turn, against the state then.
+   */
+  system(build: (tx: Transaction) => void): void
 }
 
 /** The longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days). */
@@ -27,6 +29,8 @@ export class TtlExpiry {
   readonly #queue = new ExpiryQueue()
   #timer: NodeJS.Timeout | undefined
   #timerAt = Infinity
+  /** An expiry waits for a cluster node's write turn: one is enough for every due record. */
+  #requested = false
 
   constructor(host: ExpiryHost) {
     this.#host = host
@@ -48,20 +52,25 @@ export class TtlExpiry {
     if (next !== undefined) this.#arm(next.at)
   }
 
-  /** Commits the retraction of every record whose TTL has run out, in one commit. */
+  /**
+   * Commits the retraction of every record whose TTL has run out, in one commit: at once, or
+   * on a cluster node at its next write turn (whichever node's turn comes first retracts them;
+   * the others find them gone).
+   */
   expireDue(): void {
     const head = this.#queue.peek()
     const host = this.#host
     if (head === undefined || head.at > host.context.now() || host.dispatching) return
-    if (host.writesRefused !== undefined) return
-    const tx = new Transaction(host.context, null)
-    for (const due of this.#queue.popDue(host.context.now())) {
-      const record = host.context.store(due.kind)?.records.get(due.id)
-      // Lazy deletion: the entry counts only if the record still carries this deadline.
-      if (record?.expiresAt === due.at && tx.read(due.kind, due.id) === record)
-        tx.remove(record, 'expired')
-    }
-    host.applyStaged(tx)
+    if (host.writesRefused !== undefined || this.#requested) return
+    this.#requested = true
+    host.system((tx) => {
+      this.#requested = false
+      for (const due of this.#queue.popDue(host.context.now())) {
+        const record = tx.read(due.kind, due.id)
+        // Lazy deletion: the entry counts only if the record still carries this deadline.
+        if (record?.expiresAt === due.at) tx.remove(record, 'expired')
+      }
+    })
   }
 
   stop(): void {

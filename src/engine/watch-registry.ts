@@ -5,8 +5,7 @@ import type { ChangeSet, History } from './history.js'
 import type { KindStore } from './kind-store.js'
 import type { ByteMeter } from './memory-account.js'
 import { plan, select } from './query-planner.js'
-import { Transaction } from './transaction.js'
-import type { TransactionContext } from './transaction.js'
+import type { Transaction, TransactionContext } from './transaction.js'
 import type {
   CloseReason,
   DataspaceRecord,
@@ -38,10 +37,13 @@ export interface WatchContext extends TransactionContext {
   readonly closed: boolean
   /** Holds watch events until durable; `undefined` when every commit is durable at once. */
   readonly gate: DurableGate | undefined
-  applyStaged(tx: Transaction): number
-  applyStagedWhenSafe(tx: Transaction): void
+  /** Applies a system commit, now or at a cluster node's next write turn (`CommitPath.system`). */
+  system(build: (tx: Transaction) => void): void
   /** Why this engine writes nothing (a follower): its watches publish no `$watch` record. */
   readonly writesRefused: string | undefined
+  /** The node's name: in a cluster, `$watch` ids carry it, as pids do, to be unique across nodes. */
+  readonly node: string
+  readonly clustered: boolean
 }
 
 type Snapshot = { type: 'snapshot'; records: DataspaceRecord[]; revision: number }
@@ -210,24 +212,25 @@ export class WatchRegistry {
   #publish(kind: string, selector: CompiledSelector): string | undefined {
     // A follower writes nothing; the writer's `$watch` records are replicated to it.
     if (this.#context.writesRefused !== undefined) return undefined
-    const id = `w${++this.#counter}`
+    const id = this.#context.clustered
+      ? `${this.#context.node}:w${++this.#counter}`
+      : `w${++this.#counter}`
     const data: Record<string, string> = { kind }
     if (selector.id !== undefined) data['id'] = selector.id.source
     if (selector.fields !== undefined) data['fields'] = selector.fields.toString()
     if (selector.labels !== undefined) data['labels'] = selector.labels.toString()
     if (selector.owner !== undefined) data['owner'] = selector.owner
-    const tx = new Transaction(this.#context, null)
-    tx.assert({ kind: WATCH_KIND, id, data: Object.freeze(data) })
-    this.#context.applyStaged(tx)
+    Object.freeze(data)
+    this.#context.system((tx) => tx.assert({ kind: WATCH_KIND, id, data }))
     return id
   }
 
   #withdraw(id: string | undefined): void {
     if (id === undefined || this.#context.closed) return
-    const record = this.#context.store(WATCH_KIND)?.records.get(id)
-    if (record === undefined) return
-    const tx = new Transaction(this.#context, null)
-    tx.remove(record, 'retract')
-    this.#context.applyStagedWhenSafe(tx)
+    // Read when the commit is staged: on a cluster node that is at its next write turn.
+    this.#context.system((tx) => {
+      const record = tx.read(WATCH_KIND, id)
+      if (record !== undefined) tx.remove(record, 'retract')
+    })
   }
 }

@@ -1,4 +1,4 @@
-import { DataspaceError } from '../errors/index.js'
+import { DataspaceError, Unavailable } from '../errors/index.js'
 
 /**
  * Holds what a reader would see until the revision it shows is durable (docs/design.md: "nothing is
@@ -21,6 +21,14 @@ export interface DurabilitySource {
   waitFor(revision: number): Promise<void>
 }
 
+/**
+ * Why a wait for durability fails for good: the commits it waited for were dropped, never
+ * stored (a cluster node whose batch another node's write overtook starts over from the store,
+ * docs/cluster.md). A writer is told its write was not applied; a reader, that what it read is
+ * gone. `Unavailable` on the wire: the caller may try again.
+ */
+export class NeverDurable extends Unavailable {}
+
 /** A gate over a backend runtime. */
 export function durableGate(source: DurabilitySource): DurableGate {
   return {
@@ -41,6 +49,8 @@ async function untilDurable(source: DurabilitySource, revision: number): Promise
       await source.waitFor(revision)
       return
     } catch (error) {
+      // What was read will never be stored: the reader fails rather than see it.
+      if (error instanceof NeverDurable) throw error
       if (!(error instanceof DataspaceError) || error.code !== 'Unavailable') return
     }
   }

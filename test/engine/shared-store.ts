@@ -7,6 +7,12 @@ import type {
   WriteBatch,
 } from '../../src/engine/ports/backend.js'
 import type { DataspaceRecord } from '../../src/model/types.js'
+import { Conflict, Unavailable } from '../../src/errors/index.js'
+
+/** One node's hold on the store's write turn (see `SharedStore.node`). */
+interface TurnHolder {
+  readonly node: number
+}
 
 /**
  * A store in memory that one writer and any number of followers open, as they would one
@@ -24,7 +30,14 @@ export class SharedStore {
   muted = false
   /** Feed reads fail with this error. */
   failing: Error | undefined
+  /** While set, a node's `write` waits for this promise first (a slow or cut-off database). */
+  writeGate: Promise<void> | undefined
+  /** How many turns nodes have taken. */
+  turns = 0
   readonly #listeners = new Set<() => void>()
+  #holder: TurnHolder | undefined
+  #queue: { holder: TurnHolder; grant: () => void }[] = []
+  #nodes = 0
 
   writer(): Backend {
     return {
@@ -57,6 +70,95 @@ export class SharedStore {
       },
       close: () => Promise.resolve(),
     }
+  }
+
+  /**
+   * A cluster node's backend (`cluster` seam): writes go through like the writer's, but only
+   * in order (a batch that does not follow the stored revision is `Conflict`, as PostgreSQL's
+   * `write_batch` refuses it), and the write turn is a FIFO lock over the nodes.
+   */
+  node(): Backend {
+    const me: TurnHolder = { node: ++this.#nodes }
+    return {
+      name: 'shared',
+      capabilities: { durable: true, changes: true, query: false },
+      open: () => Promise.resolve(this.#load()),
+      write: async (batch) => {
+        if (this.writeGate !== undefined) await this.writeGate
+        const first = batch.commits[0]
+        if (first !== undefined && first.revision !== this.revision + 1) {
+          throw new Conflict(
+            `commit ${first.revision} does not follow the stored revision ${this.revision}`,
+            this.revision,
+          )
+        }
+        this.#write(batch)
+      },
+      changesSince: (revision, limit) => this.#read(revision, limit),
+      cluster: {
+        listen: (ring) => {
+          this.#listeners.add(ring)
+          return Promise.resolve(() => {
+            this.#listeners.delete(ring)
+            return Promise.resolve()
+          })
+        },
+        kinds: () => Promise.resolve([...this.kinds.values()]),
+        snapshot: () => Promise.resolve(this.#load()),
+        lock: (timeoutMs) => this.#lock(me, timeoutMs),
+        unlock: () => {
+          if (this.#holder === me) this.#pass()
+          return Promise.resolve()
+        },
+      },
+      close: () => Promise.resolve(),
+    }
+  }
+
+  /** Which node holds the write turn (1, 2, … in the order `node()` made them), or 0. */
+  get holder(): number {
+    return this.#holder?.node ?? 0
+  }
+
+  /**
+   * Takes the turn from the node holding it, as a dropped lock connection does: that node
+   * still thinks it holds it. Returns a function that gives it back (to whoever waits next).
+   */
+  steal(): () => void {
+    const thief: TurnHolder = { node: -1 }
+    this.#holder = thief
+    return () => {
+      if (this.#holder === thief) this.#pass()
+    }
+  }
+
+  #lock(me: TurnHolder, timeoutMs: number): Promise<number> {
+    if (this.#holder === undefined) {
+      this.#holder = me
+      this.turns++
+      return Promise.resolve(this.revision)
+    }
+    return new Promise((resolve, reject) => {
+      const entry = {
+        holder: me,
+        grant: () => {
+          clearTimeout(timer)
+          this.turns++
+          resolve(this.revision)
+        },
+      }
+      const timer = setTimeout(() => {
+        this.#queue = this.#queue.filter((queued) => queued !== entry)
+        reject(new Unavailable(`the write turn was not free within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.#queue.push(entry)
+    })
+  }
+
+  #pass(): void {
+    const next = this.#queue.shift()
+    this.#holder = next?.holder
+    next?.grant()
   }
 
   /** Drops the feed's commits up to `revision` (the floor rises to it). */

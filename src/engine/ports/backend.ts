@@ -77,7 +77,7 @@ export interface Backend {
    * store) and a node reaps nobody at start-up.
    */
   readonly cluster?: ClusterSeam
-  /** Closes connections and files. Called once, after the last `write` settled. */ */
+  /** Closes connections and files. Called once, after the last `write` settled. */
   close(): Promise<void>
 }
 

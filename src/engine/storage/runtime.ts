@@ -1,4 +1,5 @@
-import { Closed, Unavailable } from '../../errors/index.js'
+import { Closed, Conflict, Unavailable } from '../../errors/index.js'
+import { NeverDurable } from '../../streams/durable-gate.js'
 import type { DataspaceError } from '../../errors/index.js'
 import { emptyBatch, refusedError, refusesContent, splitBatch } from './refusal.js'
 import { AnswerQueue } from './answer-queue.js'
@@ -75,6 +76,8 @@ export class BackendRuntime {
   #failing: { readonly since: number; readonly error: string } | undefined
   readonly #onDurable: (() => void) | undefined
   readonly #onRefused: ((refused: RefusedCommit) => void) | undefined
+  readonly #onSettled: (() => void) | undefined
+  readonly #onDiverged: ((error: Error) => void) | undefined
   /** Parts of a refused batch, written in order before anything queued later. */
   #split: WriteBatch[] = []
   /** Recently refused revisions and their errors (a waiter for one of them is failed). */
@@ -99,6 +102,15 @@ export class BackendRuntime {
       readonly onDurable?: () => void
       /** Called when a commit is refused for its content, before its empty stand-in is written. */
       readonly onRefused?: (refused: RefusedCommit) => void
+      /** Called each time a write settled (went through or failed): see `written`. */
+      readonly onSettled?: () => void
+      /**
+       * A cluster node's (docs/cluster.md): called when the store refuses a batch with
+       * `Conflict` because another node wrote first. Every unwritten commit is then dropped
+       * and its writers (and readers waiting for it) fail `Unavailable`: the node starts over.
+       * Without it, a `Conflict` is retried like any failure.
+       */
+      readonly onDiverged?: (error: Error) => void
       /** What the backend loaded beside the records: sessions and their stored answers. */
       readonly restored?: {
         readonly sessions: readonly StoredSession[]
@@ -112,6 +124,8 @@ export class BackendRuntime {
     this.#ackTimeoutMs = options.ackTimeoutMs
     this.#onDurable = options.onDurable
     this.#onRefused = options.onRefused
+    this.#onSettled = options.onSettled
+    this.#onDiverged = options.onDiverged
     this.answers = new AnswerQueue(revision)
     this.restoredSessions = options.restored?.sessions ?? []
     this.restoredAnswers = options.restored?.answers ?? []
@@ -156,6 +170,11 @@ export class BackendRuntime {
    */
   advance(revision: number): void {
     if (revision > this.#durable) this.#acknowledge(revision)
+  }
+
+  /** Nothing queued, nothing being written: every commit handed over is durable (or dropped). */
+  get written(): boolean {
+    return this.#writing === undefined && !this.#scheduled && !this.#pending
   }
 
   /** Queues a commit applied in memory for the next batch. */
@@ -260,6 +279,7 @@ export class BackendRuntime {
         this.#failing = undefined
         if (last !== undefined) this.#acknowledge(last)
         if (this.#pending) this.#schedule()
+        this.#onSettled?.()
       },
       (error: unknown) => {
         clearTimeout(watchdog)
@@ -269,6 +289,12 @@ export class BackendRuntime {
           this.#retrying = false
           this.#retryDelay = RETRY_MIN_MS
           this.#schedule()
+          return
+        }
+        if (this.#onDiverged !== undefined && error instanceof Conflict) {
+          this.discard(error, batch)
+          this.#onDiverged(error)
+          this.#onSettled?.()
           return
         }
         this.#retrying = true
@@ -339,6 +365,35 @@ export class BackendRuntime {
       if (this.#pending && !this.#closed) this.#startWrite()
     })
     return true
+  }
+
+  /**
+   * Drops every unwritten commit (`failed` and whatever queued after it), keeping their kind
+   * declarations, and fails whoever waits for one: none will ever be stored.
+   */
+  discard(error: Error, failed?: WriteBatch): void {
+    const kinds = new Map<string, StoredKind>()
+    const dropped = failed === undefined ? this.#split : [failed, ...this.#split]
+    if (this.#failed !== undefined && this.#failed !== failed) dropped.push(this.#failed)
+    for (const batch of dropped) for (const kind of batch.kinds) kinds.set(kind.kind, kind)
+    for (const [name, kind] of this.#kinds) kinds.set(name, kind)
+    this.#kinds = kinds
+    this.#split = []
+    this.#commits = []
+    this.#failed = undefined
+    this.#retrying = false
+    this.#retryDelay = RETRY_MIN_MS
+    this.#failing = undefined
+    const gone = new NeverDurable(
+      `another ${this.backend.name} node wrote first: this write was not applied (${error.message})`,
+      { cause: error },
+    )
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.revision <= this.#durable) return true
+      waiter.reject(gone)
+      return false
+    })
+    if (this.#pending) this.#schedule()
   }
 
   /** Fails the writers of a refused commit and queues an empty commit at its revision. */
