@@ -10,7 +10,7 @@ import { postgresBackend } from '../../src/backends/postgres/index.js'
 import type { PostgresBackend, PostgresBackendOptions } from '../../src/backends/postgres/index.js'
 import type { StoredCommit, WriteBatch } from '../../src/backends/index.js'
 import { Conflict, InvalidArgument, Unavailable } from '../../src/errors/index.js'
-import { sleep, until } from '../client/helpers.js'
+import { sleep, TcpProxy, until } from '../client/helpers.js'
 import { commit, nextBatchId, record, session } from './fixtures.js'
 import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
 
@@ -291,6 +291,39 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
       assert.ok(again !== undefined && again !== pid)
       await a!.cluster!.unlock()
     })
+  })
+
+  it('give up on a turn whose answer never comes (a silent network), and take it later', async () => {
+    const proxy = await TcpProxy.start(Number(new URL(POSTGRES_URL).port || 5432))
+    const url = new URL(POSTGRES_URL)
+    url.host = new URL(proxy.url).host
+    try {
+      await withNodes(
+        1,
+        async ([a]) => {
+          assert.equal(await a!.cluster!.lock(5_000), 0)
+          await a!.cluster!.unlock()
+          proxy.mute()
+          const started = Date.now()
+          // PostgreSQL grants it at once, but the answer is lost: the client's guard ends the wait
+          // (and the connection, which frees the lock) after timeoutMs + queryTimeoutMs.
+          await assert.rejects(a!.cluster!.lock(200), (error: unknown) => {
+            assert.ok(error instanceof Unavailable, String(error))
+            assert.match(error.message, /did not answer the request for the write turn/)
+            return true
+          })
+          const took = Date.now() - started
+          assert.ok(took >= 400 && took < 3_000, `gave up after ${took} ms`)
+          proxy.cut()
+          assert.equal(await a!.cluster!.lock(5_000), 0)
+          await a!.cluster!.unlock()
+        },
+        { url: url.toString(), queryTimeoutMs: 300 },
+      )
+    } finally {
+      proxy.cut()
+      await proxy.close()
+    }
   })
 
   it('refuse a batch whose revision another node stored first (Conflict)', async () => {
