@@ -20,7 +20,10 @@ export function checkBackendSpec(spec: string): string {
   )
 }
 
-/** `spec` names the PostgreSQL backend (the only one a follower can read: see `parseBackend`). */
+/**
+ * `spec` names the PostgreSQL backend (the only one a follower can read, or cluster nodes share:
+ * see `parseBackend`).
+ */
 export function isPostgresSpec(spec: string): boolean {
   return /^postgres(ql)?:\/\/./.test(spec)
 }
@@ -29,13 +32,27 @@ export function isPostgresSpec(spec: string): boolean {
  * `memory`, `sqlite` (the default file), `sqlite:PATH`, or a `postgres://` / `postgresql://`
  * URL (the PostgreSQL backend; schema `dataspace` unless the URL has `?schema=NAME`). `follow`
  * opens that schema as a follower of the server that writes it (PostgreSQL only: memory and
- * SQLite are one server's own store, with nobody else to follow).
+ * SQLite are one server's own store, with nobody else to follow). `cluster` opens it as a node
+ * of a cluster, one of several servers that write it (PostgreSQL only too, and not with `follow`).
  */
 export async function parseBackend(
   spec: string,
-  { follow = false }: { follow?: boolean } = {},
+  { follow = false, cluster = false }: { follow?: boolean; cluster?: boolean } = {},
 ): Promise<BackendSpec> {
   checkBackendSpec(spec)
+  if (follow && cluster) {
+    throw new CliError(
+      'InvalidArgument',
+      'follow and cluster exclude each other: a follower never writes, a cluster node writes',
+    )
+  }
+  if (cluster && !isPostgresSpec(spec)) {
+    throw new CliError(
+      'InvalidArgument',
+      `cannot run "${spec}" in cluster mode: cluster nodes share a PostgreSQL schema ` +
+        '(--backend postgres://…)',
+    )
+  }
   if (follow && !isPostgresSpec(spec)) {
     throw new CliError(
       'InvalidArgument',
@@ -53,5 +70,5 @@ export async function parseBackend(
       open: (options) => openDataspace({ ...options, backend: sqliteBackend({ path }) }),
     }
   }
-  return postgresSpec(spec, follow)
+  return postgresSpec(spec, { follow, cluster })
 }

@@ -8,9 +8,13 @@ import { CliError } from './http-client.js'
  * refuses us, becomes one `CliError` naming PostgreSQL, the host and the database — the driver's
  * own messages (`connect ECONNREFUSED 127.0.0.1:5433`, `database "x" does not exist`) do not
  * say which backend was being opened, and a URL's password must never reach a log or a terminal.
- * `follow`: open the schema as a follower of the server that writes it (`serve --follow`).
+ * `follow`: open the schema as a follower of the server that writes it (`serve --follow`);
+ * `cluster`: as a node of a cluster, one of several servers that write it (`serve --cluster`).
  */
-export async function postgresSpec(spec: string, follow = false): Promise<BackendSpec> {
+export async function postgresSpec(
+  spec: string,
+  { follow = false, cluster = false }: { follow?: boolean; cluster?: boolean } = {},
+): Promise<BackendSpec> {
   let url: URL
   try {
     url = new URL(spec)
@@ -31,6 +35,7 @@ export async function postgresSpec(spec: string, follow = false): Promise<Backen
     url: url.toString(),
     ...(schema === undefined ? {} : { schema }),
     ...(follow ? { follow } : {}),
+    ...(cluster ? { cluster } : {}),
     ...tuning,
   }
   try {
@@ -42,7 +47,8 @@ export async function postgresSpec(spec: string, follow = false): Promise<Backen
   return {
     label:
       `postgres:${redact(url.toString())}${schema === undefined ? '' : ` schema ${schema}`}` +
-      (follow ? ' (follower)' : ''),
+      (follow ? ' (follower)' : '') +
+      (cluster ? ' (cluster node)' : ''),
     async open(options) {
       try {
         return await openDataspace({

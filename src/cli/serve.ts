@@ -24,6 +24,11 @@ export interface ServeSettings {
    * its reads and watches, refuse writes (docs/server.md, "Followers").
    */
   readonly follow: boolean
+  /**
+   * Run as a node of a cluster (`--cluster` / `DATASPACE_CLUSTER`): one of several servers that
+   * write the one PostgreSQL schema, taking turns (docs/cluster.md).
+   */
+  readonly cluster: boolean
   readonly auth?: string
   readonly logLevel: (typeof LOG_LEVELS)[number]
   /**
@@ -57,7 +62,7 @@ export const serveCommand: Command = {
   name: 'serve',
   usage:
     'serve [--host H] [--port P] [--backend sqlite[:PATH]|memory|postgres://…] ' +
-    '[--follow] [--auth TOKENS.json] [--insecure] ' +
+    '[--follow | --cluster] [--auth TOKENS.json] [--insecure] ' +
     '[--log-level info] [--limits NAME=N,…] [--allow-origin ORIGIN,…] [--allow-host NAME,…] ' +
     '[--shutdown-timeout MS]',
   summary: 'run the server with an embedded dataspace',
@@ -68,6 +73,8 @@ export const serveCommand: Command = {
     '                                     sqlite:PATH, postgres://USER@HOST/DB[?schema=NAME]',
     '--follow        DATASPACE_FOLLOW=1   follow the postgres:// schema another server writes:',
     '                                     serve its reads and watches, refuse writes (503)',
+    '--cluster       DATASPACE_CLUSTER=1  write the postgres:// schema together with other',
+    '                                     servers started with --cluster (docs/cluster.md)',
     '--auth FILE                          a token file (docs/server.md); default: no auth',
     '--insecure                           allow a non-loopback --host without --auth',
     '--log-level L   DATASPACE_LOG_LEVEL  default info; fatal, error, warn, debug, trace, silent',
@@ -87,6 +94,7 @@ export const serveCommand: Command = {
     auth: { type: 'string' },
     insecure: { type: 'boolean' },
     follow: { type: 'boolean' },
+    cluster: { type: 'boolean' },
     'log-level': { type: 'string' },
     limits: { type: 'string' },
     'allow-origin': { type: 'string' },
@@ -98,7 +106,10 @@ export const serveCommand: Command = {
     const settings = serveSettings(ctx)
     const auth = settings.auth === undefined ? undefined : await loadTokenFile(settings.auth)
     const logger = stderrLogger(ctx, settings.logLevel)
-    const backend = await parseBackend(settings.backend, { follow: settings.follow })
+    const backend = await parseBackend(settings.backend, {
+      follow: settings.follow,
+      cluster: settings.cluster,
+    })
     const { engine, server: serverLimits } = splitLimits(settings.limits)
     const ds = await backend.open({
       ...engine,
@@ -168,6 +179,22 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
         'schema another server writes, and memory or SQLite is one server’s own store',
     )
   }
+  const cluster =
+    ctx.flags.cluster === true || flagFromEnv('DATASPACE_CLUSTER', env.DATASPACE_CLUSTER)
+  if (cluster && follow) {
+    throw usageError(
+      serveCommand,
+      '--cluster and --follow exclude each other: a follower never writes, a cluster node ' +
+        'writes in turn with the others',
+    )
+  }
+  if (cluster && !isPostgresSpec(backend)) {
+    throw usageError(
+      serveCommand,
+      `--cluster needs a postgres:// backend, not "${backend}": cluster nodes write one ` +
+        'PostgreSQL schema together, and memory or SQLite is one server’s own store',
+    )
+  }
   const auth = stringFlag(ctx.flags.auth)
   const logLevel = stringFlag(ctx.flags['log-level']) ?? nonEmpty(env.DATASPACE_LOG_LEVEL) ?? 'info'
   if (!isLogLevel(logLevel)) {
@@ -198,6 +225,7 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
     backend,
     insecure: ctx.flags.insecure === true,
     follow,
+    cluster,
     ...(auth ? { auth } : {}),
     logLevel,
     limits,

@@ -31,6 +31,7 @@ describe('dataspace serve', () => {
       backend: DEFAULT_BACKEND,
       insecure: false,
       follow: false,
+      cluster: false,
       logLevel: 'info',
       limits: {},
       shutdownTimeoutMs: 10_000,
@@ -71,6 +72,45 @@ describe('dataspace serve', () => {
     assert.throws(() => settings([], { DATASPACE_FOLLOW: '1' }), /not "sqlite:/)
   })
 
+  it('takes --cluster or DATASPACE_CLUSTER, with a postgres:// backend only, not with --follow', () => {
+    const pg = ['--backend', 'postgres://app@db/app']
+    assert.equal(settings(pg).cluster, false)
+    assert.equal(settings(['--cluster', ...pg]).cluster, true)
+    for (const on of ['1', 'true', 'TRUE']) {
+      assert.equal(settings(pg, { DATASPACE_CLUSTER: on }).cluster, true, on)
+    }
+    for (const off of ['0', 'false', '']) {
+      assert.equal(settings(pg, { DATASPACE_CLUSTER: off }).cluster, false, off)
+    }
+    assert.throws(() => settings(pg, { DATASPACE_CLUSTER: 'yes' }), /DATASPACE_CLUSTER must be/)
+    const usage = (why: RegExp) => (error: unknown) => {
+      assert.ok(error instanceof UsageError, String(error))
+      assert.match(error.message, why)
+      return true
+    }
+    assert.throws(
+      () => settings(['--cluster', '--backend', 'memory']),
+      usage(/--cluster needs a postgres:\/\/ backend, not "memory": cluster nodes write one/),
+    )
+    assert.throws(() => settings([], { DATASPACE_CLUSTER: '1' }), usage(/not "sqlite:/))
+    const both = usage(/--cluster and --follow exclude each other/)
+    assert.throws(() => settings(['--cluster', '--follow', ...pg]), both)
+    assert.throws(() => settings(pg, { DATASPACE_CLUSTER: '1', DATASPACE_FOLLOW: '1' }), both)
+  })
+
+  it('parseBackend runs cluster nodes on PostgreSQL only, and says so in its label', async () => {
+    await assert.rejects(
+      parseBackend('memory', { cluster: true }),
+      /cannot run "memory" in cluster/,
+    )
+    await assert.rejects(
+      parseBackend('postgres://db/app', { cluster: true, follow: true }),
+      /follow and cluster exclude each other/,
+    )
+    const spec = await parseBackend('postgres://app:secret@db/app?schema=s', { cluster: true })
+    assert.equal(spec.label, 'postgres:postgres://app:***@db/app schema s (cluster node)')
+  })
+
   it('parseBackend follows PostgreSQL only, and says so in its label', async () => {
     await assert.rejects(parseBackend('memory', { follow: true }), /cannot follow "memory"/)
     await assert.rejects(parseBackend('sqlite', { follow: true }), /cannot follow "sqlite"/)
@@ -104,6 +144,23 @@ describe('dataspace serve', () => {
     const sqlite = await runCli('http://unused', ['serve', '--follow', '--backend', 'sqlite'])
     assert.equal(sqlite.code, 2)
     assert.match(sqlite.stderr, /not "sqlite"/)
+  })
+
+  it('refuses --cluster with memory, or with --follow: a usage error, exit 2, nothing served', async () => {
+    const memory = await runCli('http://unused', ['serve', '--cluster', '--backend', 'memory'])
+    assert.equal(memory.code, 2)
+    assert.match(memory.stderr, /--cluster needs a postgres:\/\/ backend, not "memory"/)
+    assert.equal(memory.stdout, '')
+    const both = await runCli('http://unused', [
+      'serve',
+      '--cluster',
+      '--follow',
+      '--backend',
+      'postgres://app@db/app',
+    ])
+    assert.equal(both.code, 2)
+    assert.match(both.stderr, /--cluster and --follow exclude each other/)
+    assert.equal(both.stdout, '')
   })
 
   it('takes browser origins and host names to allow', () => {

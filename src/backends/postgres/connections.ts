@@ -129,3 +129,22 @@ function timed(
 ): pg.QueryConfig {
   return { text, values, ...timeout } as pg.QueryConfig
 }
+
+/**
+ * Ends a dedicated connection (a LISTEN, the write turn) without waiting for the database's
+ * goodbye for more than a second: over a network that silently drops packets, `end()` would wait
+ * for TCP to give up (about 15 minutes) and hold `close()` as long. The socket is destroyed
+ * instead.
+ */
+export async function endSoon(client: pg.Client | undefined): Promise<void> {
+  if (client === undefined) return
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, 1_000, 'late')))
+  const outcome = await Promise.race([client.end().catch(() => undefined), late])
+  clearTimeout(timer)
+  if (outcome === 'late') {
+    ;(
+      client as unknown as { connection?: { stream?: { destroy(): void } } }
+    ).connection?.stream?.destroy()
+  }
+}

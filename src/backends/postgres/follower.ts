@@ -2,7 +2,7 @@ import pg from 'pg'
 import type { PoolConfig } from 'pg'
 import { Unavailable } from '../../errors/index.js'
 import type { FollowerSeam, LoadedState, StoredKind } from '../../engine/ports/backend.js'
-import { dedicatedClientConfig } from './connections.js'
+import { dedicatedClientConfig, endSoon } from './connections.js'
 import type { Connections } from './connections.js'
 import type { SchemaTables } from './migrations.js'
 import { kindFromRow } from './rows.js'
@@ -225,23 +225,5 @@ class Listener {
         { cause: error },
       ),
     )
-  }
-}
-
-/**
- * Ends a LISTEN connection without waiting for the database's goodbye for more than a second:
- * over a network that silently drops packets, `end()` would wait for TCP to give up (about
- * 15 minutes) and hold `close()` as long. The socket is destroyed instead.
- */
-async function endSoon(client: pg.Client | undefined): Promise<void> {
-  if (client === undefined) return
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, 1_000, 'late')))
-  const outcome = await Promise.race([client.end().catch(() => undefined), late])
-  clearTimeout(timer)
-  if (outcome === 'late') {
-    ;(
-      client as unknown as { connection?: { stream?: { destroy(): void } } }
-    ).connection?.stream?.destroy()
   }
 }

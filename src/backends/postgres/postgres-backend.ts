@@ -6,6 +6,7 @@ import type {
   Backend,
   BackendPlan,
   ChangesPage,
+  ClusterSeam,
   FollowerSeam,
   LoadedState,
   QueryPage,
@@ -23,6 +24,8 @@ import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
 import { answerFromRow, indexNames, kindFromRow, recordFromRow, sessionFromRow } from './rows.js'
 import type { AnswerRow, KindRow, RecordRow, SessionRow } from './rows.js'
 import { SchemaLock } from './schema-lock.js'
+import type { SchemaLockMode } from './schema-lock.js'
+import { TurnLock } from './turn-lock.js'
 import { writeBatchStatement } from './write-batch.js'
 
 export interface PostgresBackendOptions extends FeedOptions {
@@ -44,6 +47,14 @@ export interface PostgresBackendOptions extends FeedOptions {
    * seam to hear the writer's doorbell and read its kinds. Default `false`: the writer.
    */
   readonly follow?: boolean
+  /**
+   * Opens the schema as a **node of a cluster** (docs/backends.md, "Cluster nodes"): several
+   * servers write it, each while it holds the write turn (`cluster.lock` … `cluster.unlock`). It
+   * takes the schema lock shared with the other nodes (a single-node server is refused while
+   * nodes are open, and the reverse), loads no sessions, and has a `cluster` seam. Not with
+   * `follow`. Default `false`.
+   */
+  readonly cluster?: boolean
   /**
    * How long a statement of the write, read and feed paths waits for its answer, in ms (default
    * 30 000; `Infinity`: for ever). A network that silently drops packets would otherwise hold a
@@ -103,6 +114,17 @@ export function postgresBackend(options: PostgresBackendOptions): PostgresBacken
       `postgres backend: follow must be true or false; got ${JSON.stringify(options.follow)}`,
     )
   }
+  if (options.cluster !== undefined && typeof options.cluster !== 'boolean') {
+    throw new InvalidArgument(
+      `postgres backend: cluster must be true or false; got ${JSON.stringify(options.cluster)}`,
+    )
+  }
+  if (options.follow === true && options.cluster === true) {
+    throw new InvalidArgument(
+      'postgres backend: follow and cluster exclude each other: a follower never writes, a ' +
+        'cluster node writes in turn with the others; choose one',
+    )
+  }
   const timeout = options.queryTimeoutMs
   if (
     timeout !== undefined &&
@@ -124,14 +146,26 @@ class PgBackend implements PostgresBackend {
   readonly membership: PostgresMembership
   /** Only on a follower (`follow: true`): the engine tells the two apart by its presence. */
   declare readonly follower?: FollowerSeam
+  /** Only on a cluster node (`cluster: true`). */
+  declare readonly cluster?: ClusterSeam
+  /** What a follower and a cluster node read of the store besides the feed (follower.ts). */
   readonly #follower: PostgresFollower | undefined
+  /** A cluster node's write turn (turn-lock.ts). */
+  readonly #turn: TurnLock | undefined
+  /** `follow: true`: writes nothing, takes no schema lock. */
+  readonly #follows: boolean
+  /** `cluster: true`: takes the schema lock shared, loads no sessions. */
+  readonly #clustered: boolean
   /** The writer's NOTIFY after each write that stored commits (doorbell.ts). */
   readonly #doorbell: Doorbell
   readonly #options: PostgresBackendOptions
   readonly #schemaName: string
   readonly #t: SchemaTables
   #db: Connections | undefined
-  /** The schema's lock, held from open to close: one server per schema (schema-lock.ts). */
+  /**
+   * The schema's lock, held from open to close (schema-lock.ts): exclusive for one server per
+   * schema, shared by cluster nodes; none on a follower.
+   */
   #lock: SchemaLock | undefined
   readonly #trimmer: FeedTrimmer
 
@@ -144,25 +178,55 @@ class PgBackend implements PostgresBackend {
     this.#trimmer = new FeedTrimmer(tables, feedBounds(options), () => this.#pooled(), onError)
     const channel = feedChannel(schemaName)
     this.#doorbell = new Doorbell(channel, () => this.#pooled(), onError)
-    if (options.follow === true) {
-      this.#follower = new PostgresFollower(
+    this.#follows = options.follow === true
+    this.#clustered = options.cluster === true
+    // A cluster node follows the other nodes between its turns: it reads as a follower does.
+    const follower =
+      this.#follows || this.#clustered
+        ? new PostgresFollower(
+            this.#options,
+            schemaName,
+            channel,
+            tables,
+            () => this.#pooled(),
+            () =>
+              this.#pooled().transaction('BEGIN ISOLATION LEVEL REPEATABLE READ', (c) =>
+                this.#load(c),
+              ),
+          )
+        : undefined
+    this.#follower = follower
+    if (follower === undefined) return
+    if (this.#follows) this.follower = follower
+    if (this.#clustered) {
+      const turn = new TurnLock(
         this.#options,
         schemaName,
-        channel,
         tables,
-        () => this.#pooled(),
-        () =>
-          this.#pooled().transaction('BEGIN ISOLATION LEVEL REPEATABLE READ', (c) => this.#load(c)),
+        options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
       )
-      this.follower = this.#follower
+      this.#turn = turn
+      this.cluster = Object.freeze({
+        listen: (ring: () => void) => follower.listen(ring),
+        kinds: () => follower.kinds(),
+        snapshot: () => follower.snapshot(),
+        lock: (timeoutMs: number) => turn.lock(timeoutMs),
+        unlock: () => turn.unlock(),
+      })
     }
   }
 
+  /** The schema lock this node holds: shared by cluster nodes, else the one writer's. */
+  get #lockMode(): SchemaLockMode {
+    return this.#clustered ? 'shared' : 'exclusive'
+  }
+
   async open(): Promise<LoadedState> {
-    // First, before migrating: a second writer on the schema is refused before it touches it.
-    // Followers take no lock: any number of them share the schema with its one writer.
-    if (this.#follower === undefined) {
-      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName).catch(
+    // First, before migrating: a second writer on the schema is refused before it touches it
+    // (a cluster node beside a single-node writer, or the reverse, too). Followers take no
+    // lock: any number of them share the schema with its writers.
+    if (!this.#follows) {
+      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName, this.#lockMode).catch(
         (error: unknown) => {
           throw connectFailure(error, this.#options)
         },
@@ -228,6 +292,8 @@ class PgBackend implements PostgresBackend {
           }),
     }
     // The writer's sessions are not a follower's to resume, and index repair is the writer's.
+    // A cluster node's sessions are its own, in memory; and several nodes would repair at once
+    // (the node that declares a kind creates its indexes).
     if (this.#follower !== undefined) return { ...base, sessions: [] }
     const sessions = await client.query<SessionRow>(
       `SELECT id, resume_token_hash, pid, name, ttl, children, last_child, principal
@@ -247,7 +313,7 @@ class PgBackend implements PostgresBackend {
   }
 
   async write(batch: WriteBatch): Promise<void> {
-    if (this.#follower !== undefined) throw this.#followsRefusal('writes')
+    if (this.#follows) throw this.#followsRefusal('writes')
     const commits = batch.commits
     for (let i = 1; i < commits.length; i++) {
       if (commits[i]!.revision !== commits[i - 1]!.revision + 1) {
@@ -264,8 +330,9 @@ class PgBackend implements PostgresBackend {
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === REVISION_CONFLICT) {
         const stored = Number(error.detail)
+        const who = this.#clustered ? 'another node wrote first' : 'a second writer on this schema?'
         throw new Conflict(
-          `postgres backend: commit ${commits[0]?.revision} does not follow the stored revision ${stored} (a second writer on this schema?)`,
+          `postgres backend: commit ${commits[0]?.revision} does not follow the stored revision ${stored} (${who})`,
           stored,
           { cause: error },
         )
@@ -317,7 +384,7 @@ class PgBackend implements PostgresBackend {
   }
 
   trimFeed(): Promise<FeedTrim> {
-    if (this.#follower !== undefined) return Promise.reject(this.#followsRefusal('trims the feed'))
+    if (this.#follows) return Promise.reject(this.#followsRefusal('trims the feed'))
     return this.#trimmer.trim()
   }
 
@@ -347,6 +414,7 @@ class PgBackend implements PostgresBackend {
 
   async close(): Promise<void> {
     await this.#follower?.close()
+    await this.#turn?.close()
     await this.#doorbell.close()
     await this.#trimmer.close()
     const db = this.#db
@@ -358,9 +426,10 @@ class PgBackend implements PostgresBackend {
   }
 
   /**
-   * Writes only under the schema's lock. PostgreSQL drops it with its connection, and another
-   * server may take it meanwhile: then nothing is written (the runtime retries the batch, its
-   * writers get `Unavailable`) until the lock is ours again on a new connection.
+   * Writes only under the schema's lock (a cluster node's: shared). PostgreSQL drops it with its
+   * connection, and another server may take it meanwhile: then nothing is written (the runtime
+   * retries the batch, its writers get `Unavailable`) until the lock is ours again on a new
+   * connection.
    */
   async #holdLock(): Promise<void> {
     const lock = this.#lock
@@ -370,7 +439,7 @@ class PgBackend implements PostgresBackend {
     this.#options.onError?.(lost)
     await lock.release()
     try {
-      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName).catch(
+      this.#lock = await SchemaLock.acquire(this.#options, this.#schemaName, this.#lockMode).catch(
         (error: unknown) => {
           throw connectFailure(error, this.#options)
         },

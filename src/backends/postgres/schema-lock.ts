@@ -9,9 +9,17 @@ import { dedicatedClientConfig } from './connections.js'
 const LOCK_CLASS = 0x6473
 
 /**
- * One single-node server per schema, until cluster mode (docs/design.md) lets several share one:
- * a session-level `pg_try_advisory_lock` taken at open on a dedicated connection and held for the
- * backend's life. The connection is named (`application_name`: `dataspace pid=… host=…`) so a
+ * How a server holds its schema: `exclusive`, one single-node server alone; `shared`, any number
+ * of cluster nodes together (`cluster: true`), who take turns to write (turn-lock.ts). The two
+ * exclude each other, so a schema is written either by one server or by cluster nodes only.
+ */
+export type SchemaLockMode = 'exclusive' | 'shared'
+
+/**
+ * Who writes a schema: a session-level advisory lock taken at open on a dedicated connection and
+ * held for the backend's life — `pg_try_advisory_lock` for a single-node server,
+ * `pg_try_advisory_lock_shared` (the same key) for a cluster node. The connection is named
+ * (`application_name`: `dataspace pid=… host=…`, `dataspace cluster node pid=… host=…`) so a
  * refused server can name the holder from `pg_stat_activity`.
  *
  * PostgreSQL drops a session lock with its connection, so a dead lock connection means another
@@ -35,22 +43,20 @@ export class SchemaLock {
   static async acquire(
     options: { readonly url: string; readonly pool?: Omit<PoolConfig, 'connectionString'> },
     schema: string,
+    mode: SchemaLockMode = 'exclusive',
   ): Promise<SchemaLock> {
+    const who = mode === 'shared' ? 'dataspace cluster node' : 'dataspace'
     const client = new pg.Client(
-      dedicatedClientConfig(options, `dataspace pid=${process.pid} host=${hostname()}`),
+      dedicatedClientConfig(options, `${who} pid=${process.pid} host=${hostname()}`),
     )
     await client.connect()
     try {
+      const take = mode === 'shared' ? 'pg_try_advisory_lock_shared' : 'pg_try_advisory_lock'
       const { rows } = await client.query<{ locked: boolean }>(
-        'SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked',
+        `SELECT ${take}($1, hashtext($2)) AS locked`,
         [LOCK_CLASS, schema],
       )
-      if (rows[0]?.locked !== true) {
-        throw new Unavailable(
-          `the PostgreSQL schema "${schema}" is in use by another dataspace server ` +
-            `(${await holderOf(client, schema)}); stop it or use another schema`,
-        )
-      }
+      if (rows[0]?.locked !== true) throw refusal(schema, mode, await holderOf(client, schema))
     } catch (error) {
       await client.end().catch(() => undefined)
       throw error
@@ -70,24 +76,58 @@ export class SchemaLock {
   }
 }
 
-/** The holder of `schema`'s lock as pg_stat_activity shows it, for the refusal message. */
-async function holderOf(client: pg.Client, schema: string): Promise<string> {
+/** What one server that may not take the schema is told: who has it, and what to do. */
+function refusal(schema: string, mode: SchemaLockMode, holder: Holder): Unavailable {
+  const inUse = `the PostgreSQL schema "${schema}" is in use by`
+  const oneWay =
+    'start every server of the schema in cluster mode (cluster: true, serve --cluster), or none'
+  if (mode === 'shared') {
+    return new Unavailable(
+      `${inUse} a single-node dataspace server (${holder.text}), and this node is in cluster ` +
+        `mode: ${oneWay}`,
+    )
+  }
+  if (holder.shared) {
+    return new Unavailable(
+      `${inUse} dataspace cluster nodes (${holder.text}), and this server is not in cluster ` +
+        `mode: ${oneWay}`,
+    )
+  }
+  return new Unavailable(
+    `${inUse} another dataspace server (${holder.text}); stop it or use another schema`,
+  )
+}
+
+interface Holder {
+  /** `held by …` (or `holder unknown`: it let go meanwhile). */
+  readonly text: string
+  /** Held in shared mode: by cluster nodes. */
+  readonly shared: boolean
+}
+
+/** A holder of `schema`'s lock as pg_stat_activity shows it, for the refusal message. */
+async function holderOf(client: pg.Client, schema: string): Promise<Holder> {
   const { rows } = await client.query<{
     pid: number
     application_name: string
     client_addr: string | null
     backend_start: Date
+    mode: string
   }>(
-    `SELECT a.pid, a.application_name, a.client_addr::text AS client_addr, a.backend_start
+    `SELECT a.pid, a.application_name, a.client_addr::text AS client_addr, a.backend_start, l.mode
      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid AND l.objsubid = 2
        AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)
+     ORDER BY a.backend_start
      LIMIT 1`,
     [LOCK_CLASS, schema],
   )
   const row = rows[0]
-  if (row === undefined) return 'holder unknown'
+  if (row === undefined) return { text: 'holder unknown', shared: false }
   const who = row.application_name === '' ? 'an unnamed client' : row.application_name
   const from = row.client_addr === null ? '' : ` from ${row.client_addr}`
-  return `held by ${who}${from}, database backend pid ${row.pid}, since ${row.backend_start.toISOString()}`
+  return {
+    text: `held by ${who}${from}, database backend pid ${row.pid}, since ${row.backend_start.toISOString()}`,
+    shared: row.mode === 'ShareLock',
+  }
 }

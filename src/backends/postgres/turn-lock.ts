@@ -1,0 +1,174 @@
+import pg from 'pg'
+import type { PoolConfig } from 'pg'
+import { InvalidArgument, Unavailable } from '../../errors/index.js'
+import { dedicatedClientConfig, endSoon } from './connections.js'
+import type { SchemaTables } from './migrations.js'
+
+// The first key of the write turn's advisory lock: "dt" in ASCII, beside the schema lock's "ds"
+// (schema-lock.ts); the second is hashtext(schema), as there.
+const TURN_CLASS = 0x6474
+
+/** PostgreSQL's SQLSTATE for a lock not granted within `lock_timeout`. */
+const LOCK_NOT_AVAILABLE = '55P03'
+
+interface TurnLockOptions {
+  readonly url: string
+  readonly pool?: Omit<PoolConfig, 'connectionString'>
+}
+
+/**
+ * A cluster node's write turn (docs/cluster.md, "The write turn"): a session-level
+ * `pg_advisory_lock` on a connection of its own, which nodes queue for in PostgreSQL. The
+ * connection is opened at the first `lock` and again after it died; it is named
+ * `dataspace node schema=<schema> pid=<pid>` so an operator finds it in `pg_stat_activity`.
+ *
+ * PostgreSQL frees the lock with its connection, so every failure ends the connection: a turn
+ * is then never left held by a node that no longer knows it holds it. The turn only decides who
+ * writes next; `write` still refuses a batch that does not follow the stored revision.
+ */
+export class TurnLock {
+  readonly #options: TurnLockOptions
+  readonly #schema: string
+  readonly #t: SchemaTables
+  readonly #queryTimeoutMs: number
+  #client: pg.Client | undefined
+  /** A `lock` under way, or the turn held: a second `lock` now is a caller's bug. */
+  #busy = false
+  #closed = false
+
+  /**
+   * @param queryTimeoutMs how long a statement may go unanswered beyond its own wait (the
+   *   backend's `queryTimeoutMs`; `Infinity`: for ever).
+   */
+  constructor(
+    options: TurnLockOptions,
+    schema: string,
+    tables: SchemaTables,
+    queryTimeoutMs: number,
+  ) {
+    this.#options = options
+    this.#schema = schema
+    this.#t = tables
+    this.#queryTimeoutMs = queryTimeoutMs
+  }
+
+  /**
+   * Waits for the turn at most `timeoutMs` (PostgreSQL's `lock_timeout`; the client gives up
+   * `queryTimeoutMs` later, should the database or the network fall silent), then reads the
+   * stored revision on the same connection, in a statement after the grant: every commit up to
+   * it is in the feed. A timeout is `Unavailable`.
+   */
+  async lock(timeoutMs: number): Promise<number> {
+    if (!(timeoutMs > 0)) {
+      throw new InvalidArgument(
+        `postgres backend: lock(timeoutMs) needs a positive number of ms, got ${timeoutMs}`,
+      )
+    }
+    if (this.#busy) {
+      throw new Error('postgres backend: lock() while the write turn is held or being taken')
+    }
+    if (this.#closed) throw new Unavailable('postgres backend: lock() after close')
+    this.#busy = true
+    let client: pg.Client | undefined
+    try {
+      client = await this.#connected()
+      // `0` is no limit to PostgreSQL; a wait beyond its largest is as good as for ever.
+      const wait = timeoutMs === Infinity ? 0 : Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1)
+      const guard = timeoutMs + this.#queryTimeoutMs
+      // One round trip, three statements: in a simple query each takes its own snapshot, so the
+      // revision is read after the lock was granted, not before the wait. The schema name is
+      // `[a-z_][a-z0-9_]*` (checked by schemaTables): safe in a literal.
+      const results = (await client.query({
+        text:
+          `SET lock_timeout = ${wait}; ` +
+          `SELECT pg_advisory_lock(${TURN_CLASS}, hashtext('${this.#schema}')); ` +
+          `SELECT revision FROM ${this.#t.revision}`,
+        ...(guard === Infinity ? {} : { query_timeout: Math.min(guard, 2 ** 31 - 1) }),
+      } as pg.QueryConfig)) as unknown as pg.QueryResult<{ revision: string }>[]
+      const revision = results[2]?.rows[0]?.revision
+      if (revision === undefined) throw new Error('the revision row is missing')
+      return Number(revision)
+    } catch (error) {
+      this.#busy = false
+      if (client !== undefined) await this.#drop(client)
+      throw this.#failure(error, timeoutMs)
+    }
+  }
+
+  /** Gives the turn back; never rejects (on a failure the connection is ended: that frees it). */
+  async unlock(): Promise<void> {
+    const client = this.#client
+    if (!this.#busy || client === undefined) {
+      // Not held: the connection died (and the lock with it), or lock() failed.
+      this.#busy = false
+      return
+    }
+    try {
+      await client.query({
+        text: `SELECT pg_advisory_unlock(${TURN_CLASS}, hashtext('${this.#schema}'))`,
+        ...(this.#queryTimeoutMs === Infinity ? {} : { query_timeout: this.#queryTimeoutMs }),
+      } as pg.QueryConfig)
+    } catch {
+      await this.#drop(client)
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  /** Ends the connection (and with it a turn still held). */
+  async close(): Promise<void> {
+    this.#closed = true
+    const client = this.#client
+    this.#client = undefined
+    await endSoon(client)
+  }
+
+  async #connected(): Promise<pg.Client> {
+    if (this.#client !== undefined) return this.#client
+    const client = new pg.Client(
+      dedicatedClientConfig(
+        this.#options,
+        `dataspace node schema=${this.#schema} pid=${process.pid}`,
+      ),
+    )
+    // A connection that dies holds nothing any more (PostgreSQL freed the lock): the next lock()
+    // opens a new one. Unheard, its 'error' would crash the process.
+    const lost = (): void => {
+      if (this.#client !== client) return
+      this.#client = undefined
+      this.#busy = false
+    }
+    client.on('error', lost)
+    client.on('end', lost)
+    await client.connect()
+    if (this.#closed) {
+      await endSoon(client)
+      throw new Unavailable('postgres backend: lock() after close')
+    }
+    this.#client = client
+    return client
+  }
+
+  async #drop(client: pg.Client): Promise<void> {
+    if (this.#client === client) this.#client = undefined
+    await endSoon(client)
+  }
+
+  #failure(error: unknown, timeoutMs: number): unknown {
+    const turn = `the write turn of schema "${this.#schema}"`
+    if (error instanceof pg.DatabaseError && error.code === LOCK_NOT_AVAILABLE) {
+      return new Unavailable(
+        `postgres backend: ${turn} was not granted within ${timeoutMs} ms (another node holds it)`,
+        { cause: error },
+      )
+    }
+    if (error instanceof Error && /timeout/i.test(error.message)) {
+      return new Unavailable(
+        `postgres backend: PostgreSQL did not answer the request for ${turn} within ` +
+          `${timeoutMs} + ${this.#queryTimeoutMs} ms (${error.message})`,
+        { cause: error },
+      )
+    }
+    return error
+  }
+}

@@ -1,0 +1,381 @@
+// PostgreSQL cluster nodes (docs/backends.md, "Cluster nodes"): several servers open one schema
+// with `cluster: true`, share its schema lock (a single-node writer beside them is refused, and
+// the reverse), load no sessions, and take turns to write through the write turn
+// (`cluster.lock` … `cluster.unlock`, an advisory lock on a connection of its own).
+// Needs PostgreSQL: it skips outside CI when none answers, and says why (test/postgres-env.ts).
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { postgresBackend } from '../../src/backends/postgres/index.js'
+import type { PostgresBackend, PostgresBackendOptions } from '../../src/backends/postgres/index.js'
+import type { StoredCommit, WriteBatch } from '../../src/backends/index.js'
+import { Conflict, InvalidArgument, Unavailable } from '../../src/errors/index.js'
+import { sleep, TcpProxy, until } from '../client/helpers.js'
+import { commit, nextBatchId, record, session } from './fixtures.js'
+import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
+
+const NOTHING_ELSE = { kinds: [], sessions: { put: [], delete: [] } } as const
+
+function freshSchema(): string {
+  return `ds_cluster_${randomBytes(6).toString('hex')}`
+}
+
+function batch(commits: readonly StoredCommit[]): WriteBatch {
+  return { id: nextBatchId(), commits, ...NOTHING_ELSE }
+}
+
+/**
+ * `count` cluster nodes on a fresh schema, all open; `body` runs with them, then everything is
+ * closed and the schema dropped.
+ */
+async function withNodes(
+  count: number,
+  body: (nodes: PostgresBackend[], schema: string) => Promise<void>,
+  options: Partial<PostgresBackendOptions> = {},
+): Promise<void> {
+  const schema = freshSchema()
+  const nodes: PostgresBackend[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      const node = postgresBackend({
+        url: POSTGRES_URL,
+        schema,
+        pool: { max: 3 },
+        cluster: true,
+        ...options,
+      })
+      nodes.push(node)
+      await node.open()
+    }
+    await body(nodes, schema)
+  } finally {
+    for (const node of nodes) await node.close()
+    await dropSchema(schema)
+  }
+}
+
+/** The database pid of the connection holding `schema`'s write turn now, if any. */
+async function turnHolder(schema: string): Promise<number | undefined> {
+  const rows = await sql<{ pid: number }>(
+    `SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid AND l.objsubid = 2
+       AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)
+       AND a.application_name LIKE $3`,
+    [0x6474, schema, `dataspace node schema=${schema} %`],
+  )
+  assert.ok(rows.length <= 1, `one holder at most, got ${rows.length}`)
+  return rows[0]?.pid
+}
+
+/** Whether `promise` settles within `ms` (it is left running either way). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)))
+  const settled = promise.then(
+    () => true,
+    () => true,
+  )
+  try {
+    return await Promise.race([settled, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+describe('postgres cluster options', () => {
+  it('refuses a cluster that is not a boolean, and cluster with follow, with InvalidArgument', () => {
+    for (const cluster of ['yes', 1, null]) {
+      assert.throws(
+        () => postgresBackend({ url: POSTGRES_URL, cluster: cluster as unknown as boolean }),
+        (error: unknown) => error instanceof InvalidArgument && /cluster/.test(error.message),
+        String(cluster),
+      )
+    }
+    assert.throws(
+      () => postgresBackend({ url: POSTGRES_URL, cluster: true, follow: true }),
+      (error: unknown) => {
+        assert.ok(error instanceof InvalidArgument, String(error))
+        assert.match(error.message, /follow and cluster exclude each other/)
+        return true
+      },
+    )
+    postgresBackend({ url: POSTGRES_URL, cluster: false, follow: true })
+  })
+
+  it('a cluster node has a cluster seam and no follower seam; others have no cluster seam', () => {
+    const node = postgresBackend({ url: POSTGRES_URL, cluster: true })
+    assert.ok(!('follower' in node))
+    for (const method of ['listen', 'kinds', 'snapshot', 'lock', 'unlock'] as const) {
+      assert.equal(typeof node.cluster?.[method], 'function', method)
+    }
+    assert.ok(!('cluster' in postgresBackend({ url: POSTGRES_URL })))
+    assert.ok(!('cluster' in postgresBackend({ url: POSTGRES_URL, follow: true })))
+  })
+})
+
+describe('postgres cluster nodes', { skip: postgresSkip }, () => {
+  it('open together on one schema, and both write', async () => {
+    await withNodes(2, async ([a, b]) => {
+      await a!.write(batch([commit(1, [record('k', 'a', 1)])]))
+      await b!.write(batch([commit(2, [record('k', 'b', 2)])]))
+      const page = await a!.changesSince(0, 10)
+      assert.equal(page.trimmed === false && page.head, 2)
+    })
+  })
+
+  it('refuse a single-node writer while open, naming the holder and what to do', async () => {
+    await withNodes(1, async (_, schema) => {
+      const single = postgresBackend({ url: POSTGRES_URL, schema })
+      try {
+        await assert.rejects(single.open(), (error: unknown) => {
+          assert.ok(error instanceof Unavailable, String(error))
+          assert.match(
+            error.message,
+            new RegExp(`schema "${schema}" is in use by dataspace cluster nodes`),
+          )
+          assert.match(error.message, /held by dataspace cluster node pid=\d+ host=/)
+          assert.match(
+            error.message,
+            /start every server of the schema in cluster mode .*, or none/,
+          )
+          return true
+        })
+      } finally {
+        await single.close()
+      }
+      // A follower still opens beside the nodes.
+      const follower = postgresBackend({ url: POSTGRES_URL, schema, follow: true })
+      try {
+        await follower.open()
+      } finally {
+        await follower.close()
+      }
+    })
+  })
+
+  it('are refused while a single-node writer is open, and open once it closed', async () => {
+    const schema = freshSchema()
+    const single = postgresBackend({ url: POSTGRES_URL, schema })
+    try {
+      await single.open()
+      const node = postgresBackend({ url: POSTGRES_URL, schema, cluster: true })
+      try {
+        await assert.rejects(node.open(), (error: unknown) => {
+          assert.ok(error instanceof Unavailable, String(error))
+          assert.match(
+            error.message,
+            new RegExp(`schema "${schema}" is in use by a single-node dataspace server`),
+          )
+          assert.match(error.message, /held by dataspace pid=\d+ host=/)
+          assert.match(error.message, /this node is in cluster mode: start every server/)
+          return true
+        })
+      } finally {
+        await node.close()
+      }
+      await single.close()
+      const later = postgresBackend({ url: POSTGRES_URL, schema, cluster: true })
+      try {
+        await later.open()
+      } finally {
+        await later.close()
+      }
+    } finally {
+      await single.close()
+      await dropSchema(schema)
+    }
+  })
+
+  it('load no sessions and no answers', async () => {
+    const schema = freshSchema()
+    const single = postgresBackend({ url: POSTGRES_URL, schema })
+    try {
+      await single.open()
+      await single.write({
+        id: nextBatchId(),
+        commits: [commit(1, [record('k', 'a', 1, { owner: 's1' })])],
+        kinds: [{ kind: 'k', fields: ['n'], indexes: ['n'] }],
+        sessions: { put: [session('s1')], delete: [] },
+        answers: { put: [{ session: 's1', call: 1, revision: 1, value: '"ok"' }], delete: [] },
+      })
+      await single.close()
+      const node = postgresBackend({ url: POSTGRES_URL, schema, cluster: true })
+      try {
+        const state = await node.open()
+        assert.equal(state.revision, 1)
+        assert.deepEqual(
+          state.records.map((r) => r.id),
+          ['a'],
+        )
+        assert.deepEqual(state.kinds, [{ kind: 'k', fields: ['n'], indexes: ['n'] }])
+        assert.equal((await sql(`SELECT 1 FROM "${schema}".sessions`)).length, 1)
+        assert.deepEqual(state.sessions, [])
+        assert.equal(state.answers, undefined)
+        assert.deepEqual(await node.cluster!.kinds(), state.kinds)
+        assert.equal((await node.cluster!.snapshot()).revision, 1)
+      } finally {
+        await node.close()
+      }
+    } finally {
+      await single.close()
+      await dropSchema(schema)
+    }
+  })
+
+  it('take the write turn one at a time, with the stored revision', async () => {
+    await withNodes(2, async ([a, b], schema) => {
+      assert.equal(await a!.cluster!.lock(5_000), 0)
+      await a!.write(batch([commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'b', 2)])]))
+      const waiting = b!.cluster!.lock(5_000)
+      assert.equal(await settlesWithin(waiting, 300), false, 'B got the turn while A held it')
+      await a!.cluster!.unlock()
+      // Granted after A's write: B reads the revision A stored.
+      assert.equal(await waiting, 2)
+      assert.ok((await turnHolder(schema)) !== undefined)
+      await b!.cluster!.unlock()
+      assert.equal(await turnHolder(schema), undefined)
+      // Unlocking what is not held does nothing.
+      await b!.cluster!.unlock()
+      assert.equal(await a!.cluster!.lock(5_000), 2)
+      await a!.cluster!.unlock()
+    })
+  })
+
+  it('refuse a second lock() while the turn is held or being taken', async () => {
+    await withNodes(1, async ([a]) => {
+      await a!.cluster!.lock(5_000)
+      await assert.rejects(a!.cluster!.lock(5_000), /while the write turn is held/)
+      await a!.cluster!.unlock()
+      const first = a!.cluster!.lock(5_000)
+      await assert.rejects(a!.cluster!.lock(5_000), /while the write turn is held/)
+      await first
+      await a!.cluster!.unlock()
+    })
+  })
+
+  it('time out waiting for the turn with Unavailable, and can take it later', async () => {
+    await withNodes(2, async ([a, b], schema) => {
+      await a!.cluster!.lock(5_000)
+      const started = Date.now()
+      await assert.rejects(b!.cluster!.lock(300), (error: unknown) => {
+        assert.ok(error instanceof Unavailable, String(error))
+        assert.match(
+          error.message,
+          new RegExp(`write turn of schema "${schema}" was not granted within 300 ms`),
+        )
+        return true
+      })
+      assert.ok(Date.now() - started < 3_000, `timed out after ${Date.now() - started} ms`)
+      await a!.cluster!.unlock()
+      assert.equal(await b!.cluster!.lock(5_000), 0)
+      await b!.cluster!.unlock()
+    })
+  })
+
+  it("give the turn to another node when the holder's lock connection dies", async () => {
+    await withNodes(2, async ([a, b], schema) => {
+      await a!.cluster!.lock(5_000)
+      const pid = await turnHolder(schema)
+      assert.ok(pid !== undefined)
+      const waiting = b!.cluster!.lock(5_000)
+      assert.equal(await settlesWithin(waiting, 200), false)
+      await sql('SELECT pg_terminate_backend($1)', [pid])
+      assert.equal(await waiting, 0)
+      assert.notEqual(await turnHolder(schema), pid)
+      // A's turn is gone with its connection: giving it back does nothing, and never rejects.
+      await a!.cluster!.unlock()
+      await b!.cluster!.unlock()
+      // A takes the turn again, on a new connection.
+      assert.equal(await a!.cluster!.lock(5_000), 0)
+      const again = await turnHolder(schema)
+      assert.ok(again !== undefined && again !== pid)
+      await a!.cluster!.unlock()
+    })
+  })
+
+  it('give up on a turn whose answer never comes (a silent network), and take it later', async () => {
+    const proxy = await TcpProxy.start(Number(new URL(POSTGRES_URL).port || 5432))
+    const url = new URL(POSTGRES_URL)
+    url.host = new URL(proxy.url).host
+    try {
+      await withNodes(
+        1,
+        async ([a]) => {
+          assert.equal(await a!.cluster!.lock(5_000), 0)
+          await a!.cluster!.unlock()
+          proxy.mute()
+          const started = Date.now()
+          // PostgreSQL grants it at once, but the answer is lost: the client's guard ends the wait
+          // (and the connection, which frees the lock) after timeoutMs + queryTimeoutMs.
+          await assert.rejects(a!.cluster!.lock(200), (error: unknown) => {
+            assert.ok(error instanceof Unavailable, String(error))
+            assert.match(error.message, /did not answer the request for the write turn/)
+            return true
+          })
+          const took = Date.now() - started
+          assert.ok(took >= 400 && took < 3_000, `gave up after ${took} ms`)
+          proxy.cut()
+          assert.equal(await a!.cluster!.lock(5_000), 0)
+          await a!.cluster!.unlock()
+        },
+        { url: url.toString(), queryTimeoutMs: 300 },
+      )
+    } finally {
+      proxy.cut()
+      await proxy.close()
+    }
+  })
+
+  it('refuse a batch whose revision another node stored first (Conflict)', async () => {
+    await withNodes(2, async ([a, b]) => {
+      await a!.write(batch([commit(1, [record('k', 'a', 1)])]))
+      await assert.rejects(
+        b!.write(batch([commit(1, [record('k', 'b', 1)])])),
+        (error: unknown) => {
+          assert.ok(error instanceof Conflict, String(error))
+          assert.match(
+            error.message,
+            /does not follow the stored revision 1 \(another node wrote first\)/,
+          )
+          return true
+        },
+      )
+      const page = await b!.changesSince(0, 10)
+      assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), ['a'])
+    })
+  })
+
+  it('takes the shared schema lock back after its connection died, before the next write', async () => {
+    const errors: Error[] = []
+    await withNodes(
+      1,
+      async ([a], schema) => {
+        const name = `dataspace cluster node pid=${process.pid} %`
+        const killed = await sql(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1`,
+          [name],
+        )
+        assert.equal(killed.length, 1)
+        await until(
+          async () =>
+            (await sql(`SELECT 1 FROM pg_stat_activity WHERE application_name LIKE $1`, [name]))
+              .length === 0,
+          5_000,
+          'the lock connection gone',
+        )
+        // Let the node hear its connection's end.
+        await sleep(200)
+        await a!.write(batch([commit(1, [record('k', 'a', 1)])]))
+        assert.ok(errors.length > 0, 'the lost lock reported')
+        // Held again, shared: a single-node writer is still refused.
+        const single = postgresBackend({ url: POSTGRES_URL, schema })
+        try {
+          await assert.rejects(single.open(), /in use by dataspace cluster nodes/)
+        } finally {
+          await single.close()
+        }
+      },
+      { onError: (error) => errors.push(error) },
+    )
+  })
+})
