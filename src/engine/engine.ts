@@ -417,6 +417,14 @@ export class Engine implements Kernel, WatchContext {
     this.#parts.commits.system(build)
   }
 
+  /**
+   * What this engine is to its store: its only `writer` (memory, SQLite, or PostgreSQL's single
+   * server), a `follower` that writes nothing, or one `node` of a cluster that writes in turns.
+   */
+  get role(): 'writer' | 'follower' | 'node' {
+    return this.writesRefused !== undefined ? 'follower' : this.clustered ? 'node' : 'writer'
+  }
+
   /** True on a node of a cluster (a backend opened with `cluster: true`): it writes in turns. */
   get clustered(): boolean {
     return this.#parts.commits.clustered

@@ -185,8 +185,9 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `http://${host}:${address.port}`
   await membership.start(url)
-  // A follower serves reads and watches of a store another server writes, and refuses writes.
-  const role = resolved.ds.writesRefused === undefined ? 'writer' : 'follower'
+  // A follower serves reads and watches of a store another server writes, and refuses writes;
+  // a cluster node writes the store with its other nodes, in turns.
+  const role = resolved.ds.role
   logger.info({ url, role, auth: resolved.auth !== undefined, limits }, 'server started')
   let closing: Promise<void> | undefined
   return {

@@ -62,8 +62,9 @@ async function livez(): Promise<Reply> {
 
 /**
  * Ready while the server accepts requests, the dataspace is open and its database answers (on a
- * follower: while it reads the writer's feed). `role` is `writer`, or `follower` for a server
- * over a store another server writes (docs/server.md, "Followers").
+ * follower: while it reads the writer's feed). `role` is `writer`, `follower` for a server
+ * over a store another server writes (docs/server.md, "Followers"), or `node` for one node of
+ * a cluster that writes the store in turns with the others (docs/cluster.md).
  * `cluster` counts the live nodes (docs/cluster.md, "Membership"); it lists them only when auth
  * is off, since probes take no token and the members' addresses are for `GET /v1/nodes` (read
  * on `$nodes`). When not ready, `reasons` says why, one line each: a load balancer's log then
@@ -77,7 +78,7 @@ async function readyz(ctx: RequestContext): Promise<Reply> {
   const reasons: string[] = []
   if (!ctx.server.accepting) reasons.push('the server is shutting down')
   if (ctx.ds.closed) reasons.push('the dataspace is closed')
-  const role = ctx.ds.writesRefused === undefined ? 'writer' : 'follower'
+  const role = ctx.ds.role
   const health = ctx.ds.backendHealth
   if (health?.ok === false) {
     const since = new Date(health.since).toISOString()
@@ -86,7 +87,9 @@ async function readyz(ctx: RequestContext): Promise<Reply> {
     reasons.push(
       role === 'writer'
         ? `backend ${health.backend}: writes failing since ${since}${error}; retrying`
-        : `backend ${health.backend}: this follower cannot read the writer’s feed since ${since}${error}`,
+        : role === 'follower'
+          ? `backend ${health.backend}: this follower cannot read the writer’s feed since ${since}${error}`
+          : `backend ${health.backend}: this cluster node cannot write or follow the store since ${since}${error}; retrying`,
     )
   }
   // The members are read from the database: when that fails, so would any read of it.
