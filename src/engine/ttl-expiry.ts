@@ -70,6 +70,8 @@ export class TtlExpiry {
         // Lazy deletion: the entry counts only if the record still carries this deadline.
         if (record?.expiresAt === due.at) tx.remove(record, 'expired')
       }
+      // Deferred to a cluster node's turn, the timer waited for this: it is armed again now.
+      if (this.#timer === undefined) this.armNext()
     })
   }
 
@@ -86,7 +88,9 @@ export class TtlExpiry {
         this.#timerAt = Infinity
         if (this.#host.closed) return
         this.expireDue()
-        this.armNext()
+        // Not while an expiry waits for a cluster node's turn: the due entries are still queued,
+        // and a timer for them would fire again at once, and again, until the turn comes.
+        if (!this.#requested) this.armNext()
       },
       // Node fires a longer delay after 1 ms (with a TimeoutOverflowWarning), which made the
       // loop spin for TTLs over ~24.8 days: wake at the clamp instead, and re-arm from there.

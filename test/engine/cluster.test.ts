@@ -3,6 +3,7 @@
 // the others' commits in between. The store is an in-memory stand-in for one PostgreSQL schema
 // (shared-store.ts); the PostgreSQL side is tested in test/backends/postgres-cluster*.test.ts.
 import assert from 'node:assert/strict'
+import { createHook } from 'node:async_hooks'
 import { describe, it } from 'node:test'
 import { openDataspace } from '../../src/index.js'
 import type { Dataspace, Watch, WatchEvent } from '../../src/index.js'
@@ -188,6 +189,30 @@ describe('cluster nodes', () => {
     assert.deepEqual(await ids(b, 'ticket'), [])
     await watch.return()
     await b.close()
+  })
+
+  it('an expiry waiting for the turn does not spin, and happens once the turn comes', async () => {
+    const { store, nodes: all } = await nodes(1)
+    const [a] = all as [Dataspace]
+    await a.process('p').assert('ticket', 't', {}, { owner: null, ttl: 30 })
+    const giveBack = store.steal()
+    // A timer re-armed for the due (still queued) record would fire again and again, every ms.
+    let timers = 0
+    const hook = createHook({
+      init: (_id, type) => {
+        if (type === 'Timeout') timers++
+      },
+    }).enable()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    hook.disable()
+    assert.ok(timers < 50, `${timers} timers in 300 ms while the turn was away`)
+    assert.deepEqual(await ids(a, 'ticket'), ['t'])
+    const watch = a.watch('ticket')
+    giveBack()
+    const [event] = await eventsUntil(watch, store.revision + 1)
+    assert.equal(event?.type === 'retracted' && event.reason, 'expired')
+    await watch.return()
+    await a.close()
   })
 
   it('a write waits for the turn, and fails Unavailable (not applied) when it never comes', async () => {
