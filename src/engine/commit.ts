@@ -23,6 +23,11 @@
  *
  * System writes (an exit, expiry, start-up reaping, the undo of a refused commit, `$watch`
  * records) stage their own transaction and enter at step 3 through `applyStaged`.
+ *
+ * On a cluster node (docs/cluster.md, "The write turn") steps 2–5 run only while the node holds
+ * the store's write turn (write-turn.ts), after it applied every commit other nodes stored:
+ * `commit` waits for the turn (`inTurn`), and system writes are builds (`system`) that run in
+ * it, against the state then. Other nodes' commits enter at step 4 (`applyReplicated`).
  * @module
  */
 import type { BackedReads, ReadSpec } from './backed-reads.js'
