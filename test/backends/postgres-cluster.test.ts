@@ -345,6 +345,24 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
     })
   })
 
+  it('recognise a retry of a batch stored before another node’s batch (its answer was lost)', async () => {
+    await withNodes(2, async ([a, b]) => {
+      // A's COMMIT went through but its answer was lost; B wrote next; A sends the batch again.
+      const mine = batch([commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'a2', 2)])])
+      await a!.write(mine)
+      await b!.write(batch([commit(3, [record('k', 'b', 3)])]))
+      await a!.write(mine)
+      const page = await b!.changesSince(0, 10)
+      assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
+        'a',
+        'a2',
+        'b',
+      ])
+      // Another batch at those revisions is still a conflict, not a retry.
+      await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])])), Conflict)
+    })
+  })
+
   it('takes the shared schema lock back after its connection died, before the next write', async () => {
     const errors: Error[] = []
     await withNodes(

@@ -344,7 +344,7 @@ describe('postgres feed reasons', { skip: postgresSkip }, () => {
       await first.close()
       // Back to version 7 as far as the feed goes: no reason column, so the removal at 2 has
       // none (write_batch is replaced by migration 8 in any case).
-      await sql(`ALTER TABLE "${schema}".changes DROP COLUMN reason`)
+      await sql(`ALTER TABLE "${schema}".changes DROP COLUMN reason, DROP COLUMN batch`)
       await sql(`DELETE FROM "${schema}".migrations WHERE version > 7`)
       const second = postgresBackend(options)
       try {
@@ -357,7 +357,7 @@ describe('postgres feed reasons', { skip: postgresSkip }, () => {
           )[0]?.version,
           SCHEMA_VERSION,
         )
-        assert.equal(SCHEMA_VERSION, 8)
+        assert.equal(SCHEMA_VERSION, 9)
         const removed: StoredCommit = {
           revision: 3,
           changes: [{ kind: 'f', id: 'a', after: undefined, reason: 'owner-exit' }],

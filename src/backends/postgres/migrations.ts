@@ -192,6 +192,14 @@ const MIGRATIONS: readonly Migration[] = [
     `ALTER TABLE ${t.changes} ADD COLUMN reason text`,
     writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, true, true),
   ],
+  // The id of the batch that wrote a commit, on the feed rows of each batch's last commit. A
+  // retry of a batch whose COMMIT went through but whose answer was lost is recognised by it
+  // even after other cluster nodes wrote (`last_batch` then names theirs): without it, the retry
+  // would be refused as a conflict and its writers told "not applied" for a stored write.
+  (t) => [
+    `ALTER TABLE ${t.changes} ADD COLUMN batch text`,
+    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, true, true, true),
+  ],
 ]
 
 /**
@@ -285,6 +293,7 @@ function writeBatchFunction(
   kindsUpsert: KindsUpsert,
   answers = false,
   reasons = false,
+  batches = false,
 ): string {
   return `${create} FUNCTION ${t.writeBatch}(p_batch text, p_first bigint, p_last bigint,
        p_deletes jsonb, p_upserts jsonb, p_feed jsonb,
@@ -302,7 +311,16 @@ function writeBatchFunction(
          IF v_last_batch = p_batch AND v_revision = p_last THEN
            RETURN false;
          END IF;
-         IF p_first <> v_revision + 1 THEN
+         IF p_first <> v_revision + 1 THEN${
+           batches
+             ? `
+           -- Stored already, and other batches since: its answer was lost. Nothing to do.
+           IF p_last <= v_revision AND EXISTS (SELECT 1 FROM ${t.changes}
+               WHERE revision = p_last AND batch = p_batch) THEN
+             RETURN false;
+           END IF;`
+             : ''
+         }
            RAISE EXCEPTION 'commit % does not follow the stored revision %', p_first, v_revision
              USING ERRCODE = '${REVISION_CONFLICT}', DETAIL = v_revision::text;
          END IF;
@@ -325,8 +343,10 @@ function writeBatchFunction(
              created_revision = excluded.created_revision, expires_at = excluded.expires_at;
          END IF;
          IF p_feed IS NOT NULL THEN
-           INSERT INTO ${t.changes} (revision, seq, kind, id, after${reasons ? ', reason' : ''})
-           SELECT c.revision, c.seq, c.kind, c.id, c.after${reasons ? ', c.reason' : ''}
+           INSERT INTO ${t.changes} (revision, seq, kind, id, after${reasons ? ', reason' : ''}${batches ? ', batch' : ''})
+           SELECT c.revision, c.seq, c.kind, c.id, c.after${reasons ? ', c.reason' : ''}${
+             batches ? ', CASE WHEN c.revision = p_last THEN p_batch END' : ''
+           }
            FROM jsonb_to_recordset(p_feed)
              AS c(revision bigint, seq int, kind text, id text, after jsonb${reasons ? ', reason text' : ''});
          END IF;

@@ -326,7 +326,17 @@ class PgBackend implements PostgresBackend {
     const statement = writeBatchStatement(this.#t, batch)
     if (statement === undefined) return
     try {
-      await this.#pooled().single(statement.text, statement.values)
+      // A cluster node's commits go through the session that holds the write turn: the turn is
+      // then a fence, not only a queue (turn-lock.ts `write`). Kinds alone go through the pool.
+      if (this.#turn !== undefined && commits.length > 0) {
+        await this.#turn.write(
+          statement.text,
+          statement.values,
+          this.#options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+        )
+      } else {
+        await this.#pooled().single(statement.text, statement.values)
+      }
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === REVISION_CONFLICT) {
         const stored = Number(error.detail)

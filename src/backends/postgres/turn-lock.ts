@@ -95,6 +95,39 @@ export class TurnLock {
     }
   }
 
+  /**
+   * Runs a write (`write_batch`) on the turn's own connection, taking the turn again first if
+   * its connection died (waiting at most `timeoutMs`). On the session that holds the lock, the
+   * write is fenced by it: PostgreSQL frees a session's lock only when the session ends, after
+   * the statement it is running has committed or rolled back. A write on another connection
+   * could still commit after a dropped lock connection let the next node in, and that node's
+   * batch would then be refused (`Conflict`), though it did nothing wrong.
+   */
+  async write(text: string, values: readonly unknown[], timeoutMs: number): Promise<void> {
+    if (this.#client === undefined || !this.#busy) {
+      // Lost with its connection (the stored revision is checked by the write itself).
+      if (this.#busy) this.#busy = false
+      await this.lock(timeoutMs)
+    }
+    const client = this.#client
+    if (client === undefined)
+      throw new Unavailable('postgres backend: the write turn’s connection closed')
+    try {
+      await client.query({
+        text,
+        values: [...values],
+        ...(this.#queryTimeoutMs === Infinity ? {} : { query_timeout: this.#queryTimeoutMs }),
+      } as pg.QueryConfig)
+    } catch (error) {
+      // A statement error (a conflict, a refused value) leaves the session and the turn fine.
+      if (!(error instanceof pg.DatabaseError)) {
+        this.#busy = false
+        await this.#drop(client)
+      }
+      throw error
+    }
+  }
+
   /** Gives the turn back; never rejects (on a failure the connection is ended: that frees it). */
   async unlock(): Promise<void> {
     const client = this.#client
