@@ -170,16 +170,16 @@ describe('dataspace serve --cluster: three nodes on one schema', { skip: postgre
   let a: Node, b: Node, c: Node
 
   before(async () => {
-    // The first node creates the schema; the other two start together, as an orchestrator would.
-    a = await startNode('A', backend.toString(), false)
-    nodes.push(a)
-    const rest = await Promise.allSettled([
+    // All three at once on the fresh schema, as an orchestrator starts them: they race to
+    // create and migrate it.
+    const started = await Promise.allSettled([
+      startNode('A', backend.toString(), false),
       startNode('B', backend.toString(), false),
       startNode('C', backend.toString(), true),
     ])
-    for (const started of rest) if (started.status === 'fulfilled') nodes.push(started.value)
-    for (const started of rest) if (started.status === 'rejected') throw started.reason
-    ;[, b, c] = nodes as [Node, Node, Node]
+    for (const node of started) if (node.status === 'fulfilled') nodes.push(node.value)
+    for (const node of started) if (node.status === 'rejected') throw node.reason
+    ;[a, b, c] = nodes as [Node, Node, Node]
   })
 
   after(async () => {
