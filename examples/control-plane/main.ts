@@ -242,17 +242,20 @@ const killChildren = (): void => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
 }
 process.on('exit', killChildren)
-const abort = (): void => {
+let aborted = false
+const abort = (error?: unknown): void => {
+  // Once aborting, what fails next is the run being cut short (a closed dataspace): not news.
+  if (aborted) return
+  aborted = true
+  if (error !== undefined) console.error(error)
+  workers.close()
   killChildren()
   const exit = (): never => process.exit(1)
   setTimeout(exit, 5_000).unref()
   servers.close().then(exit, exit)
 }
-process.once('SIGTERM', abort)
-process.once('uncaughtException', (error) => {
-  console.error(error)
-  abort()
-})
+process.once('SIGTERM', () => abort())
+process.on('uncaughtException', abort)
 
 const nodes = NODES.map((node, i) =>
   tsx('node.ts', serverUrl(i), node, JSON.stringify(workersOf(i + 1))),
