@@ -2,18 +2,21 @@
 // scheduler OS processes place actors with the RFC's locality-aware two-stage `claim`, and a
 // node is killed so that its workers disappear and their actors are placed again.
 //   npx tsx examples/control-plane/main.ts [--backend=memory|sqlite:PATH|postgres://…]
+//   npx tsx examples/control-plane/main.ts --cluster
 // Over SQLite or PostgreSQL the worker and actor kinds are non-resident: they live in the
-// database, and every claim, list and get below is served from its indexes.
+// database, and every claim, list and get below is served from its indexes. `--cluster` runs
+// three server nodes of one cluster on a fresh PostgreSQL schema (DATASPACE_EXAMPLE_POSTGRES_URL,
+// DATASPACE_TEST_POSTGRES_URL or postgres://postgres@127.0.0.1:5432/test) and spreads every
+// client over them: scheduler i on server i, node agent j on server j mod 3, the API server on
+// server 1 and the referee's watch on server 2.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { pino } from 'pino'
-import { parseBackend } from '../../src/cli/backend-spec.js'
 import { Conflict } from '../../src/index.js'
-import type { DataspaceRecord } from '../../src/index.js'
-import { createServer } from '../../src/server/index.js'
-import { ACTOR, WORKER, defineKinds } from './model.js'
+import type { Dataspace, DataspaceRecord } from '../../src/index.js'
+import { clusterServers, oneServer } from './cluster.js'
+import { ACTOR, WORKER } from './model.js'
 import type { Actor, Worker } from './model.js'
 
 const NODES = ['node-1', 'node-2', 'node-3', 'node-4']
@@ -72,9 +75,34 @@ const WAVES: readonly (readonly [id: string, pool: string, snapshot: string])[][
 ]
 
 const backendArg = process.argv.find((arg) => arg.startsWith('--backend='))
-const ds = await (await parseBackend(backendArg?.slice('--backend='.length) ?? 'memory')).open()
-await defineKinds(ds)
-const server = await createServer({ ds, port: 0, logger: pino({ level: 'warn' }) })
+const cluster = process.argv.includes('--cluster')
+if (cluster && backendArg !== undefined) {
+  throw new Error('--cluster runs on PostgreSQL (DATASPACE_EXAMPLE_POSTGRES_URL); drop --backend')
+}
+const servers = cluster
+  ? await clusterServers(
+      process.env.DATASPACE_EXAMPLE_POSTGRES_URL ??
+        process.env.DATASPACE_TEST_POSTGRES_URL ??
+        'postgres://postgres@127.0.0.1:5432/test',
+    )
+  : await oneServer(backendArg?.slice('--backend='.length) ?? 'memory')
+/** The server the i-th client of a kind connects to: all on one, or round robin over the cluster. */
+const serverUrl = (i: number): string => servers.urls[i % servers.urls.length] as string
+// The API server runs on the first server; the referee watches on the second (in a cluster:
+// another node than the one the controller writes to, so every event it sees crossed nodes).
+const [ds, refereeDs = ds] = servers.nodes as [Dataspace, Dataspace?]
+console.log(`servers: ${servers.label}`)
+for (const [n, url] of servers.urls.entries()) {
+  const here = (names: readonly string[]): string[] =>
+    names.filter((_, i) => i % servers.urls.length === n)
+  const roles = [
+    ...(n === 0 ? ['API server'] : []),
+    ...(n === 1 % servers.urls.length ? ["referee's watch"] : []),
+  ]
+  console.log(
+    `  server-${n + 1} ${url}: ${[...roles, ...here(SCHEDULERS), ...here(NODES)].join(', ')}`,
+  )
+}
 const controller = ds.process('controller') // the API server's own writer: creates and requeues actors
 
 // The referee: follows every change to every worker from the start and checks, at each commit,
@@ -83,7 +111,7 @@ const violations: string[] = []
 const holder = new Map<string, string>() // actor → the live worker running it
 const requeued: string[] = []
 let assignments = 0
-const workers = ds.watch<Worker>(WORKER)
+const workers = refereeDs.watch<Worker>(WORKER)
 ;(async () => {
   for await (const event of workers) {
     if (event.type === 'reset') violations.push(`watch reset (${event.reason}): the log has a gap`)
@@ -207,19 +235,34 @@ const tsx = (file: string, ...args: string[]): ChildProcess =>
     },
   )
 
-// Whatever happens (a timeout, an error, SIGTERM), no child outlives this process.
+// Whatever happens (a timeout, an error, SIGTERM), no child outlives this process, and the
+// servers close (a cluster's schema is dropped), within 5 s at most.
 const children: ChildProcess[] = []
-process.on('exit', () => {
+const killChildren = (): void => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-})
-process.on('SIGTERM', () => process.exit(1))
+}
+process.on('exit', killChildren)
+let aborted = false
+const abort = (error?: unknown): void => {
+  // Once aborting, what fails next is the run being cut short (a closed dataspace): not news.
+  if (aborted) return
+  aborted = true
+  if (error !== undefined) console.error(error)
+  workers.close()
+  killChildren()
+  const exit = (): never => process.exit(1)
+  setTimeout(exit, 5_000).unref()
+  servers.close().then(exit, exit)
+}
+process.once('SIGTERM', () => abort())
+process.on('uncaughtException', abort)
 
 const nodes = NODES.map((node, i) =>
-  tsx('node.ts', server.url, node, JSON.stringify(workersOf(i + 1))),
+  tsx('node.ts', serverUrl(i), node, JSON.stringify(workersOf(i + 1))),
 )
 children.push(...nodes)
 await waitFor(`${WORKERS} workers`, async () => (await ds.list(WORKER)).items.length === WORKERS)
-const schedulers = SCHEDULERS.map((name) => tsx('scheduler.ts', server.url, name))
+const schedulers = SCHEDULERS.map((name, i) => tsx('scheduler.ts', serverUrl(i), name))
 children.push(...schedulers)
 await waitFor('3 schedulers', async () => (await ds.groups().members('schedulers')).length === 3)
 
@@ -270,6 +313,11 @@ await waitFor(
 )
 
 const final = await placement(allActors)
+// The referee may be a little behind the reads above (in a cluster, its node applies other nodes'
+// commits when the doorbell rings): let it see the final placement before it reports.
+await waitFor('the referee to see the final placement', async () =>
+  final.every((p) => holder.get(p.id) === p.worker),
+)
 console.log('after the kill:')
 show(final.filter((p) => requeued.includes(p.id)))
 const liveWorkers = (await ds.list<Worker>(WORKER)).items.map((w) => w.id)
@@ -291,5 +339,4 @@ for (const child of [...schedulers, ...nodes]) {
   await exited
   clearTimeout(timer)
 }
-await server.close()
-await ds.close()
+await servers.close()

@@ -36,19 +36,22 @@ export interface Actor {
 
 /**
  * Declares both kinds. Declared `fields` are a closed list: a typo in a selector is an error.
- * Both are non-resident: over a database they live only there (the RFC's tables too large for
- * every server's memory); over memory the flag has no effect.
+ * Both are non-resident unless told: over a database they live only there (the RFC's tables too
+ * large for every server's memory); over memory the flag has no effect.
  */
-export async function defineKinds(ds: DataspaceApi): Promise<void> {
+export async function defineKinds(
+  ds: DataspaceApi,
+  { resident = false }: { resident?: boolean } = {},
+): Promise<void> {
   await ds.defineKind(WORKER, {
     fields: ['pool', 'node_name', 'size', 'gpu_type', 'status', 'actor_id', 'cached_snapshots'],
     indexes: ['pool', 'node_name', 'status', 'actor_id', 'cached_snapshots'],
-    resident: false,
+    resident,
   })
   await ds.defineKind(ACTOR, {
     fields: ['pool', 'snapshot', 'status', 'worker_id', 'scheduler', 'locality'],
     indexes: ['pool', 'status', 'worker_id'],
-    resident: false,
+    resident,
   })
 }
 
