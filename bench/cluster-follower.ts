@@ -4,14 +4,12 @@
  * stamp its record carries. `process.hrtime` is CLOCK_MONOTONIC on Linux, one clock for every
  * process of the machine, so a stamp taken in the writer's process can be subtracted here.
  */
-import { fork } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { postgresBackend } from '../src/backends/postgres/index.js'
 import type { Backend, ChangesPage } from '../src/backends/index.js'
 import { openDataspace } from '../src/index.js'
 import type { Dataspace, Watch } from '../src/index.js'
-import { fmt, percentile, stopChild } from './lib.js'
+import { answerParent, ChildChannel } from './child-channel.js'
+import { fmt, percentile } from './lib.js'
 
 export const PG_URL =
   process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -189,89 +187,57 @@ async function followerChild(): Promise<void> {
     followPollMs: POLL_MS,
   })
   const watches = new Map<string, TimedWatch>()
-  const reply = (message: FromChild): void => void process.send?.(message)
-  const handle = async (message: ToChild): Promise<void> => {
+  answerParent('follower child', async (message: ToChild): Promise<FromChild | undefined> => {
     switch (message.type) {
       case 'watch':
         watches.set(message.kind, await TimedWatch.open(ds, message.kind))
-        return reply({ type: 'watching' })
+        return { type: 'watching' }
       case 'collect': {
         const collected = await watches.get(message.kind)?.collect(message.count, message.timeoutMs)
         watches.delete(message.kind)
-        return reply({ type: 'collected', latencies: [], resets: 0, ...collected })
+        return { type: 'collected', latencies: [], resets: 0, ...collected }
       }
       case 'catch-up': {
         const start = process.hrtime.bigint()
         const deadline = Date.now() + 60_000
         while (ds.revision < message.revision && Date.now() < deadline) await sleep(1)
         const ms = Number(process.hrtime.bigint() - start) / 1e6
-        return reply({ type: 'caught-up', ms, revision: ds.revision })
+        return { type: 'caught-up', ms, revision: ds.revision }
       }
       case 'usage':
-        return reply({ type: 'used', usage: usage() })
+        return { type: 'used', usage: usage() }
       case 'stop':
         await ds.close()
         process.exit(0)
-        return
+        return undefined
       default:
         message satisfies never
+        return undefined
     }
-  }
-  process.on('message', (message: ToChild) => {
-    handle(message).catch((error: unknown) => {
-      console.error('follower child:', error)
-      process.exit(1)
-    })
   })
-  process.on('disconnect', () => process.exit(0))
-  reply({ type: 'ready' })
 }
 
 /** A follower child as the parent sees it: one request at a time, ended by its pid. */
 export class FollowerProcess {
   readonly mode: Mode
-  readonly #child: ChildProcess
-  readonly #exited: Promise<void>
+  readonly #channel: ChildChannel<ToChild, FromChild>
 
-  private constructor(mode: Mode, child: ChildProcess, exited: Promise<void>) {
+  private constructor(mode: Mode, channel: ChildChannel<ToChild, FromChild>) {
     this.mode = mode
-    this.#child = child
-    this.#exited = exited
+    this.#channel = channel
   }
 
   static async start(schema: string, mode: Mode): Promise<FollowerProcess> {
-    const child = fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--import', 'tsx'],
-      env: {
-        ...process.env,
-        BENCH_CLUSTER_CHILD: '1',
-        BENCH_CLUSTER_SCHEMA: schema,
-        BENCH_CLUSTER_MODE: mode,
-      },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    const channel = await ChildChannel.fork<ToChild, FromChild>('follower child', import.meta.url, {
+      BENCH_CLUSTER_CHILD: '1',
+      BENCH_CLUSTER_SCHEMA: schema,
+      BENCH_CLUSTER_MODE: mode,
     })
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    const follower = new FollowerProcess(mode, child, exited)
-    await follower.#next('ready')
-    return follower
-  }
-
-  #next<T extends FromChild['type']>(type: T): Promise<Extract<FromChild, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null): void =>
-        reject(new Error(`follower child exited (${code}) before "${type}"`))
-      this.#child.once('exit', onExit)
-      this.#child.once('message', (message: FromChild) => {
-        this.#child.off('exit', onExit)
-        if (message.type === type) resolve(message as Extract<FromChild, { type: T }>)
-        else reject(new Error(`follower child: expected ${type}, got ${message.type}`))
-      })
-    })
+    return new FollowerProcess(mode, channel)
   }
 
   async watch(kind: string): Promise<void> {
-    this.#child.send({ type: 'watch', kind } satisfies ToChild)
-    await this.#next('watching')
+    await this.#channel.request({ type: 'watch', kind }, 'watching')
   }
 
   /** The latencies of the events of `kind` once `count` arrived (or after `timeoutMs`). */
@@ -280,26 +246,26 @@ export class FollowerProcess {
     count: number,
     timeoutMs = 30_000,
   ): Promise<{ latencies: number[]; resets: number }> {
-    this.#child.send({ type: 'collect', kind, count, timeoutMs } satisfies ToChild)
-    return this.#next('collected')
+    return this.#channel.request({ type: 'collect', kind, count, timeoutMs }, 'collected')
   }
 
   /** How long after this call the follower reached `revision` (it may be there already). */
   async catchUp(revision: number): Promise<number> {
-    this.#child.send({ type: 'catch-up', revision } satisfies ToChild)
-    const { ms, revision: reached } = await this.#next('caught-up')
+    const { ms, revision: reached } = await this.#channel.request(
+      { type: 'catch-up', revision },
+      'caught-up',
+    )
     if (reached < revision) throw new Error(`follower at ${reached}, short of ${revision}`)
     return ms
   }
 
   /** What the child did so far (CPU, rings, feed reads). */
   async usage(): Promise<Usage> {
-    this.#child.send({ type: 'usage' } satisfies ToChild)
-    return (await this.#next('used')).usage
+    return (await this.#channel.request({ type: 'usage' }, 'used')).usage
   }
 
   async stop(): Promise<void> {
-    await stopChild(this.#child, this.#exited, { type: 'stop' } satisfies ToChild)
+    await this.#channel.stop({ type: 'stop' })
   }
 }
 

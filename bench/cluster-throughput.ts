@@ -47,7 +47,7 @@ interface Followed {
 const CLOCK_TICKS = 100
 
 /** Busy and total CPU time of the whole machine so far (every core), in ms. */
-function machineCpu(): { busy: number; total: number } {
+export function machineCpu(): { busy: number; total: number } {
   let busy = 0
   let total = 0
   for (const { times } of os.cpus()) {
@@ -62,7 +62,7 @@ function machineCpu(): { busy: number; total: number } {
  * `postgres` process, plus what the postmaster reaped from backends that have exited. Other
  * programs' queries count too. NaN when /proc is not there.
  */
-function postgresCpu(): number {
+export function postgresCpu(): number {
   try {
     let ticks = 0
     for (const pid of readdirSync('/proc')) {

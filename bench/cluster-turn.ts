@@ -21,6 +21,8 @@ import type { Row } from './lib.js'
 import { median } from './lib.js'
 import { benchArgs, runBenchmark } from './run-benchmark.js'
 import type { ScenarioGroup } from './run-benchmark.js'
+import { createTurnTables, resetTurnTables, TURN_CHANNEL, turnsRate } from './turn-loop.js'
+import type { Doorbell } from './turn-loop.js'
 
 const args = benchArgs()
 const sizes = {
@@ -31,60 +33,12 @@ const sizes = {
 }
 const PG_URL = process.env.DATASPACE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const SCHEMA = `ds_bench_turn_${process.pid}`
-const AFTER = JSON.stringify({ kind: 'job', data: { pool: 'cpu', note: 'x'.repeat(120) } })
 const AIM = 5_000
 
-type Doorbell = 'after' | 'inside'
-
 /** Commits/s of `nodes` connections running turns of `commits` commits for `seconds`. */
-async function turnsRate(nodes: number, commits: number, doorbell: Doorbell): Promise<number> {
-  const clients = await Promise.all(
-    Array.from({ length: nodes }, async () => {
-      const client = new pg.Client({ connectionString: PG_URL })
-      await client.connect()
-      return client
-    }),
-  )
-  let committed = 0
-  const deadline = Date.now() + sizes.seconds * 1000
-  try {
-    await Promise.all(
-      clients.map(async (client, node) => {
-        let applied = 0
-        for (let turn = 0; Date.now() < deadline; turn++) {
-          // One round trip: BEGIN and the lock (revision order = commit order). The catch-up
-          // read takes a parameter, so it needs a round trip of its own (the extended protocol).
-          const head = await client.query<{ rev: string }>(
-            `BEGIN; SELECT rev FROM ${SCHEMA}.counter FOR UPDATE;`,
-          )
-          const rev = Number(
-            (head as unknown as pg.QueryResult<{ rev: string }>[])[1]?.rows[0]?.rev,
-          )
-          await client.query(
-            `SELECT revision, seq, kind, id, after FROM ${SCHEMA}.changes
-             WHERE revision > $1 ORDER BY revision, seq`,
-            [applied],
-          )
-          const first = rev + 1
-          const last = rev + commits
-          await client.query(
-            `INSERT INTO ${SCHEMA}.changes (revision, seq, kind, id, after)
-             SELECT r, 0, 'job', $3 || '-' || r, $4::jsonb FROM generate_series($1::bigint, $2::bigint) AS r`,
-            [first, last, `${node}-${turn}`, AFTER],
-          )
-          await client.query(`UPDATE ${SCHEMA}.counter SET rev = $1`, [last])
-          if (doorbell === 'inside') await client.query(`NOTIFY ds_bench_turn, '${last}'`)
-          await client.query('COMMIT')
-          if (doorbell === 'after') await client.query(`NOTIFY ds_bench_turn, '${last}'`)
-          applied = last
-          committed += commits
-        }
-      }),
-    )
-  } finally {
-    await Promise.all(clients.map((client) => client.end()))
-  }
-  return committed / sizes.seconds
+function rate(nodes: number, commits: number, doorbell: Doorbell): Promise<number> {
+  const load = { connections: nodes, commits, doorbell, seconds: sizes.seconds }
+  return turnsRate({ url: PG_URL, schema: SCHEMA, ...load })
 }
 
 async function scenarios(): Promise<Row[]> {
@@ -97,28 +51,21 @@ async function scenarios(): Promise<Row[]> {
   }
   const rows: Row[] = []
   try {
-    await admin.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE; CREATE SCHEMA ${SCHEMA};
-      CREATE TABLE ${SCHEMA}.counter (rev bigint NOT NULL); INSERT INTO ${SCHEMA}.counter VALUES (0);
-      CREATE TABLE ${SCHEMA}.changes (revision bigint NOT NULL, seq integer NOT NULL,
-        kind text NOT NULL, id text NOT NULL, after jsonb, PRIMARY KEY (revision, seq));`)
+    await createTurnTables(admin, SCHEMA)
     // A listener on another connection, as other nodes would be: NOTIFY has a reader.
-    await admin.query('LISTEN ds_bench_turn')
-    const reset = (): Promise<unknown> =>
-      admin.query(`TRUNCATE ${SCHEMA}.changes; UPDATE ${SCHEMA}.counter SET rev = 0`)
+    await admin.query(`LISTEN ${TURN_CHANNEL}`)
+    const reset = (): Promise<void> => resetTurnTables(admin, SCHEMA)
     for (const nodes of sizes.nodes) {
       // Interleaved rounds: every design sees the same machine, round by round.
       const naive: number[] = []
       const measured = new Map<string, number[]>()
       for (let round = 0; round < sizes.rounds; round++) {
-        naive.push(await turnsRate(nodes, 1, 'inside'))
+        naive.push(await rate(nodes, 1, 'inside'))
         await reset()
         for (const commits of sizes.commitsPerTurn) {
           for (const doorbell of ['after', 'inside'] as const) {
             const key = `${commits}|${doorbell}`
-            measured.set(key, [
-              ...(measured.get(key) ?? []),
-              await turnsRate(nodes, commits, doorbell),
-            ])
+            measured.set(key, [...(measured.get(key) ?? []), await rate(nodes, commits, doorbell)])
             await reset()
           }
         }
