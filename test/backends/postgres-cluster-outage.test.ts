@@ -133,7 +133,9 @@ describe(
           await watch.return()
         } finally {
           // The lanes first: closing exits the writer, and a lane would then spin on its refusals.
+          // And the database back: a node closes once what it staged is written.
           stop = true
+          proxy.up()
           await Promise.all([a.close(), b.close()])
           await proxy.close()
         }
