@@ -505,12 +505,15 @@ export class Engine implements Kernel, WatchContext {
     const kept = this.#parts.runtime?.keptPids() ?? new Set<string>()
     const exiting = [...this.#parts.processes.values()].filter((proc) => !kept.has(proc.id))
     await Promise.all(exiting.map((proc) => proc.exit('shutdown')))
+    // Watches end while the store still takes writes: each retracts its `$watch` record, which
+    // would otherwise outlive it in a durable store (a cluster node's, in one last turn).
+    const reason: CloseReason = 'dataspace-closed'
+    this.#parts.watches.closeAll(reason)
+    if (this.#parts.turn !== undefined) await this.#parts.commits.inTurn(() => undefined, true)
     await this.#parts.follower?.stop()
     this.#closed = true
     await this.#parts.runtime?.close()
     await this.#parts.turn?.close()
     this.#parts.expiry.stop()
-    const reason: CloseReason = 'dataspace-closed'
-    this.#parts.watches.closeAll(reason)
   }
 }

@@ -12,6 +12,7 @@ import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
 import type { TtlExpiry } from './ttl-expiry.js'
 import { freezeJson } from '../model/validate.js'
+import { WATCH_KIND } from './watch-registry.js'
 
 /** The parts of the engine start-up and recovery rebuild or repair. */
 export interface RecoveryParts {
@@ -73,6 +74,9 @@ export class Recovery {
       return
     }
     const tx = new Transaction(this.#parts.context, null)
+    // Watches end with their server: a `$watch` record in the store is a previous run's.
+    for (const record of catalog.get(WATCH_KIND)?.records.values() ?? [])
+      tx.remove(record, 'retract')
     for (const store of catalog.stores()) {
       for (const [owner, owned] of store.byOwner) {
         if (processes.has(owner)) continue

@@ -199,7 +199,8 @@ export class WriteTurn {
 
   /** Takes a turn when someone waits and none is being taken or held. */
   #next(): void {
-    if (this.#closed || this.#state !== 'idle' || this.#retryTimer !== undefined) return
+    if (this.#closed || this.#host.closed) return
+    if (this.#state !== 'idle' || this.#retryTimer !== undefined) return
     if (this.#waiting.length === 0 && this.#builds.length === 0) return
     this.#state = 'taking'
     this.#take().catch((error: unknown) => this.#failed(error))
@@ -228,7 +229,8 @@ export class WriteTurn {
       }
       if (locked) await this.#seam.unlock()
       this.#state = 'idle'
-      if (this.#closed) return
+      // Closing: the connections are going, and what waited is failed by `close`.
+      if (this.#closed || this.#host.closed) return
       this.#failed(error)
       return
     }

@@ -34,6 +34,8 @@ export class TurnLock {
   #client: pg.Client | undefined
   /** A `lock` under way, or the turn held: a second `lock` now is a caller's bug. */
   #busy = false
+  /** Between the caller's `lock` and `unlock`: its turn, even while its connection is replaced. */
+  #owned = false
   #closed = false
 
   /**
@@ -59,6 +61,12 @@ export class TurnLock {
    * it is in the feed. A timeout is `Unavailable`.
    */
   async lock(timeoutMs: number): Promise<number> {
+    const revision = await this.#take(timeoutMs)
+    this.#owned = true
+    return revision
+  }
+
+  async #take(timeoutMs: number): Promise<number> {
     if (!(timeoutMs > 0)) {
       throw new InvalidArgument(
         `postgres backend: lock(timeoutMs) needs a positive number of ms, got ${timeoutMs}`,
@@ -104,11 +112,21 @@ export class TurnLock {
    * batch would then be refused (`Conflict`), though it did nothing wrong.
    */
   async write(text: string, values: readonly unknown[], timeoutMs: number): Promise<void> {
+    // Not the caller's turn (a write without `lock`, as a tool might make): taken for this write.
+    const once = !this.#owned
     if (this.#client === undefined || !this.#busy) {
-      // Lost with its connection (the stored revision is checked by the write itself).
-      if (this.#busy) this.#busy = false
-      await this.lock(timeoutMs)
+      // Not held, or lost with its connection (the write itself checks the stored revision).
+      this.#busy = false
+      await this.#take(timeoutMs)
     }
+    try {
+      await this.#write(text, values)
+    } finally {
+      if (once) await this.unlock()
+    }
+  }
+
+  async #write(text: string, values: readonly unknown[]): Promise<void> {
     const client = this.#client
     if (client === undefined)
       throw new Unavailable('postgres backend: the write turn’s connection closed')
@@ -130,6 +148,7 @@ export class TurnLock {
 
   /** Gives the turn back; never rejects (on a failure the connection is ended: that frees it). */
   async unlock(): Promise<void> {
+    this.#owned = false
     const client = this.#client
     if (!this.#busy || client === undefined) {
       // Not held: the connection died (and the lock with it), or lock() failed.

@@ -315,7 +315,10 @@ export interface WriteBatch {
    * Unique per batch and the same on every retry of it. When a write's COMMIT succeeded but its
    * answer was lost (a dropped connection), the runtime sends the same batch again: a backend
    * whose last stored batch has this id and ends at this batch's last revision reports success
-   * without writing. Any other batch at an old revision is a second writer, and is refused.
+   * without writing. A cluster backend (`cluster`) must recognise an earlier stored batch too
+   * (other nodes may have written since): PostgreSQL keeps the id on the feed rows of each
+   * batch's last commit. Any other batch at an old revision is a second writer (or another
+   * node that wrote first), and is refused.
    */
   readonly id: string
   readonly commits: readonly StoredCommit[]

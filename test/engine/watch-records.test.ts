@@ -1,0 +1,57 @@
+// `$watch` records (docs/internals.md): every open watch is one, and it goes when the watch
+// does. Watches do not outlive their server, so a store must not keep the records of watches
+// that ended with it: a server that closes retracts them, and one that starts retracts what a
+// previous run left (it was killed, or predates this rule).
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { openDataspace, WATCH_KIND } from '../../src/index.js'
+import { SharedStore } from './shared-store.js'
+
+describe('$watch records in a durable store', () => {
+  it('a closing server retracts the records of its open watches', async () => {
+    const store = new SharedStore()
+    const ds = await openDataspace({ backend: store.writer() })
+    ds.watch('task')
+    ds.watch('other')
+    await ds.process('p').assert('task', 't', {})
+    assert.equal((await ds.list(WATCH_KIND)).items.length, 2)
+    await ds.close()
+    const left = [...store.records.values()].filter((record) => record.kind === WATCH_KIND)
+    assert.deepEqual(left, [])
+  })
+
+  it('a starting server retracts the records a previous run left', async () => {
+    const store = new SharedStore()
+    const killed = await openDataspace({ backend: store.writer() })
+    killed.watch('task')
+    await killed.process('p').assert('task', 't', {}, { owner: null })
+    // Killed: it never closes. What it stored is what the next run finds.
+    const ds = await openDataspace({ backend: store.writer() })
+    assert.deepEqual((await ds.list(WATCH_KIND)).items, [])
+    assert.deepEqual(
+      (await ds.list('task')).items.map((record) => record.id),
+      ['t'],
+    )
+    await ds.close()
+  })
+
+  it('a closing cluster node retracts its watches’ records, and leaves other nodes’', async () => {
+    const store = new SharedStore()
+    const a = await openDataspace({ backend: store.node(), followPollMs: 20 })
+    const b = await openDataspace({ backend: store.node(), followPollMs: 20 })
+    a.watch('task')
+    const kept = b.watch('task')
+    await a.process('p').assert('task', 't', {}, { owner: null })
+    await b.process('p').assert('task', 'u', {}, { owner: null })
+    await a.close()
+    const left = [...store.records.values()].filter((record) => record.kind === WATCH_KIND)
+    assert.equal(left.length, 1)
+    assert.match(left[0]!.id, new RegExp(`^${b.node}:`))
+    await kept.return()
+    await b.close()
+    assert.deepEqual(
+      [...store.records.values()].filter((record) => record.kind === WATCH_KIND),
+      [],
+    )
+  })
+})
