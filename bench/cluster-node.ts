@@ -120,10 +120,10 @@ function instrument(backend: Backend, counters: Counters): Backend {
     // The seam is a frozen object of closures: a copy with `lock` counting, not a proxy.
     const cluster: ClusterSeam = {
       ...seam,
-      lock: async (timeoutMs: number) => {
-        const revision = await seam.lock(timeoutMs)
+      lock: async (timeoutMs: number, after: number, limit: number) => {
+        const page = await seam.lock(timeoutMs, after, limit)
         if (counters.inWindow) counters.turns++
-        return revision
+        return page
       },
     }
     return override(backend, { ...overrides, cluster })

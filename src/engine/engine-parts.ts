@@ -227,7 +227,7 @@ export function assemble(
         get written() {
           return runtime.written
         },
-        catchUp: (head) => follower.catchUpTo(head),
+        catchUp: (page, after) => follower.catchUpTo(page, after),
         rewind: (state) => {
           runtime.discard(new Error('the store is behind this node'))
           recovery.rewind(state, node)

@@ -1,5 +1,6 @@
 import type {
   ChangesPage,
+  FeedPage,
   FollowerSeam,
   LoadedState,
   StoredCommit,
@@ -141,13 +142,14 @@ export class Follower {
 
   /**
    * A cluster node's write turn catching up (write-turn.ts): waits for the read in flight, then
-   * applies the feed up to `head`. Rejects when the feed cannot be read (the turn gives up and
-   * retries); runs also while the background reads are paused (`following` false).
+   * applies `page` (the feed after `after`, read with the turn's lock) and reads on to its head.
+   * Rejects when the feed cannot be read (the turn gives up and retries); runs also while the
+   * background reads are paused (`following` false).
    */
-  async catchUpTo(head: number): Promise<void> {
+  async catchUpTo(page: ChangesPage, after: number): Promise<void> {
     while (this.#reading !== undefined) await this.#reading
-    if (this.#host.revision >= head) return
-    const read = this.#readToHead()
+    if (this.#host.revision >= page.head) return
+    const read = this.#applyThenRead(page, after)
     this.#reading = read.then(
       () => undefined,
       () => undefined,
@@ -157,6 +159,14 @@ export class Follower {
     } finally {
       this.#reading = undefined
     }
+  }
+
+  async #applyThenRead(page: ChangesPage, after: number): Promise<void> {
+    // A page read from a revision this replica has passed meanwhile is as good: its commits up
+    // to this revision are skipped. One read from below the floor starts over, as a read would.
+    if (page.trimmed || after > this.#host.revision) return this.#readToHead()
+    if (!(await this.#applyPage(page))) return
+    if (this.#host.revision < page.head) await this.#readToHead()
   }
 
   async #catchUp(): Promise<void> {
@@ -183,15 +193,21 @@ export class Follower {
         await this.#startOver(page.floor)
         continue
       }
-      await this.#learnKinds(page.commits)
-      if (this.#stopped || this.#host.closed) return
-      for (const commit of page.commits) {
-        // A commit this replica applied meanwhile (two reads of one page) is skipped.
-        if (commit.revision <= this.#host.revision) continue
-        this.#host.applyReplicated(commit)
-      }
+      if (!(await this.#applyPage(page))) return
       if (page.commits.length === 0 || this.#host.revision >= page.head) break
     }
+  }
+
+  /** Applies a page's commits this replica lacks; false when it stopped meanwhile. */
+  async #applyPage(page: FeedPage): Promise<boolean> {
+    await this.#learnKinds(page.commits)
+    if (this.#stopped || this.#host.closed) return false
+    for (const commit of page.commits) {
+      // A commit this replica applied meanwhile (two reads of one page) is skipped.
+      if (commit.revision <= this.#host.revision) continue
+      this.#host.applyReplicated(commit)
+    }
+    return true
   }
 
   /** Declarations are not in the feed: a commit naming an unknown kind reloads them first. */

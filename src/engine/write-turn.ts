@@ -1,5 +1,5 @@
 import { Closed, Unavailable } from '../errors/index.js'
-import type { ClusterSeam, LoadedState } from './ports/backend.js'
+import type { ChangesPage, ClusterSeam, LoadedState } from './ports/backend.js'
 import type { BackendLog } from './storage/runtime.js'
 
 /** What the turn needs of the engine it lets write. */
@@ -12,8 +12,11 @@ export interface TurnHost {
    * turn is given back only then, so that the next node's catch-up finds every commit of it.
    */
   readonly written: boolean
-  /** Applies the feed's commits after `revision` up to `head` (one read at a time); rejects on failure. */
-  catchUp(head: number): Promise<void>
+  /**
+   * Applies `page` (the feed after this replica's revision, read with the lock) and reads on up
+   * to its head if the page did not reach it (one read at a time); rejects on failure.
+   */
+  catchUp(page: ChangesPage, after: number): Promise<void>
   /**
    * Starts over from the store's snapshot, also from BELOW this replica's revision: the node's
    * unwritten commits are dropped (their writers were told), and its watchers get `reset`.
@@ -33,6 +36,8 @@ interface Waiter {
 
 type State = 'idle' | 'taking' | 'held' | 'giving' | 'rewinding'
 
+/** Commits the lock's round trip brings along (the rest, if any, is read in pages after it). */
+const CATCH_UP_PAGE = 1_000
 const RETRY_MIN_MS = 50
 const RETRY_MAX_MS = 2_000
 
@@ -209,15 +214,17 @@ export class WriteTurn {
   async #take(): Promise<void> {
     let locked = false
     try {
-      const head = await this.#seam.lock(this.#timeoutMs)
+      const after = this.#host.revision
+      const page = await this.#seam.lock(this.#timeoutMs, after, CATCH_UP_PAGE)
       locked = true
       if (this.#closed) throw new Closed('the dataspace is closed')
+      const head = page.head
       if (head < this.#host.revision) {
         // The store is behind this replica: its last commits were never stored (another node
         // took the lock while this one's batch failed). Start over from the store.
         throw new RewindNeeded()
       }
-      await this.#host.catchUp(head)
+      await this.#host.catchUp(page, after)
       if (this.#host.revision !== head) {
         throw new Error(`internal: caught up to ${this.#host.revision}, the store is at ${head}`)
       }

@@ -224,30 +224,35 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
 
   it('take the write turn one at a time, with the stored revision', async () => {
     await withNodes(2, async ([a, b], schema) => {
-      assert.equal(await a!.cluster!.lock(5_000), 0)
+      assert.equal((await a!.cluster!.lock(5_000, 0, 0)).head, 0)
       await a!.write(batch([commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'b', 2)])]))
-      const waiting = b!.cluster!.lock(5_000)
+      const waiting = b!.cluster!.lock(5_000, 0, 10)
       assert.equal(await settlesWithin(waiting, 300), false, 'B got the turn while A held it')
       await a!.cluster!.unlock()
-      // Granted after A's write: B reads the revision A stored.
-      assert.equal(await waiting, 2)
+      // Granted after A's write: B reads the revision A stored, and the feed up to it.
+      const page = await waiting
+      assert.equal(page.head, 2)
+      assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
+        'a',
+        'b',
+      ])
       assert.ok((await turnHolder(schema)) !== undefined)
       await b!.cluster!.unlock()
       assert.equal(await turnHolder(schema), undefined)
       // Unlocking what is not held does nothing.
       await b!.cluster!.unlock()
-      assert.equal(await a!.cluster!.lock(5_000), 2)
+      assert.equal((await a!.cluster!.lock(5_000, 0, 0)).head, 2)
       await a!.cluster!.unlock()
     })
   })
 
   it('refuse a second lock() while the turn is held or being taken', async () => {
     await withNodes(1, async ([a]) => {
-      await a!.cluster!.lock(5_000)
-      await assert.rejects(a!.cluster!.lock(5_000), /while the write turn is held/)
+      await a!.cluster!.lock(5_000, 0, 0)
+      await assert.rejects(a!.cluster!.lock(5_000, 0, 0), /while the write turn is held/)
       await a!.cluster!.unlock()
-      const first = a!.cluster!.lock(5_000)
-      await assert.rejects(a!.cluster!.lock(5_000), /while the write turn is held/)
+      const first = a!.cluster!.lock(5_000, 0, 0)
+      await assert.rejects(a!.cluster!.lock(5_000, 0, 0), /while the write turn is held/)
       await first
       await a!.cluster!.unlock()
     })
@@ -255,9 +260,9 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
 
   it('time out waiting for the turn with Unavailable, and can take it later', async () => {
     await withNodes(2, async ([a, b], schema) => {
-      await a!.cluster!.lock(5_000)
+      await a!.cluster!.lock(5_000, 0, 0)
       const started = Date.now()
-      await assert.rejects(b!.cluster!.lock(300), (error: unknown) => {
+      await assert.rejects(b!.cluster!.lock(300, 0, 0), (error: unknown) => {
         assert.ok(error instanceof Unavailable, String(error))
         assert.match(
           error.message,
@@ -267,26 +272,26 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
       })
       assert.ok(Date.now() - started < 3_000, `timed out after ${Date.now() - started} ms`)
       await a!.cluster!.unlock()
-      assert.equal(await b!.cluster!.lock(5_000), 0)
+      assert.equal((await b!.cluster!.lock(5_000, 0, 0)).head, 0)
       await b!.cluster!.unlock()
     })
   })
 
   it("give the turn to another node when the holder's lock connection dies", async () => {
     await withNodes(2, async ([a, b], schema) => {
-      await a!.cluster!.lock(5_000)
+      await a!.cluster!.lock(5_000, 0, 0)
       const pid = await turnHolder(schema)
       assert.ok(pid !== undefined)
-      const waiting = b!.cluster!.lock(5_000)
+      const waiting = b!.cluster!.lock(5_000, 0, 10)
       assert.equal(await settlesWithin(waiting, 200), false)
       await sql('SELECT pg_terminate_backend($1)', [pid])
-      assert.equal(await waiting, 0)
+      assert.equal((await waiting).head, 0)
       assert.notEqual(await turnHolder(schema), pid)
       // A's turn is gone with its connection: giving it back does nothing, and never rejects.
       await a!.cluster!.unlock()
       await b!.cluster!.unlock()
       // A takes the turn again, on a new connection.
-      assert.equal(await a!.cluster!.lock(5_000), 0)
+      assert.equal((await a!.cluster!.lock(5_000, 0, 0)).head, 0)
       const again = await turnHolder(schema)
       assert.ok(again !== undefined && again !== pid)
       await a!.cluster!.unlock()
@@ -301,13 +306,13 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
       await withNodes(
         1,
         async ([a]) => {
-          assert.equal(await a!.cluster!.lock(5_000), 0)
+          assert.equal((await a!.cluster!.lock(5_000, 0, 0)).head, 0)
           await a!.cluster!.unlock()
           proxy.mute()
           const started = Date.now()
           // PostgreSQL grants it at once, but the answer is lost: the client's guard ends the wait
           // (and the connection, which frees the lock) after timeoutMs + queryTimeoutMs.
-          await assert.rejects(a!.cluster!.lock(200), (error: unknown) => {
+          await assert.rejects(a!.cluster!.lock(200, 0, 0), (error: unknown) => {
             assert.ok(error instanceof Unavailable, String(error))
             assert.match(error.message, /did not answer the request for the write turn/)
             return true
@@ -315,7 +320,7 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
           const took = Date.now() - started
           assert.ok(took >= 400 && took < 3_000, `gave up after ${took} ms`)
           proxy.cut()
-          assert.equal(await a!.cluster!.lock(5_000), 0)
+          assert.equal((await a!.cluster!.lock(5_000, 0, 0)).head, 0)
           await a!.cluster!.unlock()
         },
         { url: url.toString(), queryTimeoutMs: 300 },

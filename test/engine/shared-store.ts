@@ -105,7 +105,10 @@ export class SharedStore {
         },
         kinds: () => Promise.resolve([...this.kinds.values()]),
         snapshot: () => Promise.resolve(this.#load()),
-        lock: (timeoutMs) => this.#lock(me, timeoutMs),
+        lock: async (timeoutMs, after, limit) => {
+          await this.#lock(me, timeoutMs)
+          return this.#read(after, limit)
+        },
         unlock: () => {
           if (this.#holder === me) this.#pass()
           return Promise.resolve()

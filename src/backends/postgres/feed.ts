@@ -173,7 +173,7 @@ export class FeedTrimmer {
   }
 }
 
-interface FeedRow {
+export interface FeedRow {
   floor: string
   head: string
   revision: string | null
@@ -195,22 +195,37 @@ export async function readFeed(
   revision: number,
   limit: number,
 ): Promise<ChangesPage> {
+  const count = feedCount(revision, limit)
+  const { rows } = await db.query<FeedRow>(feedQuery(t, '$1', '$2'), [revision, count])
+  return feedPage(rows, revision, count)
+}
+
+/** How many commits a read of the feed after `revision` asks for (`limit`, checked). */
+export function feedCount(revision: number, limit: number): number {
   if (!Number.isSafeInteger(revision) || revision < 0) {
     throw new InvalidArgument(`changesSince: revision must be a whole number ≥ 0, got ${revision}`)
   }
   // Infinity reads up to the head; NaN or a negative limit reads nothing.
-  const count = limit > 0 ? Math.min(Math.floor(limit), Number.MAX_SAFE_INTEGER) : 0
-  const { rows } = await db.query<FeedRow>(
-    // The one-row tables are read as scalars so that the planner knows they hold one row: a
-    // join with them is estimated in the millions and pays for JIT (tens of ms).
-    `SELECT m.floor, m.head, c.revision, c.kind, c.id, c.after, c.reason
+  return limit > 0 ? Math.min(Math.floor(limit), Number.MAX_SAFE_INTEGER) : 0
+}
+
+/**
+ * The statement that reads the feed after `revision` (at most `count` commits): parameters
+ * (`$1`, `$2`), or whole numbers inlined where a simple query takes no parameters (the write
+ * turn's lock, turn-lock.ts). The one-row tables are read as scalars so that the planner knows
+ * they hold one row: a join with them is estimated in the millions and pays for JIT (tens of ms).
+ */
+export function feedQuery(t: SchemaTables, revision: string, count: string): string {
+  return `SELECT m.floor, m.head, c.revision, c.kind, c.id, c.after, c.reason
      FROM (SELECT (SELECT floor FROM ${t.feed}) AS floor,
              (SELECT revision FROM ${t.revision}) AS head) m
-     LEFT JOIN ${t.changes} c ON $1 >= m.floor AND c.revision > $1
-       AND c.revision <= least($1 + $2, m.head)
-     ORDER BY c.revision, c.seq`,
-    [revision, count],
-  )
+     LEFT JOIN ${t.changes} c ON ${revision} >= m.floor AND c.revision > ${revision}
+       AND c.revision <= least(${revision} + ${count}, m.head)
+     ORDER BY c.revision, c.seq`
+}
+
+/** The page `feedQuery`'s rows stand for. */
+export function feedPage(rows: readonly FeedRow[], revision: number, count: number): ChangesPage {
   const floor = Number(rows[0]!.floor)
   const head = Number(rows[0]!.head)
   if (revision < floor) return { trimmed: true, floor, head }

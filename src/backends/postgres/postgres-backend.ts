@@ -210,7 +210,8 @@ class PgBackend implements PostgresBackend {
         listen: (ring: () => void) => follower.listen(ring),
         kinds: () => follower.kinds(),
         snapshot: () => follower.snapshot(),
-        lock: (timeoutMs: number) => turn.lock(timeoutMs),
+        lock: (timeoutMs: number, after: number, limit: number) =>
+          turn.lock(timeoutMs, after, limit),
         unlock: () => turn.unlock(),
       })
     }

@@ -3,6 +3,9 @@ import type { PoolConfig } from 'pg'
 import { InvalidArgument, Unavailable } from '../../errors/index.js'
 import { dedicatedClientConfig, endSoon } from './connections.js'
 import type { SchemaTables } from './migrations.js'
+import { feedCount, feedPage, feedQuery } from './feed.js'
+import type { FeedRow } from './feed.js'
+import type { ChangesPage } from '../../engine/ports/backend.js'
 
 // The first key of the write turn's advisory lock: "dt" in ASCII, beside the schema lock's "ds"
 // (schema-lock.ts); the second is hashtext(schema), as there.
@@ -60,13 +63,14 @@ export class TurnLock {
    * stored revision on the same connection, in a statement after the grant: every commit up to
    * it is in the feed. A timeout is `Unavailable`.
    */
-  async lock(timeoutMs: number): Promise<number> {
-    const revision = await this.#take(timeoutMs)
+  async lock(timeoutMs: number, after: number, limit: number): Promise<ChangesPage> {
+    const page = await this.#take(timeoutMs, after, limit)
     this.#owned = true
-    return revision
+    return page
   }
 
-  async #take(timeoutMs: number): Promise<number> {
+  async #take(timeoutMs: number, after = 0, limit = 0): Promise<ChangesPage> {
+    const count = feedCount(after, limit)
     if (!(timeoutMs > 0)) {
       throw new InvalidArgument(
         `postgres backend: lock(timeoutMs) needs a positive number of ms, got ${timeoutMs}`,
@@ -84,18 +88,19 @@ export class TurnLock {
       const wait = timeoutMs === Infinity ? 0 : Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1)
       const guard = timeoutMs + this.#queryTimeoutMs
       // One round trip, three statements: in a simple query each takes its own snapshot, so the
-      // revision is read after the lock was granted, not before the wait. The schema name is
-      // `[a-z_][a-z0-9_]*` (checked by schemaTables): safe in a literal.
+      // feed (and its head, the stored revision) is read after the lock was granted, not before
+      // the wait. The schema name is `[a-z_][a-z0-9_]*` (checked by schemaTables) and the two
+      // numbers whole (feedCount): safe in the text.
       const results = (await client.query({
         text:
           `SET lock_timeout = ${wait}; ` +
           `SELECT pg_advisory_lock(${TURN_CLASS}, hashtext('${this.#schema}')); ` +
-          `SELECT revision FROM ${this.#t.revision}`,
+          feedQuery(this.#t, String(after), String(count)),
         ...(guard === Infinity ? {} : { query_timeout: Math.min(guard, 2 ** 31 - 1) }),
-      } as pg.QueryConfig)) as unknown as pg.QueryResult<{ revision: string }>[]
-      const revision = results[2]?.rows[0]?.revision
-      if (revision === undefined) throw new Error('the revision row is missing')
-      return Number(revision)
+      } as pg.QueryConfig)) as unknown as pg.QueryResult<FeedRow>[]
+      const rows = results[2]?.rows
+      if (rows === undefined || rows.length === 0) throw new Error('the revision row is missing')
+      return feedPage(rows, after, count)
     } catch (error) {
       this.#busy = false
       if (client !== undefined) await this.#drop(client)

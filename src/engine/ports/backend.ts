@@ -132,10 +132,12 @@ export interface FollowerSeam {
 export interface ClusterSeam extends FollowerSeam {
   /**
    * Waits until this node holds the write turn (nodes wait in turn), then resolves with the
-   * stored revision at that moment: every commit up to it is in the feed. Rejects when the
-   * store cannot be reached or `timeoutMs` passes first (the caller retries).
+   * feed after `after` as `changesSince(after, limit)` would answer it, read once the turn is
+   * held (in the same round trip on PostgreSQL): its `head` is the stored revision, and every
+   * commit up to it is in the feed. Rejects when the store cannot be reached or `timeoutMs`
+   * passes first (the caller retries).
    */
-  lock(timeoutMs: number): Promise<number>
+  lock(timeoutMs: number, after: number, limit: number): Promise<ChangesPage>
   /** Gives the turn back. Never rejects: a turn whose connection died is given back already. */
   unlock(): Promise<void>
 }
