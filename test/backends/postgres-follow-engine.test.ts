@@ -6,9 +6,10 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import { openDataspace } from '../../src/index.js'
-import type { DataspaceRecord, Dataspace, Watch, WatchEvent } from '../../src/index.js'
+import type { Dataspace } from '../../src/index.js'
 import { TcpProxy, until } from '../client/helpers.js'
 import { dropSchema, POSTGRES_URL, postgresSkip } from '../postgres-env.js'
+import { eventRow, random, read, rows, view } from './replica-views.js'
 
 const schema = `ds_follow_engine_${process.pid}`
 let opened: Dataspace[] = []
@@ -21,61 +22,6 @@ async function open(follow: boolean): Promise<Dataspace> {
   })
   opened.push(ds)
   return ds
-}
-
-/** Every event of `watch` after its snapshot, up to `revision`, and the snapshot's records. */
-async function read(
-  watch: Watch,
-  revision: number,
-): Promise<{ snapshot: readonly DataspaceRecord[]; events: WatchEvent[] }> {
-  let snapshot: readonly DataspaceRecord[] = []
-  const events: WatchEvent[] = []
-  let at = -1
-  while (at < revision) {
-    const { value, done } = await watch.next()
-    assert.ok(!done, 'watch ended')
-    if (value.type === 'snapshot') {
-      snapshot = value.records
-      at = value.revision
-    } else if (value.type === 'asserted' || value.type === 'retracted') {
-      events.push(value)
-      at = value.revision
-    } else {
-      assert.fail(`unexpected ${value.type}`)
-    }
-  }
-  return { snapshot, events }
-}
-
-/** A watcher's view: its snapshot with its events applied, as sorted `id=data` rows. */
-function view(snapshot: readonly DataspaceRecord[], events: WatchEvent[]): string[] {
-  const records = new Map(snapshot.map((record) => [record.id, record]))
-  for (const event of events) {
-    if (event.type === 'asserted') records.set(event.record.id, event.record)
-    else if (event.type === 'retracted') records.delete(event.record.id)
-  }
-  return rows([...records.values()])
-}
-
-function rows(records: readonly DataspaceRecord[]): string[] {
-  return records.map((r) => `${r.id}=${JSON.stringify(r.data)}@${r.revision}`).sort()
-}
-
-function eventRow(event: WatchEvent): string {
-  if (event.type === 'asserted') return `+${event.record.id}@${event.revision}`
-  if (event.type === 'retracted') return `-${event.record.id}:${event.reason}@${event.revision}`
-  return event.type
-}
-
-/** A small seeded PRNG (mulberry32), so that a failing run can be replayed from its seed. */
-function random(seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 describe('followers on PostgreSQL', { skip: postgresSkip }, () => {

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict'
 import { createHook } from 'node:async_hooks'
 import { describe, it } from 'node:test'
 import { openDataspace } from '../../src/index.js'
-import type { Dataspace, Watch, WatchEvent } from '../../src/index.js'
+import type { Dataspace, WatchEvent } from '../../src/index.js'
+import { eventsUntil } from './helpers.js'
 import { SharedStore } from './shared-store.js'
 
 async function nodes(
@@ -35,20 +36,6 @@ async function converged(store: SharedStore, list: readonly Dataspace[]): Promis
       )
     }
     await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
-
-/** Events of `watch` (after its snapshot) until one at `revision` or later. */
-async function eventsUntil(watch: Watch, revision: number): Promise<WatchEvent[]> {
-  const events: WatchEvent[] = []
-  for (;;) {
-    const { value, done } = await watch.next()
-    assert.ok(!done, 'watch ended')
-    if (value.type === 'snapshot') continue
-    events.push(value)
-    if ('revision' in value && typeof value.revision === 'number' && value.revision >= revision) {
-      return events
-    }
   }
 }
 

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { openDataspace } from '../../src/index.js'
-import type { Dataspace, Watch, WatchEvent } from '../../src/index.js'
+import type { Dataspace, WatchEvent } from '../../src/index.js'
+import { eventsUntil } from './helpers.js'
 import { SharedStore } from './shared-store.js'
 
 async function pair(
@@ -15,20 +16,6 @@ async function pair(
   const writer = await openDataspace({ backend: store.writer() })
   const follower = await openDataspace({ backend: store.follower(), ...options })
   return { store, writer, follower }
-}
-
-/** Events of `watch` (after its snapshot) until one at `revision` or later. */
-async function eventsUntil(watch: Watch, revision: number): Promise<WatchEvent[]> {
-  const events: WatchEvent[] = []
-  for (;;) {
-    const { value, done } = await watch.next()
-    assert.ok(!done, 'watch ended')
-    if (value.type === 'snapshot') continue
-    events.push(value)
-    if ('revision' in value && typeof value.revision === 'number' && value.revision >= revision) {
-      return events
-    }
-  }
 }
 
 /** An event as a comparable row: what a watcher acts on. */

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import type { Stream, Watch, WatchEvent } from '../../src/index.js'
 
 /**
@@ -77,4 +78,18 @@ export function applyEvents<T>(
     }
   }
   return view
+}
+
+/** Events of `watch` (after its snapshot) until one at `revision` or later. */
+export async function eventsUntil(watch: Watch, revision: number): Promise<WatchEvent[]> {
+  const events: WatchEvent[] = []
+  for (;;) {
+    const { value, done } = await watch.next()
+    assert.ok(!done, 'watch ended')
+    if (value.type === 'snapshot') continue
+    events.push(value)
+    if ('revision' in value && typeof value.revision === 'number' && value.revision >= revision) {
+      return events
+    }
+  }
 }

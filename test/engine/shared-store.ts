@@ -1,6 +1,7 @@
 import type {
   Backend,
   ChangesPage,
+  FollowerSeam,
   LoadedState,
   StoredCommit,
   StoredKind,
@@ -57,17 +58,7 @@ export class SharedStore {
       open: () => Promise.resolve(this.#load()),
       write: () => Promise.reject(new Error('a follower never writes')),
       changesSince: (revision, limit) => this.#read(revision, limit),
-      follower: {
-        listen: (ring) => {
-          this.#listeners.add(ring)
-          return Promise.resolve(() => {
-            this.#listeners.delete(ring)
-            return Promise.resolve()
-          })
-        },
-        kinds: () => Promise.resolve([...this.kinds.values()]),
-        snapshot: () => Promise.resolve(this.#load()),
-      },
+      follower: this.#readerSeam(),
       close: () => Promise.resolve(),
     }
   }
@@ -96,15 +87,7 @@ export class SharedStore {
       },
       changesSince: (revision, limit) => this.#read(revision, limit),
       cluster: {
-        listen: (ring) => {
-          this.#listeners.add(ring)
-          return Promise.resolve(() => {
-            this.#listeners.delete(ring)
-            return Promise.resolve()
-          })
-        },
-        kinds: () => Promise.resolve([...this.kinds.values()]),
-        snapshot: () => Promise.resolve(this.#load()),
+        ...this.#readerSeam(),
         lock: async (timeoutMs, after, limit) => {
           await this.#lock(me, timeoutMs)
           return this.#read(after, limit)
@@ -162,6 +145,21 @@ export class SharedStore {
     const next = this.#queue.shift()
     this.#holder = next?.holder
     next?.grant()
+  }
+
+  /** What followers and nodes read beside the feed: the doorbell, the kinds, a snapshot. */
+  #readerSeam(): FollowerSeam {
+    return {
+      listen: (ring) => {
+        this.#listeners.add(ring)
+        return Promise.resolve(() => {
+          this.#listeners.delete(ring)
+          return Promise.resolve()
+        })
+      },
+      kinds: () => Promise.resolve([...this.kinds.values()]),
+      snapshot: () => Promise.resolve(this.#load()),
+    }
   }
 
   /** Drops the feed's commits up to `revision` (the floor rises to it). */
