@@ -82,6 +82,8 @@ export class CommitPath {
   #readOnly: string | undefined
   /** A cluster node's write turn: every commit waits for it (docs/cluster.md). */
   #turn: WriteTurn | undefined
+  /** System writes deferred past a dispatch (see `system`). */
+  #deferred: (() => void)[] = []
 
   constructor(parts: CommitParts, revision: number) {
     this.#parts = parts
@@ -137,7 +139,11 @@ export class CommitPath {
     if (this.#dispatching)
       throw new Error('internal: a commit was started while watchers were being notified')
     if (this.#turn !== undefined && !this.#turn.held) {
-      throw new Error('internal: a cluster node staged a commit without holding the write turn')
+      // Its turn ended under it: the store refused the node's batch (another node wrote
+      // first), and what it would stage on is being dropped.
+      throw new Unavailable(
+        'this cluster node lost its write turn while the write was staged; the write was not applied',
+      )
     }
     const changes = tx.changes.filter(
       (change) => change.before !== undefined || change.after !== undefined,
@@ -362,8 +368,30 @@ export class CommitPath {
       this.applyStaged(tx)
     }
     const go = (): void => (this.#turn === undefined ? run() : this.#turn.whenHeld(run))
-    if (this.#dispatching) queueMicrotask(go)
-    else go()
+    // In order: a `$watch` withdrawal must not overtake its own publication still deferred.
+    if (!this.#dispatching && this.#deferred.length === 0) {
+      go()
+      return
+    }
+    this.#deferred.push(go)
+    if (this.#deferred.length === 1) queueMicrotask(() => this.#runDeferred())
+  }
+
+  /** Runs the system writes deferred past a dispatch, in order. */
+  #runDeferred(): void {
+    while (this.#deferred.length > 0) {
+      if (this.#dispatching) {
+        queueMicrotask(() => this.#runDeferred())
+        return
+      }
+      const go = this.#deferred.shift() as () => void
+      try {
+        go()
+      } catch {
+        // Nobody awaits a deferred system write to tell: a `$watch` record the memory budget
+        // refuses is not written (the watch works without it); the others only shrink.
+      }
+    }
   }
 
   /**

@@ -231,6 +231,7 @@ export function assemble(
         rewind: (state) => {
           runtime.discard(new Error('the store is behind this node'))
           recovery.rewind(state, node)
+          runtime.restarted()
         },
         follow: () => follower.wake(),
       },

@@ -70,8 +70,9 @@ export class TtlExpiry {
         // Lazy deletion: the entry counts only if the record still carries this deadline.
         if (record?.expiresAt === due.at) tx.remove(record, 'expired')
       }
-      // Deferred to a cluster node's turn, the timer waited for this: it is armed again now.
-      if (this.#timer === undefined) this.armNext()
+      // Deferred to a cluster node's turn, the timer waited for this (or was armed meanwhile
+      // for a later deadline a replicated record brought): armed for the earliest one now.
+      this.armNext()
     })
   }
 

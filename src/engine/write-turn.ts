@@ -90,9 +90,12 @@ export class WriteTurn {
     this.#timeoutMs = options.timeoutMs
   }
 
-  /** True while this node holds the turn: a system write may apply now. */
+  /**
+   * True while this node holds the turn and may stage: not once the store refused its batch
+   * (`diverged`), when whatever it staged would be decided on commits that were never stored.
+   */
   get held(): boolean {
-    return this.#state === 'held'
+    return this.#state === 'held' && !this.#diverged
   }
 
   /** True while the node follows the store (holds no turn and is not taking one). */
@@ -128,12 +131,14 @@ export class WriteTurn {
   }
 
   /**
-   * Runs `build` (which stages and applies one system commit) now if this node holds the turn,
-   * else at the start of its next one. The caller makes sure no watcher is being told now.
+   * Runs `build` (which stages and applies one system commit) now if this node holds an open
+   * turn, else at the start of its next one: once a turn closed, system writes (a watch opened
+   * or closed, an expiry) must not keep it, or a node with a stream of them would hold the
+   * turn for ever. The caller makes sure no watcher is being told now.
    */
   whenHeld(build: () => void): void {
     if (this.#closed) return
-    if (this.#state === 'held' && !this.#diverged) {
+    if (this.#state === 'held' && this.#open && !this.#diverged) {
       this.#run(build)
       return
     }
@@ -275,7 +280,8 @@ export class WriteTurn {
       this.#rewind().catch((error: unknown) => this.#failed(error))
       return
     }
-    if (this.#builds.length > 0 || !this.#host.written) return
+    // Builds queued since the turn closed go in the next one (taken at once by `#next`).
+    if (!this.#host.written) return
     this.#state = 'giving'
     // `unlock` never rejects (a dead lock connection has given the turn back already).
     this.#seam.unlock().then(
@@ -324,6 +330,9 @@ export class WriteTurn {
     this.#retryDelay = Math.min(RETRY_MAX_MS, delay * 2)
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
+      // Nobody waits any more (they timed out): a turn with nothing in it still finds out
+      // whether the store is back, so that the node does not report failing for ever.
+      if (this.#waiting.length === 0 && this.#builds.length === 0) this.#builds.push(() => {})
       this.#next()
     }, delay)
   }

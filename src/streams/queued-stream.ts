@@ -1,4 +1,4 @@
-import { revisionOf, whenDurable } from './durable-gate.js'
+import { NeverDurable, revisionOf, whenDurable } from './durable-gate.js'
 import type { DurableGate } from './durable-gate.js'
 import type { CloseReason, Stream } from '../model/types.js'
 
@@ -131,7 +131,11 @@ export class QueuedStream<T> implements Stream<T> {
     const taken = this.#take()
     if (this.#gate === undefined) return taken
     return taken.then((result) =>
-      result.done === true ? result : whenDurable(this.#gate, revisionOf([result.value]), result),
+      result.done === true
+        ? result
+        : skipNeverDurable(whenDurable(this.#gate, revisionOf([result.value]), result), () =>
+            this.next(),
+          ),
     )
   }
 
@@ -180,7 +184,10 @@ export class QueuedStream<T> implements Stream<T> {
       batch = this.#takeAll()
     }
     // Revisions only grow along a stream: the batch is released when its last commit is durable.
-    return this.#gate === undefined ? batch : whenDurable(this.#gate, revisionOf(batch), batch)
+    if (this.#gate === undefined) return batch
+    return skipNeverDurable(whenDurable(this.#gate, revisionOf(batch), batch), () =>
+      this.nextBatch(),
+    )
   }
 
   #takeAll(): T[] {
@@ -204,4 +211,16 @@ export class QueuedStream<T> implements Stream<T> {
     this.end('closed')
     await this.closed
   }
+}
+
+/**
+ * An item whose commit will never be stored (a cluster node dropped it and starts over, which
+ * resets its watches: docs/cluster.md) is not delivered: the consumer gets what follows, the
+ * `reset` and snapshot included. Any other failure passes through.
+ */
+function skipNeverDurable<R>(released: R | Promise<R>, again: () => Promise<R>): Promise<R> {
+  return Promise.resolve(released).catch((error: unknown) => {
+    if (error instanceof NeverDurable) return again()
+    throw error
+  })
 }

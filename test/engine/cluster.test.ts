@@ -202,6 +202,53 @@ describe('cluster nodes', () => {
     await a.close()
   })
 
+  it('a node opening and closing watches all the time does not keep the turn from the others', async () => {
+    const { store, nodes: all } = await nodes(2, new SharedStore(), { durableTimeoutMs: 1_000 })
+    const [a, b] = all as [Dataspace, Dataspace]
+    store.writeDelayMs = 3
+    let stop = false
+    // Each watch opened or closed is a system write (its `$watch` record).
+    const churn = (async () => {
+      while (!stop) {
+        const watch = a.watch('task')
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        await watch.return()
+      }
+    })()
+    const writes = (async () => {
+      let n = 0
+      while (!stop) await a.process('p').assert('task', `a${n++}`, {}, { owner: null })
+    })()
+    const turns = store.turns
+    for (let i = 0; i < 20; i++) {
+      await b.process('p').assert('task', `b${i}`, {}, { owner: null })
+    }
+    stop = true
+    await Promise.all([churn, writes])
+    assert.ok(store.turns - turns >= 20, 'the nodes took turns')
+    await closeAll(all)
+  })
+
+  it('a node whose turn was away reports healthy again once it is back, without a write', async () => {
+    const { store, nodes: all } = await nodes(1, new SharedStore(), { durableTimeoutMs: 200 })
+    const [a] = all as [Dataspace]
+    const giveBack = store.steal()
+    await assert.rejects(a.process('p').assert('task', 't', {}), /write turn/)
+    // The lock's own wait fails right after the writer's: the node reports it.
+    const failing = Date.now() + 2_000
+    while (a.backendHealth?.ok !== false && Date.now() < failing) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    assert.equal(a.backendHealth?.ok, false)
+    giveBack()
+    const deadline = Date.now() + 5_000
+    while (a.backendHealth?.ok !== true && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.equal(a.backendHealth?.ok, true)
+    await a.close()
+  })
+
   it('a write waits for the turn, and fails Unavailable (not applied) when it never comes', async () => {
     const { store, nodes: all } = await nodes(1, new SharedStore(), { durableTimeoutMs: 200 })
     const [a] = all as [Dataspace]
@@ -226,6 +273,8 @@ describe('cluster nodes', () => {
     await converged(store, all)
     const watch = a.watch('task')
     assert.equal((await watch.next()).value?.type, 'snapshot')
+    // A read already waiting when A's write is dropped: it gets the start-over, not an error.
+    const pending = watch.next()
     // A holds the turn and its write hangs (the database stalls); meanwhile A's lock connection
     // "drops": B takes the turn and writes first.
     let release!: () => void
@@ -248,7 +297,7 @@ describe('cluster nodes', () => {
     await converged(store, all)
     for (const ds of all) assert.deepEqual(await ids(ds, 'task'), ['kept', 'won'])
     // A's watcher never saw `lost`: it starts over from the store.
-    const seen: WatchEvent[] = []
+    const seen: WatchEvent[] = [(await pending).value!]
     for (;;) {
       const { value } = await watch.next()
       seen.push(value!)

@@ -33,6 +33,8 @@ export class SharedStore {
   failing: Error | undefined
   /** While set, a node's `write` waits for this promise first (a slow or cut-off database). */
   writeGate: Promise<void> | undefined
+  /** How long a node's `write` takes (a database's COMMIT). */
+  writeDelayMs = 0
   /** How many turns nodes have taken. */
   turns = 0
   readonly #listeners = new Set<() => void>()
@@ -76,6 +78,8 @@ export class SharedStore {
       open: () => Promise.resolve(this.#load()),
       write: async (batch) => {
         if (this.writeGate !== undefined) await this.writeGate
+        if (this.writeDelayMs > 0)
+          await new Promise((resolve) => setTimeout(resolve, this.writeDelayMs))
         const first = batch.commits[0]
         if (first !== undefined && first.revision !== this.revision + 1) {
           throw new Conflict(

@@ -69,6 +69,8 @@ export class BackendRuntime {
   #writing: Promise<void> | undefined
   #retryDelay = RETRY_MIN_MS
   #closed = false
+  /** Set by `discard` until `restarted`: what waits past the durable revision fails with it. */
+  #dropped: NeverDurable | undefined
   /** A batch that failed: it is retried as it was (same id, same contents) before anything else. */
   #failed: WriteBatch | undefined
   #batches = 0
@@ -177,6 +179,14 @@ export class BackendRuntime {
     return this.#writing === undefined && !this.#scheduled && !this.#pending
   }
 
+  /**
+   * The node started over from the store (`discard` before it): revisions after the durable one
+   * are the store's again, and may be waited for.
+   */
+  restarted(): void {
+    this.#dropped = undefined
+  }
+
   /** Queues a commit applied in memory for the next batch. */
   commit(commit: StoredCommit): void {
     this.#commits.push(commit)
@@ -211,6 +221,9 @@ export class BackendRuntime {
    */
   waitFor(revision: number, writer = false): Promise<void> {
     if (this.#closed) return Promise.reject(new Closed('the dataspace is closed'))
+    // Dropped and not yet replaced (a cluster node starting over): never durable as it was.
+    if (this.#dropped !== undefined && revision > this.#durable)
+      return Promise.reject(this.#dropped)
     const refused = writer ? this.#refused.get(revision) : undefined
     if (refused !== undefined) return Promise.reject(refused)
     if (revision <= this.#durable) return Promise.resolve()
@@ -388,6 +401,7 @@ export class BackendRuntime {
       `another ${this.backend.name} node wrote first: this write was not applied (${error.message})`,
       { cause: error },
     )
+    this.#dropped = gone
     this.#waiters = this.#waiters.filter((waiter) => {
       if (waiter.revision <= this.#durable) return true
       waiter.reject(gone)
