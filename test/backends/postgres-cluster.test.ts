@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
+import pg from 'pg'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import type { PostgresBackend, PostgresBackendOptions } from '../../src/backends/postgres/index.js'
 import type { StoredCommit, WriteBatch } from '../../src/backends/index.js'
@@ -244,6 +245,42 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
       assert.equal((await a!.cluster!.lock(5_000, 0, 0)).head, 2)
       await a!.cluster!.unlock()
     })
+  })
+
+  it('read the feed after the turn was granted under a default of repeatable read', async () => {
+    // default_transaction_isolation set for the role or the database: the lock's statements
+    // share one implicit transaction, whose snapshot would be taken before the wait. The
+    // connection string's startup options set it here for every connection of the nodes.
+    const url = new URL(POSTGRES_URL)
+    url.searchParams.set('options', '-c default_transaction_isolation=repeatable\\ read')
+    const probe = new pg.Client({ connectionString: url.toString() })
+    await probe.connect()
+    try {
+      const { rows } = await probe.query<{ level: string }>(
+        `SELECT current_setting('default_transaction_isolation') AS level`,
+      )
+      assert.equal(rows[0]?.level, 'repeatable read', 'the startup option is honoured')
+    } finally {
+      await probe.end()
+    }
+    await withNodes(
+      2,
+      async ([a, b]) => {
+        await a!.cluster!.lock(5_000, 0, 0)
+        const waiting = b!.cluster!.lock(5_000, 0, 10)
+        assert.equal(await settlesWithin(waiting, 300), false, 'B got the turn while A held it')
+        await a!.write(batch([commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'b', 2)])]))
+        await a!.cluster!.unlock()
+        const page = await waiting
+        assert.equal(page.head, 2)
+        assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
+          'a',
+          'b',
+        ])
+        await b!.cluster!.unlock()
+      },
+      { url: url.toString() },
+    )
   })
 
   it('refuse a second lock() while the turn is held or being taken', async () => {

@@ -11,6 +11,14 @@ import type { ChangesPage } from '../../engine/ports/backend.js'
 // (schema-lock.ts); the second is hashtext(schema), as there.
 const TURN_CLASS = 0x6474
 
+/**
+ * What the turn's connection sets once, after it connects. READ COMMITTED whatever the role's or
+ * the database's `default_transaction_isolation`: the lock's statements share one implicit
+ * transaction, and under REPEATABLE READ its snapshot would be taken when the lock is asked for,
+ * before the wait, so the feed read after the grant would miss the commits made meanwhile.
+ */
+const TURN_SESSION = 'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED'
+
 /** PostgreSQL's SQLSTATE for a lock not granted within `lock_timeout`. */
 const LOCK_NOT_AVAILABLE = '55P03'
 
@@ -87,9 +95,9 @@ export class TurnLock {
       // `0` is no limit to PostgreSQL; a wait beyond its largest is as good as for ever.
       const wait = timeoutMs === Infinity ? 0 : Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1)
       const guard = timeoutMs + this.#queryTimeoutMs
-      // One round trip, three statements: in a simple query each takes its own snapshot, so the
-      // feed (and its head, the stored revision) is read after the lock was granted, not before
-      // the wait. The schema name is `[a-z_][a-z0-9_]*` (checked by schemaTables) and the two
+      // One round trip, three statements: under READ COMMITTED (TURN_SESSION) each takes its own
+      // snapshot, so the feed (and its head, the stored revision) is read after the lock was
+      // granted, not before the wait. The schema name is `[a-z_][a-z0-9_]*` (checked by schemaTables) and the two
       // numbers whole (feedCount): safe in the text.
       const results = (await client.query({
         text:
@@ -197,7 +205,16 @@ export class TurnLock {
     }
     client.on('error', lost)
     client.on('end', lost)
-    await client.connect()
+    try {
+      await client.connect()
+      await client.query({
+        text: TURN_SESSION,
+        ...(this.#queryTimeoutMs === Infinity ? {} : { query_timeout: this.#queryTimeoutMs }),
+      } as pg.QueryConfig)
+    } catch (error) {
+      await endSoon(client)
+      throw error
+    }
     if (this.#closed) {
       await endSoon(client)
       throw new Unavailable('postgres backend: lock() after close')
