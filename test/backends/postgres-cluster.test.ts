@@ -283,6 +283,29 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
     )
   })
 
+  it("leave no lock timeout on the turn's session for the writes in the turn", async () => {
+    await withNodes(1, async ([a], schema) => {
+      await a!.cluster!.lock(200, 0, 0)
+      // Another session holds the revision row longer than the lock's timeout: the write waits
+      // for it, as any write waits for a row lock, and is not cancelled by the turn's timeout.
+      const blocker = new pg.Client({ connectionString: POSTGRES_URL })
+      await blocker.connect()
+      try {
+        await blocker.query('BEGIN')
+        await blocker.query(`SELECT revision FROM "${schema}".revision FOR UPDATE`)
+        const writing = a!.write(batch([commit(1, [record('k', 'a', 1)])]))
+        writing.catch(() => undefined)
+        await sleep(600)
+        await blocker.query('COMMIT')
+        await writing
+      } finally {
+        await blocker.end()
+      }
+      await a!.cluster!.unlock()
+      assert.equal((await a!.changesSince(0, 10)).head, 1)
+    })
+  })
+
   it('refuse a second lock() while the turn is held or being taken', async () => {
     await withNodes(1, async ([a]) => {
       await a!.cluster!.lock(5_000, 0, 0)

@@ -97,11 +97,13 @@ export class TurnLock {
       const guard = timeoutMs + this.#queryTimeoutMs
       // One round trip, three statements: under READ COMMITTED (TURN_SESSION) each takes its own
       // snapshot, so the feed (and its head, the stored revision) is read after the lock was
-      // granted, not before the wait. The schema name is `[a-z_][a-z0-9_]*` (checked by schemaTables) and the two
-      // numbers whole (feedCount): safe in the text.
+      // granted, not before the wait. The timeout is LOCAL to that implicit transaction: the
+      // writes of the turn on this session (and the CREATE INDEX of a kind they declare) wait
+      // for their locks as any statement does. The schema name is `[a-z_][a-z0-9_]*` (checked
+      // by schemaTables) and the two numbers whole (feedCount): safe in the text.
       const results = (await client.query({
         text:
-          `SET lock_timeout = ${wait}; ` +
+          `SET LOCAL lock_timeout = ${wait}; ` +
           `SELECT pg_advisory_lock(${TURN_CLASS}, hashtext('${this.#schema}')); ` +
           feedQuery(this.#t, String(after), String(count)),
         ...(guard === Infinity ? {} : { query_timeout: Math.min(guard, 2 ** 31 - 1) }),
