@@ -21,8 +21,9 @@ function freshSchema(): string {
   return `ds_cluster_${randomBytes(6).toString('hex')}`
 }
 
-function batch(commits: readonly StoredCommit[]): WriteBatch {
-  return { id: nextBatchId(), commits, ...NOTHING_ELSE }
+/** A batch of the writer run `run` (a node's runtime: one batch at a time, see WriteBatch.id). */
+function batch(commits: readonly StoredCommit[], run?: string): WriteBatch {
+  return { id: nextBatchId(run), commits, ...NOTHING_ELSE }
 }
 
 /**
@@ -413,9 +414,12 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
   it('recognise a retry of a batch stored before another node’s batch (its answer was lost)', async () => {
     await withNodes(2, async ([a, b]) => {
       // A's COMMIT went through but its answer was lost; B wrote next; A sends the batch again.
-      const mine = batch([commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'a2', 2)])])
+      const mine = batch(
+        [commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'a2', 2)])],
+        'run-a',
+      )
       await a!.write(mine)
-      await b!.write(batch([commit(3, [record('k', 'b', 3)])]))
+      await b!.write(batch([commit(3, [record('k', 'b', 3)])], 'run-b'))
       await a!.write(mine)
       const page = await b!.changesSince(0, 10)
       assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
@@ -424,8 +428,44 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
         'b',
       ])
       // Another batch at those revisions is still a conflict, not a retry.
-      await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])])), Conflict)
+      await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])], 'run-a')), Conflict)
+      await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])], 'run-c')), Conflict)
     })
+  })
+
+  it('recognise a retry of a batch whose last commit is empty (a refused write’s stand-in)', async () => {
+    await withNodes(2, async ([a, b]) => {
+      const mine = batch([commit(1, [record('k', 'a', 1)]), commit(2, [])], 'run-a')
+      await a!.write(mine)
+      await b!.write(batch([commit(3, [record('k', 'b', 3)])], 'run-b'))
+      await a!.write(mine)
+      const page = await b!.changesSince(0, 10)
+      assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
+        'a',
+        undefined,
+        'b',
+      ])
+    })
+  })
+
+  it('recognise a retry of a batch whose commits left the feed (trimmed)', async () => {
+    await withNodes(
+      2,
+      async ([a, b]) => {
+        const mine = batch(
+          [commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'a2', 2)])],
+          'run-a',
+        )
+        await a!.write(mine)
+        await b!.write(batch([commit(3, [record('k', 'b', 3)])], 'run-b'))
+        await b!.write(batch([commit(4, [record('k', 'b2', 4)])], 'run-b'))
+        assert.equal((await b!.trimFeed()).floor, 3)
+        await a!.write(mine)
+        assert.equal((await b!.changesSince(3, 10)).head, 4)
+        await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])], 'run-a')), Conflict)
+      },
+      { feedMaxRevisions: 1, feedTrimIntervalMs: Infinity },
+    )
   })
 
   it('takes the shared schema lock back after its connection died, before the next write', async () => {
