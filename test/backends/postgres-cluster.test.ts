@@ -319,6 +319,31 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
     })
   })
 
+  it('refuse a write without the lock while lock() is under way, and keep that turn', async () => {
+    await withNodes(2, async ([a, b], schema) => {
+      await a!.cluster!.lock(5_000, 0, 0)
+      // B's first lock: its connection is still being opened when the write comes.
+      const waiting = b!.cluster!.lock(5_000, 0, 10)
+      await assert.rejects(
+        b!.write(batch([commit(1, [record('k', 'b', 1)])])),
+        /write\(\) without lock\(\) while the write turn is held or being taken/,
+      )
+      assert.equal(await settlesWithin(waiting, 300), false, 'B got the turn while A held it')
+      await a!.cluster!.unlock()
+      assert.equal((await waiting).head, 0)
+      const holder = await turnHolder(schema)
+      assert.ok(holder !== undefined, 'B holds the turn it was granted')
+      await b!.cluster!.unlock()
+      assert.equal(await turnHolder(schema), undefined)
+      // One turn connection per node, none left over holding anything.
+      const connections = await sql(
+        `SELECT 1 FROM pg_stat_activity WHERE application_name LIKE $1`,
+        [`dataspace node schema=${schema} %`],
+      )
+      assert.equal(connections.length, 2)
+    })
+  })
+
   it('time out waiting for the turn with Unavailable, and can take it later', async () => {
     await withNodes(2, async ([a, b], schema) => {
       await a!.cluster!.lock(5_000, 0, 0)

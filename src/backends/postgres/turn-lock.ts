@@ -124,11 +124,21 @@ export class TurnLock {
    * write is fenced by it: PostgreSQL frees a session's lock only when the session ends, after
    * the statement it is running has committed or rolled back. A write on another connection
    * could still commit after a dropped lock connection let the next node in, and that node's
-   * batch would then be refused (`Conflict`), though it did nothing wrong.
+   * batch would then be refused (`Conflict`), though it did nothing wrong. A write without the
+   * caller's `lock` takes the turn for itself and gives it back after; while a `lock` or an
+   * `unlock` is under way it is refused, as a second `lock` is (a caller's bug).
    */
   async write(text: string, values: readonly unknown[], timeoutMs: number): Promise<void> {
     // Not the caller's turn (a write without `lock`, as a tool might make): taken for this write.
     const once = !this.#owned
+    if (once && this.#busy) {
+      // A `lock` (or an `unlock`, or another such write) is under way: taking the turn beside it
+      // would open a second connection that holds the lock unknown to anyone, or give back the
+      // turn the caller of `lock` is about to be granted.
+      throw new Error(
+        'postgres backend: write() without lock() while the write turn is held or being taken',
+      )
+    }
     if (this.#client === undefined || !this.#busy) {
       // Not held, or lost with its connection (the write itself checks the stored revision).
       this.#busy = false
