@@ -5,6 +5,7 @@
 // Needs PostgreSQL: it skips outside CI when none answers, and says why (test/postgres-env.ts).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import pg from 'pg'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
@@ -67,6 +68,32 @@ async function turnHolder(schema: string): Promise<number | undefined> {
   )
   assert.ok(rows.length <= 1, `one holder at most, got ${rows.length}`)
   return rows[0]?.pid
+}
+
+/**
+ * The ticks until the keepalive timer of the server's end of a local TCP connection fires
+ * (`/proc/net/tcp`, timer 2), or `undefined` when that socket is not seen here (another host or
+ * network namespace, not Linux).
+ */
+function serverKeepaliveTicks(serverPort: number, clientPort: number): number | undefined {
+  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0')
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/)
+      if (!fields[1]?.endsWith(`:${hex(serverPort)}`)) continue
+      if (!fields[2]?.endsWith(`:${hex(clientPort)}`)) continue
+      const [timer, when] = (fields[5] ?? '').split(':')
+      // Another timer (or none) pending now: not known yet.
+      return timer === '02' ? parseInt(when!, 16) : Infinity
+    }
+  }
+  return undefined
 }
 
 /** Whether `promise` settles within `ms` (it is left running either way). */
@@ -341,6 +368,35 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
         [`dataspace node schema=${schema} %`],
       )
       assert.equal(connections.length, 2)
+    })
+  })
+
+  it("set the server's TCP keepalive of the turn's connection to seconds", async (t) => {
+    await withNodes(1, async ([a], schema) => {
+      await a!.cluster!.lock(5_000, 0, 0)
+      try {
+        const pid = await turnHolder(schema)
+        const [row] = await sql<{ port: number }>(
+          'SELECT client_port AS port FROM pg_stat_activity WHERE pid = $1',
+          [pid],
+        )
+        const server = Number(new URL(POSTGRES_URL).port || 5432)
+        let timer = serverKeepaliveTicks(server, row!.port)
+        // Just after an answer the socket may wait for its ACK (the retransmit timer) first.
+        for (let i = 0; i < 20 && timer === Infinity; i++) {
+          await sleep(100)
+          timer = serverKeepaliveTicks(server, row!.port)
+        }
+        if (timer === undefined) {
+          t.skip("the server's socket is not in this host's /proc/net/tcp")
+          return
+        }
+        // The keepalive timer of the server's socket, in clock ticks (100 a second): due within
+        // tcp_keepalives_idle (10 s), not PostgreSQL's default of the system's 2 hours.
+        assert.ok(timer <= 100 * 60, `keepalive due in ${timer} ticks`)
+      } finally {
+        await a!.cluster!.unlock()
+      }
     })
   })
 

@@ -12,12 +12,26 @@ import type { ChangesPage } from '../../engine/ports/backend.js'
 const TURN_CLASS = 0x6474
 
 /**
- * What the turn's connection sets once, after it connects. READ COMMITTED whatever the role's or
- * the database's `default_transaction_isolation`: the lock's statements share one implicit
- * transaction, and under REPEATABLE READ its snapshot would be taken when the lock is asked for,
- * before the wait, so the feed read after the grant would miss the commits made meanwhile.
+ * What the turn's connection sets once, after it connects (one round trip).
+ *
+ * READ COMMITTED whatever the role's or the database's `default_transaction_isolation`: the
+ * lock's statements share one implicit transaction, and under REPEATABLE READ its snapshot would
+ * be taken when the lock is asked for, before the wait, so the feed read after the grant would
+ * miss the commits made meanwhile.
+ *
+ * The server's TCP keepalive, in seconds: the turn is freed when PostgreSQL ends the session,
+ * and a node whose host vanished (no FIN, no RST) would otherwise hold it until the server's
+ * keepalive gives up, about 2 hours with the system's defaults. An idle connection is probed
+ * after 10 s, every 5 s, and dropped after 3 unanswered probes (about 25 s); `tcp_user_timeout`
+ * (PostgreSQL 12 and later; skipped where unknown) drops it when data the server sent goes
+ * unacknowledged for 30 s. Over a Unix-domain socket PostgreSQL ignores them.
  */
-const TURN_SESSION = 'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED'
+const TURN_SESSION =
+  'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; ' +
+  'SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; ' +
+  'SET tcp_keepalives_count = 3; ' +
+  "SELECT set_config('tcp_user_timeout', '30000', false) " +
+  "WHERE EXISTS (SELECT 1 FROM pg_settings WHERE name = 'tcp_user_timeout')"
 
 /** PostgreSQL's SQLSTATE for a lock not granted within `lock_timeout`. */
 const LOCK_NOT_AVAILABLE = '55P03'
