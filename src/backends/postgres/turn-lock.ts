@@ -48,8 +48,10 @@ interface TurnLockOptions {
  * `dataspace node schema=<schema> pid=<pid>` so an operator finds it in `pg_stat_activity`.
  *
  * PostgreSQL frees the lock with its connection, so every failure ends the connection: a turn
- * is then never left held by a node that no longer knows it holds it. The turn only decides who
- * writes next; `write` still refuses a batch that does not follow the stored revision.
+ * is then never left held by a node that no longer knows it holds it. Commits are written on
+ * the turn's session (`write`), so the turn fences them; `write_batch` still refuses a batch
+ * that does not follow the stored revision. The connection is READ COMMITTED and has the
+ * server's TCP keepalive in seconds (TURN_SESSION).
  */
 export class TurnLock {
   readonly #options: TurnLockOptions
@@ -80,10 +82,12 @@ export class TurnLock {
   }
 
   /**
-   * Waits for the turn at most `timeoutMs` (PostgreSQL's `lock_timeout`; the client gives up
-   * `queryTimeoutMs` later, should the database or the network fall silent), then reads the
-   * stored revision on the same connection, in a statement after the grant: every commit up to
-   * it is in the feed. A timeout is `Unavailable`.
+   * Waits for the turn at most `timeoutMs` (PostgreSQL's `lock_timeout`, local to the lock's
+   * statements; the client gives up `queryTimeoutMs` later, should the database or the network
+   * fall silent), then reads the feed past `after` (at most `limit` commits) on the same
+   * connection, in a statement after the grant, and resolves with that page: its head is the
+   * stored revision, and every commit up to it is in the feed. A timeout is `Unavailable`. The
+   * caller's commits then go through `write`, on this session.
    */
   async lock(timeoutMs: number, after: number, limit: number): Promise<ChangesPage> {
     const page = await this.#take(timeoutMs, after, limit)
