@@ -177,10 +177,12 @@ export function backendConformance(name: string, factory: BackendFactory): void 
         }
         await backend.write(batch)
         await backend.write(batch)
+        // The next batch changes what the first wrote: a replay applied again would undo it.
+        const changed = record('k', 'a', 3, { data: { changed: true }, createdRevision: 1 })
         const next = record('k', 'c', 3)
         await backend.write({
           id: nextBatchId(),
-          commits: [commit(3, [next])],
+          commits: [commit(3, [changed, next], [['k', 'b']])],
           ...NO_KINDS_OR_SESSIONS,
         })
         // Once a later batch is stored, the old one is no longer the last. A replay of it may be
@@ -189,7 +191,7 @@ export function backendConformance(name: string, factory: BackendFactory): void 
         await backend.write(batch).catch(() => undefined)
         const reopened = await store.reopen()
         assert.equal(reopened.state.revision, 3)
-        assert.equal(reopened.state.records.length, 3)
+        assert.deepEqual(canonical(reopened.state).records, [changed, next])
       })
     })
 

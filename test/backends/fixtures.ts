@@ -159,7 +159,10 @@ export function prng(seed: number): () => number {
 
 let batches = 0
 
-/** A fresh `WriteBatch.id`: each test batch is a new batch, never a retry. */
-export function nextBatchId(): string {
-  return `test-${process.pid}-${++batches}`
+/**
+ * A fresh `WriteBatch.id`: each test batch is a new batch, never a retry. `run` is the writer's
+ * run (`WriteBatch.id`): cluster nodes writing beside each other each need their own.
+ */
+export function nextBatchId(run = `test-${process.pid}`): string {
+  return `${run}-${++batches}`
 }

@@ -5,7 +5,9 @@
 // Needs PostgreSQL: it skips outside CI when none answers, and says why (test/postgres-env.ts).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
+import pg from 'pg'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import type { PostgresBackend, PostgresBackendOptions } from '../../src/backends/postgres/index.js'
 import type { StoredCommit, WriteBatch } from '../../src/backends/index.js'
@@ -20,8 +22,9 @@ function freshSchema(): string {
   return `ds_cluster_${randomBytes(6).toString('hex')}`
 }
 
-function batch(commits: readonly StoredCommit[]): WriteBatch {
-  return { id: nextBatchId(), commits, ...NOTHING_ELSE }
+/** A batch of the writer run `run` (a node's runtime: one batch at a time, see WriteBatch.id). */
+function batch(commits: readonly StoredCommit[], run?: string): WriteBatch {
+  return { id: nextBatchId(run), commits, ...NOTHING_ELSE }
 }
 
 /**
@@ -65,6 +68,32 @@ async function turnHolder(schema: string): Promise<number | undefined> {
   )
   assert.ok(rows.length <= 1, `one holder at most, got ${rows.length}`)
   return rows[0]?.pid
+}
+
+/**
+ * The ticks until the keepalive timer of the server's end of a local TCP connection fires
+ * (`/proc/net/tcp`, timer 2), or `undefined` when that socket is not seen here (another host or
+ * network namespace, not Linux).
+ */
+function serverKeepaliveTicks(serverPort: number, clientPort: number): number | undefined {
+  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, '0')
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/)
+      if (!fields[1]?.endsWith(`:${hex(serverPort)}`)) continue
+      if (!fields[2]?.endsWith(`:${hex(clientPort)}`)) continue
+      const [timer, when] = (fields[5] ?? '').split(':')
+      // Another timer (or none) pending now: not known yet.
+      return timer === '02' ? parseInt(when!, 16) : Infinity
+    }
+  }
+  return undefined
 }
 
 /** Whether `promise` settles within `ms` (it is left running either way). */
@@ -246,6 +275,65 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
     })
   })
 
+  it('read the feed after the turn was granted under a default of repeatable read', async () => {
+    // default_transaction_isolation set for the role or the database: the lock's statements
+    // share one implicit transaction, whose snapshot would be taken before the wait. The
+    // connection string's startup options set it here for every connection of the nodes.
+    const url = new URL(POSTGRES_URL)
+    url.searchParams.set('options', '-c default_transaction_isolation=repeatable\\ read')
+    const probe = new pg.Client({ connectionString: url.toString() })
+    await probe.connect()
+    try {
+      const { rows } = await probe.query<{ level: string }>(
+        `SELECT current_setting('default_transaction_isolation') AS level`,
+      )
+      assert.equal(rows[0]?.level, 'repeatable read', 'the startup option is honoured')
+    } finally {
+      await probe.end()
+    }
+    await withNodes(
+      2,
+      async ([a, b]) => {
+        await a!.cluster!.lock(5_000, 0, 0)
+        const waiting = b!.cluster!.lock(5_000, 0, 10)
+        assert.equal(await settlesWithin(waiting, 300), false, 'B got the turn while A held it')
+        await a!.write(batch([commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'b', 2)])]))
+        await a!.cluster!.unlock()
+        const page = await waiting
+        assert.equal(page.head, 2)
+        assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
+          'a',
+          'b',
+        ])
+        await b!.cluster!.unlock()
+      },
+      { url: url.toString() },
+    )
+  })
+
+  it("leave no lock timeout on the turn's session for the writes in the turn", async () => {
+    await withNodes(1, async ([a], schema) => {
+      await a!.cluster!.lock(200, 0, 0)
+      // Another session holds the revision row longer than the lock's timeout: the write waits
+      // for it, as any write waits for a row lock, and is not cancelled by the turn's timeout.
+      const blocker = new pg.Client({ connectionString: POSTGRES_URL })
+      await blocker.connect()
+      try {
+        await blocker.query('BEGIN')
+        await blocker.query(`SELECT revision FROM "${schema}".revision FOR UPDATE`)
+        const writing = a!.write(batch([commit(1, [record('k', 'a', 1)])]))
+        writing.catch(() => undefined)
+        await sleep(600)
+        await blocker.query('COMMIT')
+        await writing
+      } finally {
+        await blocker.end()
+      }
+      await a!.cluster!.unlock()
+      assert.equal((await a!.changesSince(0, 10)).head, 1)
+    })
+  })
+
   it('refuse a second lock() while the turn is held or being taken', async () => {
     await withNodes(1, async ([a]) => {
       await a!.cluster!.lock(5_000, 0, 0)
@@ -255,6 +343,60 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
       await assert.rejects(a!.cluster!.lock(5_000, 0, 0), /while the write turn is held/)
       await first
       await a!.cluster!.unlock()
+    })
+  })
+
+  it('refuse a write without the lock while lock() is under way, and keep that turn', async () => {
+    await withNodes(2, async ([a, b], schema) => {
+      await a!.cluster!.lock(5_000, 0, 0)
+      // B's first lock: its connection is still being opened when the write comes.
+      const waiting = b!.cluster!.lock(5_000, 0, 10)
+      await assert.rejects(
+        b!.write(batch([commit(1, [record('k', 'b', 1)])])),
+        /write\(\) without lock\(\) while the write turn is held or being taken/,
+      )
+      assert.equal(await settlesWithin(waiting, 300), false, 'B got the turn while A held it')
+      await a!.cluster!.unlock()
+      assert.equal((await waiting).head, 0)
+      const holder = await turnHolder(schema)
+      assert.ok(holder !== undefined, 'B holds the turn it was granted')
+      await b!.cluster!.unlock()
+      assert.equal(await turnHolder(schema), undefined)
+      // One turn connection per node, none left over holding anything.
+      const connections = await sql(
+        `SELECT 1 FROM pg_stat_activity WHERE application_name LIKE $1`,
+        [`dataspace node schema=${schema} %`],
+      )
+      assert.equal(connections.length, 2)
+    })
+  })
+
+  it("set the server's TCP keepalive of the turn's connection to seconds", async (t) => {
+    await withNodes(1, async ([a], schema) => {
+      await a!.cluster!.lock(5_000, 0, 0)
+      try {
+        const pid = await turnHolder(schema)
+        const [row] = await sql<{ port: number }>(
+          'SELECT client_port AS port FROM pg_stat_activity WHERE pid = $1',
+          [pid],
+        )
+        const server = Number(new URL(POSTGRES_URL).port || 5432)
+        let timer = serverKeepaliveTicks(server, row!.port)
+        // Just after an answer the socket may wait for its ACK (the retransmit timer) first.
+        for (let i = 0; i < 20 && timer === Infinity; i++) {
+          await sleep(100)
+          timer = serverKeepaliveTicks(server, row!.port)
+        }
+        if (timer === undefined) {
+          t.skip("the server's socket is not in this host's /proc/net/tcp")
+          return
+        }
+        // The keepalive timer of the server's socket, in clock ticks (100 a second): due within
+        // tcp_keepalives_idle (10 s), not PostgreSQL's default of the system's 2 hours.
+        assert.ok(timer <= 100 * 60, `keepalive due in ${timer} ticks`)
+      } finally {
+        await a!.cluster!.unlock()
+      }
     })
   })
 
@@ -353,9 +495,12 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
   it('recognise a retry of a batch stored before another node’s batch (its answer was lost)', async () => {
     await withNodes(2, async ([a, b]) => {
       // A's COMMIT went through but its answer was lost; B wrote next; A sends the batch again.
-      const mine = batch([commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'a2', 2)])])
+      const mine = batch(
+        [commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'a2', 2)])],
+        'run-a',
+      )
       await a!.write(mine)
-      await b!.write(batch([commit(3, [record('k', 'b', 3)])]))
+      await b!.write(batch([commit(3, [record('k', 'b', 3)])], 'run-b'))
       await a!.write(mine)
       const page = await b!.changesSince(0, 10)
       assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
@@ -364,8 +509,44 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
         'b',
       ])
       // Another batch at those revisions is still a conflict, not a retry.
-      await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])])), Conflict)
+      await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])], 'run-a')), Conflict)
+      await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])], 'run-c')), Conflict)
     })
+  })
+
+  it('recognise a retry of a batch whose last commit is empty (a refused write’s stand-in)', async () => {
+    await withNodes(2, async ([a, b]) => {
+      const mine = batch([commit(1, [record('k', 'a', 1)]), commit(2, [])], 'run-a')
+      await a!.write(mine)
+      await b!.write(batch([commit(3, [record('k', 'b', 3)])], 'run-b'))
+      await a!.write(mine)
+      const page = await b!.changesSince(0, 10)
+      assert.deepEqual(page.trimmed === false && page.commits.map((c) => c.changes[0]?.id), [
+        'a',
+        undefined,
+        'b',
+      ])
+    })
+  })
+
+  it('recognise a retry of a batch whose commits left the feed (trimmed)', async () => {
+    await withNodes(
+      2,
+      async ([a, b]) => {
+        const mine = batch(
+          [commit(1, [record('k', 'a', 1)]), commit(2, [record('k', 'a2', 2)])],
+          'run-a',
+        )
+        await a!.write(mine)
+        await b!.write(batch([commit(3, [record('k', 'b', 3)])], 'run-b'))
+        await b!.write(batch([commit(4, [record('k', 'b2', 4)])], 'run-b'))
+        assert.equal((await b!.trimFeed()).floor, 3)
+        await a!.write(mine)
+        assert.equal((await b!.changesSince(3, 10)).head, 4)
+        await assert.rejects(a!.write(batch([commit(2, [record('k', 'x', 2)])], 'run-a')), Conflict)
+      },
+      { feedMaxRevisions: 1, feedTrimIntervalMs: Infinity },
+    )
   })
 
   it('takes the shared schema lock back after its connection died, before the next write', async () => {

@@ -20,6 +20,7 @@ export interface SchemaTables {
   readonly answers: string
   readonly feed: string
   readonly nodes: string
+  readonly batches: string
   readonly migrations: string
   readonly ensureFieldIndexes: string
   readonly writeBatch: string
@@ -44,6 +45,7 @@ export function schemaTables(schema: string): SchemaTables {
     answers: q('answers'),
     feed: q('feed'),
     nodes: q('nodes'),
+    batches: q('batches'),
     migrations: q('migrations'),
     ensureFieldIndexes: q('ensure_field_indexes'),
     writeBatch: q('write_batch'),
@@ -192,12 +194,19 @@ const MIGRATIONS: readonly Migration[] = [
     `ALTER TABLE ${t.changes} ADD COLUMN reason text`,
     writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, true, true),
   ],
-  // The id of the batch that wrote a commit, on the feed rows of each batch's last commit. A
-  // retry of a batch whose COMMIT went through but whose answer was lost is recognised by it
-  // even after other cluster nodes wrote (`last_batch` then names theirs): without it, the retry
-  // would be refused as a conflict and its writers told "not applied" for a stored write.
+  // The last batch each writer run stored (WriteBatch.id: `<run>-<n>`; a run writes one batch
+  // at a time and only ever retries its newest). A retry of a batch whose COMMIT went through
+  // but whose answer was lost is recognised by it even after other cluster nodes wrote
+  // (`last_batch` then names theirs), whether or not its commits had changes and whether or not
+  // they are still in the feed: without it, the retry would be refused as a conflict and its
+  // writers told "not applied" for a stored write. One row per run, so it grows by one row per
+  // server start; pruning the rows of runs long gone (by `at`) is left for later.
   (t) => [
-    `ALTER TABLE ${t.changes} ADD COLUMN batch text`,
+    `CREATE TABLE ${t.batches} (
+       run text PRIMARY KEY,
+       batch text NOT NULL,
+       last bigint NOT NULL,
+       at timestamptz NOT NULL DEFAULT now())`,
     writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, true, true, true),
   ],
 ]
@@ -285,6 +294,8 @@ const KINDS_UPSERT_V4: KindsUpsert = (t) =>
  * deletes [{kind, id}], upserts [records as rows], feed [{revision, seq, kind, id, after,
  * reason?}] (`reason` is stored from migration 8: `reasons`),
  * kinds [{kind, fields?, indexes, resident?, ensure: [{path, btree, gin}]}], session rows, and ids.
+ * From migration 9 (`batches`), the batch's run (its id up to the last `-`) keeps the batch and
+ * its last revision, and a batch at an old revision that its run stored is a retry (`false`).
  * Migrations keep their text: only the kinds upsert differs between versions.
  */
 function writeBatchFunction(
@@ -301,7 +312,7 @@ function writeBatchFunction(
      RETURNS boolean LANGUAGE plpgsql AS $fn$
      DECLARE
        v_revision bigint;
-       v_last_batch text;
+       v_last_batch text;${batches ? RUN_DECLARATION : ''}
        v_kind jsonb;
        v_index jsonb;
      BEGIN
@@ -315,8 +326,8 @@ function writeBatchFunction(
            batches
              ? `
            -- Stored already, and other batches since: its answer was lost. Nothing to do.
-           IF p_last <= v_revision AND EXISTS (SELECT 1 FROM ${t.changes}
-               WHERE revision = p_last AND batch = p_batch) THEN
+           IF EXISTS (SELECT 1 FROM ${t.batches}
+               WHERE run = v_run AND batch = p_batch AND last = p_last) THEN
              RETURN false;
            END IF;`
              : ''
@@ -343,14 +354,19 @@ function writeBatchFunction(
              created_revision = excluded.created_revision, expires_at = excluded.expires_at;
          END IF;
          IF p_feed IS NOT NULL THEN
-           INSERT INTO ${t.changes} (revision, seq, kind, id, after${reasons ? ', reason' : ''}${batches ? ', batch' : ''})
-           SELECT c.revision, c.seq, c.kind, c.id, c.after${reasons ? ', c.reason' : ''}${
-             batches ? ', CASE WHEN c.revision = p_last THEN p_batch END' : ''
-           }
+           INSERT INTO ${t.changes} (revision, seq, kind, id, after${reasons ? ', reason' : ''})
+           SELECT c.revision, c.seq, c.kind, c.id, c.after${reasons ? ', c.reason' : ''}
            FROM jsonb_to_recordset(p_feed)
              AS c(revision bigint, seq int, kind text, id text, after jsonb${reasons ? ', reason text' : ''});
          END IF;
-         UPDATE ${t.revision} SET revision = p_last, last_batch = p_batch;
+         UPDATE ${t.revision} SET revision = p_last, last_batch = p_batch;${
+           batches
+             ? `
+         INSERT INTO ${t.batches} (run, batch, last) VALUES (v_run, p_batch, p_last)
+         ON CONFLICT (run) DO UPDATE SET batch = excluded.batch, last = excluded.last,
+           at = now();`
+             : ''
+         }
        END IF;
        IF p_kinds IS NOT NULL THEN
          FOR v_kind IN SELECT jsonb_array_elements(p_kinds) LOOP
@@ -381,6 +397,10 @@ function writeBatchFunction(
      END
      $fn$`
 }
+
+/** The batch's run: its id up to the last `-` (all of it when it has none). */
+const RUN_DECLARATION = `
+       v_run text := left(p_batch, length(p_batch) - strpos(reverse(p_batch), '-'));`
 
 const ANSWER_ARGS = `,
        p_answer_puts jsonb, p_answer_deletes jsonb`

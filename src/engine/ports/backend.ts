@@ -314,13 +314,15 @@ export interface FeedTrimmed {
 /** What one `write` makes durable, all or nothing. */
 export interface WriteBatch {
   /**
-   * Unique per batch and the same on every retry of it. When a write's COMMIT succeeded but its
-   * answer was lost (a dropped connection), the runtime sends the same batch again: a backend
-   * whose last stored batch has this id and ends at this batch's last revision reports success
-   * without writing. A cluster backend (`cluster`) must recognise an earlier stored batch too
-   * (other nodes may have written since): PostgreSQL keeps the id on the feed rows of each
-   * batch's last commit. Any other batch at an old revision is a second writer (or another
-   * node that wrote first), and is refused.
+   * Unique per batch and the same on every retry of it: `<run>-<n>`, where `<run>` (everything
+   * before the last `-`) names the writer's run (BackendRuntime's run id) and `n` counts its
+   * batches. A run writes one batch at a time and only ever retries its newest. When a write's
+   * COMMIT succeeded but its answer was lost (a dropped connection), the runtime sends the same
+   * batch again: a backend whose last stored batch has this id and ends at this batch's last
+   * revision reports success without writing. A cluster backend (`cluster`) must recognise it
+   * too after other nodes wrote: PostgreSQL keeps each run's newest stored batch and its last
+   * revision (its `batches` table). Any other batch at an old revision is a second writer (or
+   * another node that wrote first), and is refused.
    */
   readonly id: string
   readonly commits: readonly StoredCommit[]
