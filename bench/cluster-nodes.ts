@@ -8,10 +8,13 @@
  *    acknowledged writes counted over `seconds`, after a warm-up: 1 cluster node × 10 and × 50
  *    clients, 3 cluster nodes × 10 and × 50 clients in total. References in the same run: the
  *    single-node server (no `cluster`: the exclusive writer) with as many clients, and the
- *    BASELINE: the same writes on PostgreSQL alone, one transaction per write with the NOTIFY
- *    inside it, on as many connections as there are clients (bench/turn-loop.ts). Aim: ≥ 5,000
- *    commits/s and ≥ 8× the baseline. Each node counts its turns and its backend's batches in
- *    the window: turns/s and commits per turn (the single writer: commits per batch).
+ *    BASELINE: the same writes on PostgreSQL alone, on as many connections as there are
+ *    clients, each looping one simple query (one round trip) per write: `BEGIN; WITH r AS
+ *    (UPDATE counter … RETURNING rev) INSERT INTO changes … (one ~150 B row); NOTIFY …; COMMIT`
+ *    (bench/one-query-writes.ts): a revision, a row and the doorbell, one transaction per write
+ *    with the NOTIFY inside it, nothing read back. Aim: ≥ 5,000 commits/s and ≥ 8× the
+ *    baseline. Each node counts its turns and its backend's batches in the window: turns/s and
+ *    commits per turn (the single writer: commits per batch).
  * 2. Convergence, on 3 cluster nodes A, B, C: asserts on A, paced (one at a time) and in bursts
  *    of 10 → their events at watchers on B and C, p50/p99/max; A's own watcher (same-node
  *    delivery) is the baseline. Target: p99 < 50 ms.
@@ -36,7 +39,8 @@ import { machineCpu, postgresCpu } from './cluster-throughput.js'
 import type { Row } from './lib.js'
 import { fmt } from './lib.js'
 import { benchArgs, runBenchmark } from './run-benchmark.js'
-import { createTurnTables, resetTurnTables, TURN_CHANNEL, turnsRate } from './turn-loop.js'
+import { oneQueryWritesRate } from './one-query-writes.js'
+import { createTurnTables, resetTurnTables, TURN_CHANNEL } from './turn-loop.js'
 
 const args = benchArgs()
 const sizes = {
@@ -56,6 +60,9 @@ const sizes = {
   burstGapMs: 10,
   data: "~150 B: kind 'job', { pool: 'cpu', note: 120 × 'x' }",
   nodes: 'child processes, a dataspace each (no HTTP)',
+  baseline:
+    'PostgreSQL alone, a connection per client, each looping 1 simple query per write: ' +
+    'BEGIN; WITH r AS (UPDATE counter … RETURNING) INSERT INTO changes … (1 row); NOTIFY; COMMIT',
 }
 const SCHEMA = `ds_bench_nodes_${process.pid}`
 const AIM = 5_000
@@ -101,7 +108,10 @@ async function startNodes(schema: string, mode: NodeMode, count: number): Promis
 // 1. Commits/s
 // ---------------------------------------------------------------------------------------------
 
-/** The baseline's commits/s per client count (= connections), on PostgreSQL alone. */
+/**
+ * The baseline's commits/s per client count (= connections), on PostgreSQL alone: one simple
+ * query per write, the NOTIFY inside its transaction (bench/one-query-writes.ts).
+ */
 async function baselineRates(admin: pg.Client, rates: Map<number, number[]>): Promise<void> {
   const schema = `${SCHEMA}_raw`
   await createTurnTables(admin, schema)
@@ -109,12 +119,10 @@ async function baselineRates(admin: pg.Client, rates: Map<number, number[]>): Pr
   await admin.query(`LISTEN ${TURN_CHANNEL}`)
   try {
     for (const clients of sizes.clients) {
-      const rate = await turnsRate({
+      const rate = await oneQueryWritesRate({
         url: PG_URL,
         schema,
         connections: clients,
-        commits: 1,
-        doorbell: 'inside',
         seconds: sizes.seconds,
         warmupSeconds: sizes.warmupSeconds,
       })
@@ -203,7 +211,7 @@ const mean = (values: readonly number[]): number =>
   values.reduce((sum, value) => sum + value, 0) / values.length
 
 function baselineLabel(clients: number): string {
-  return `1 txn/write, NOTIFY inside, ${clients} conns`
+  return `PG alone, 1 query/write, NOTIFY inside, ${clients} conns`
 }
 
 function commitRows(baselines: Map<number, number[]>, measured: readonly Measured[]): Row[] {
@@ -212,7 +220,7 @@ function commitRows(baselines: Map<number, number[]>, measured: readonly Measure
   for (const [clients, rates] of baselines) {
     rows.push({
       group: 'commits',
-      scenario: `BASELINE: PostgreSQL alone, 1 transaction per write, NOTIFY inside, ${clients} connections: commits/s`,
+      scenario: `BASELINE: PostgreSQL alone, 1 simple query per write (BEGIN; counter UPDATE + row INSERT; NOTIFY; COMMIT), ${clients} connections: commits/s`,
       value: Math.round(mean(rates)),
       unit: 'commits/s',
       baseline: null,

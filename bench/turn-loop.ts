@@ -1,13 +1,14 @@
 /**
- * The cluster's write turn on PostgreSQL alone, no engine (bench/cluster-turn.ts; the baseline
- * of bench/cluster-nodes.ts). Each connection runs turns in a loop:
+ * The cluster's write turn on PostgreSQL alone, no engine (bench/cluster-turn.ts; its tables
+ * also hold bench/one-query-writes.ts's writes). Each connection runs turns in a loop:
  *
  *   BEGIN; lock the counter row; read the feed past what this connection applied;
  *   append the turn's commits to the feed; bump the counter; COMMIT
  *   then, in its own tiny transaction, NOTIFY the other nodes (the doorbell)
  *
- * or with the NOTIFY inside the write transaction (`doorbell: 'inside'`). With one commit per
- * turn and the NOTIFY inside, it is the design the cluster replaces: one transaction per write.
+ * or with the NOTIFY inside the write transaction (`doorbell: 'inside'`): cluster-turn.ts's
+ * baseline. bench/cluster-nodes.ts compares with one-query-writes.ts instead, which does a
+ * write in one round trip and reads nothing back.
  */
 import pg from 'pg'
 

@@ -171,7 +171,12 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
   const backend = checkBackendSpec(
     stringFlag(ctx.flags.backend) ?? nonEmpty(env.DATASPACE_BACKEND) ?? DEFAULT_BACKEND,
   )
-  const follow = ctx.flags.follow === true || flagFromEnv('DATASPACE_FOLLOW', env.DATASPACE_FOLLOW)
+  // Flags win over the environment, across the two modes too: `--cluster` in a shell that
+  // exports DATASPACE_FOLLOW=1 runs a cluster node, and the reverse. Both flags are an error.
+  const followFlag = ctx.flags.follow === true
+  const clusterFlag = ctx.flags.cluster === true
+  const follow =
+    followFlag || (!clusterFlag && flagFromEnv('DATASPACE_FOLLOW', env.DATASPACE_FOLLOW))
   if (follow && !isPostgresSpec(backend)) {
     throw usageError(
       serveCommand,
@@ -180,7 +185,7 @@ export function serveSettings(ctx: CommandContext): ServeSettings {
     )
   }
   const cluster =
-    ctx.flags.cluster === true || flagFromEnv('DATASPACE_CLUSTER', env.DATASPACE_CLUSTER)
+    clusterFlag || (!followFlag && flagFromEnv('DATASPACE_CLUSTER', env.DATASPACE_CLUSTER))
   if (cluster && follow) {
     throw usageError(
       serveCommand,

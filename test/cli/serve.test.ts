@@ -98,6 +98,31 @@ describe('dataspace serve', () => {
     assert.throws(() => settings(pg, { DATASPACE_CLUSTER: '1', DATASPACE_FOLLOW: '1' }), both)
   })
 
+  it('lets --cluster override DATASPACE_FOLLOW and --follow override DATASPACE_CLUSTER', () => {
+    // Flags win over the environment: a shell that exports one mode can start the other.
+    const pg = ['--backend', 'postgres://app@db/app']
+    const mode = (argv: string[], env: Record<string, string>) => {
+      const { cluster, follow } = settings([...argv, ...pg], env)
+      return { cluster, follow }
+    }
+    assert.deepEqual(mode(['--cluster'], { DATASPACE_FOLLOW: '1' }), {
+      cluster: true,
+      follow: false,
+    })
+    assert.deepEqual(mode(['--follow'], { DATASPACE_CLUSTER: 'true' }), {
+      cluster: false,
+      follow: true,
+    })
+    const both = { DATASPACE_CLUSTER: '1', DATASPACE_FOLLOW: '1' }
+    assert.deepEqual(mode(['--cluster'], both), { cluster: true, follow: false })
+    assert.deepEqual(mode(['--follow'], both), { cluster: false, follow: true })
+    // The flag decides the backend check too: --cluster on memory names --cluster.
+    assert.throws(
+      () => settings(['--cluster', '--backend', 'memory'], { DATASPACE_FOLLOW: '1' }),
+      /--cluster needs a postgres:\/\/ backend/,
+    )
+  })
+
   it('parseBackend runs cluster nodes on PostgreSQL only, and says so in its label', async () => {
     await assert.rejects(
       parseBackend('memory', { cluster: true }),
