@@ -46,14 +46,16 @@ const RETRY_MAX_MS = 2_000
  * while it holds the store's turn lock and has applied every commit stored before it. A turn:
  *
  *  1. Take.  `seam.lock` waits for the nodes ahead (PostgreSQL queues them), and answers the
- *            stored revision; `catchUp` applies what other nodes wrote up to it.
+ *            feed past this node's revision, read once the lock was granted (its head is the
+ *            stored revision); `catchUp` applies what other nodes wrote up to that head.
  *  2. Open.  Every write that waited (and every queued system write: expiry, `$watch`
  *            records) now stages and applies, in this one macrotask, as on a single server:
  *            the runtime writes them as ONE batch at the end of it (group commit). A write
  *            that arrives later waits for the next turn, so that one busy node cannot keep the
  *            others waiting for ever.
  *  3. Give.  Once no write is staging and everything is written, `seam.unlock`; the node
- *            follows again, and takes the next turn when someone waits.
+ *            follows again, and takes the next turn when someone waits (system writes that
+ *            came after the turn closed included).
  *
  * The lock is not what keeps the store right: a batch that does not follow the stored revision
  * is refused by the store (`Conflict`), so a node that lost its lock without knowing (its lock
