@@ -202,6 +202,45 @@ describe('cluster nodes', () => {
     await a.close()
   })
 
+  it('an expiry that waited for the turn re-arms for the earliest deadline, not a replicated later one', async () => {
+    const { store, nodes: all } = await nodes(1)
+    const [a] = all as [Dataspace]
+    const proc = a.process('p')
+    await proc.assert('ticket', 'x', {}, { owner: null, ttl: 80 })
+    await proc.assert('ticket', 'z', {}, { owner: null, ttl: 300 })
+    const giveBack = store.steal()
+    // x falls due while the turn is away: its expiry waits. Meanwhile another node stores y,
+    // which expires much later; A applies it when it catches up in its turn.
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    const revision = store.revision + 1
+    const y = {
+      kind: 'ticket',
+      id: 'y',
+      data: {},
+      labels: {},
+      owner: null,
+      revision,
+      createdRevision: revision,
+      expiresAt: Date.now() + 5_000,
+    }
+    await store.writer().write({
+      id: 'other-node-1',
+      commits: [{ revision, changes: [{ kind: 'ticket', id: 'y', after: y }] }],
+      kinds: [],
+      sessions: { put: [], delete: [] },
+    })
+    giveBack()
+    const deadline = Date.now() + 1_500
+    let left: string[] = []
+    while (Date.now() < deadline) {
+      left = [...store.records.values()].filter((r) => r.kind === 'ticket').map((r) => r.id)
+      if (!left.includes('z')) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.deepEqual(left.sort(), ['y'], 'z expired at its deadline, not at y’s')
+    await a.close()
+  })
+
   it('a node opening and closing watches all the time does not keep the turn from the others', async () => {
     const { store, nodes: all } = await nodes(2, new SharedStore(), { durableTimeoutMs: 1_000 })
     const [a, b] = all as [Dataspace, Dataspace]
