@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { openDataspace, WATCH_KIND } from '../../src/index.js'
+import type { Watch } from '../../src/index.js'
 import { SharedStore } from './shared-store.js'
 
 describe('$watch records in a durable store', () => {
@@ -32,6 +33,25 @@ describe('$watch records in a durable store', () => {
       (await ds.list('task')).items.map((record) => record.id),
       ['t'],
     )
+    await ds.close()
+  })
+
+  it('a watch opened while watchers are told and closed at once leaves no record', async () => {
+    const ds = await openDataspace()
+    let opened: Watch | undefined
+    ds.observe('task', {}, () => {
+      // Inside a dispatch: its `$watch` record is written once the dispatch is over.
+      opened ??= ds.watch('other')
+    })
+    // A system write: its dispatch runs now, and the watch is closed right after it, before
+    // the deferred publication ran.
+    ds.system((tx) => tx.assert({ kind: 'task', id: 't', data: {} }))
+    assert.ok(opened !== undefined)
+    await opened.return()
+    await new Promise((resolve) => setImmediate(resolve))
+    // The observation's own record stays; the closed watch's must not.
+    const kinds = (await ds.list(WATCH_KIND)).items.map((record) => record.data)
+    assert.deepEqual(kinds, [{ kind: 'task' }])
     await ds.close()
   })
 
