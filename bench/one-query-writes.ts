@@ -13,8 +13,7 @@
  * is what the cluster's turn amortises: the counter row's lock and the notify-queue lock, held
  * to each write's commit. Tables: bench/turn-loop.ts's `createTurnTables`.
  */
-import pg from 'pg'
-import { JOB_DATA, TURN_CHANNEL } from './turn-loop.js'
+import { connectClients, JOB_DATA, TURN_CHANNEL } from './turn-loop.js'
 
 /** `JOB_DATA` as an SQL literal: the query is a simple one (no parameters, several statements). */
 const AFTER = `'${JSON.stringify({ kind: 'job', data: JOB_DATA }).replaceAll("'", "''")}'::jsonb`
@@ -33,13 +32,7 @@ export interface WritesLoad {
 /** Commits/s of `connections` connections each looping the one-query write. */
 export async function oneQueryWritesRate(load: WritesLoad): Promise<number> {
   const { schema } = load
-  const clients = await Promise.all(
-    Array.from({ length: load.connections }, async () => {
-      const client = new pg.Client({ connectionString: load.url })
-      await client.connect()
-      return client
-    }),
-  )
+  const clients = await connectClients(load.url, load.connections)
   let committed = 0
   const from = Date.now() + (load.warmupSeconds ?? 0) * 1000
   const deadline = from + load.seconds * 1000

@@ -49,13 +49,7 @@ export interface TurnLoad {
 /** Commits/s of `connections` connections running turns of `commits` commits each. */
 export async function turnsRate(load: TurnLoad): Promise<number> {
   const { schema, commits, doorbell } = load
-  const clients = await Promise.all(
-    Array.from({ length: load.connections }, async () => {
-      const client = new pg.Client({ connectionString: load.url })
-      await client.connect()
-      return client
-    }),
-  )
+  const clients = await connectClients(load.url, load.connections)
   let committed = 0
   const from = Date.now() + (load.warmupSeconds ?? 0) * 1000
   const deadline = from + load.seconds * 1000
@@ -98,4 +92,15 @@ export async function turnsRate(load: TurnLoad): Promise<number> {
     await Promise.all(clients.map((client) => client.end()))
   }
   return committed / load.seconds
+}
+
+/** `count` connections of their own (not a pool): each runs one loop of writes. */
+export async function connectClients(url: string, count: number): Promise<pg.Client[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const client = new pg.Client({ connectionString: url })
+      await client.connect()
+      return client
+    }),
+  )
 }
