@@ -53,6 +53,8 @@ export class Engine implements Kernel, WatchContext {
   readonly #parts: EngineParts
   readonly #targets: TargetResolver[] = []
   #closed = false
+  /** Set when `close` ends the watches: none may open after (it would never be ended). */
+  #closing = false
 
   /** @param loaded the backend's state, when `openDataspace` loaded it already. */
   constructor(options: DataspaceOptions = {}, loaded?: LoadedState) {
@@ -307,6 +309,7 @@ export class Engine implements Kernel, WatchContext {
 
   watch<T = unknown>(kind: string, options: WatchOptions = {}): Watch<T> {
     this.beginRead()
+    this.#checkNotClosing()
     checkKind(kind, true)
     const selector = this.compile(kind, options)
     const bufferSize =
@@ -354,6 +357,7 @@ export class Engine implements Kernel, WatchContext {
     onClose?: (reason: CloseReason) => void,
   ): Observation<T> {
     this.beginRead()
+    this.#checkNotClosing()
     checkKind(kind, true)
     this.#parts.catalog.checkResident(kind, 'observe')
     return this.#parts.watches.observe(kind, this.compile(kind, options), onCommit, onClose)
@@ -382,6 +386,11 @@ export class Engine implements Kernel, WatchContext {
   beginRead(): void {
     this.checkOpen()
     this.#parts.expiry.expireDue()
+  }
+
+  /** A consumer that watches again when its watch ends must not outlive `close` with it. */
+  #checkNotClosing(): void {
+    if (this.#closing) throw new Closed('the dataspace is closing')
   }
 
   checkOpen(): void {
@@ -508,6 +517,7 @@ export class Engine implements Kernel, WatchContext {
     // Watches end while the store still takes writes: each retracts its `$watch` record, which
     // would otherwise outlive it in a durable store (a cluster node's, in one last turn).
     const reason: CloseReason = 'dataspace-closed'
+    this.#closing = true
     this.#parts.watches.closeAll(reason)
     if (this.#parts.turn !== undefined) await this.#parts.commits.inTurn(() => undefined, true)
     await this.#parts.follower?.stop()

@@ -21,6 +21,25 @@ describe('$watch records in a durable store', () => {
     assert.deepEqual(left, [])
   })
 
+  it('a consumer that watches again when its watch ends cannot outlive close', async () => {
+    // A cluster node: its close takes a last turn after ending the watches.
+    const ds = await openDataspace({ backend: new SharedStore().node() })
+    const again: unknown[] = []
+    const watch = ds.watch('task')
+    assert.equal((await watch.next()).value?.type, 'snapshot')
+    // The watch ends (the dataspace closes): a consumer that resubscribes at once is told.
+    const consumer = watch.next().then(() => {
+      try {
+        again.push(ds.watch('task'))
+      } catch (error) {
+        again.push((error as { code?: string }).code)
+      }
+    })
+    await ds.close()
+    await consumer
+    assert.deepEqual(again, ['Closed'])
+  })
+
   it('a starting server retracts the records a previous run left', async () => {
     const store = new SharedStore()
     const killed = await openDataspace({ backend: store.writer() })
