@@ -89,6 +89,8 @@ export interface DataspaceStats {
   readonly memoryBudgetBytes: number
   /** Writes refused because they would have grown the records past the budget. */
   readonly memoryRefusedWrites: number
+  /** Write turns this cluster node has taken (docs/cluster.md); 0 on any other engine. */
+  readonly writeTurns: number
 }
 
 /** The bounds of a dataspace, every default filled in and checked. */

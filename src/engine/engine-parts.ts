@@ -318,6 +318,7 @@ export function statsOf(parts: EngineParts): DataspaceStats {
     memoryUsedBytes: memory.used,
     memoryBudgetBytes: memory.budget,
     memoryRefusedWrites: memory.refused,
+    writeTurns: parts.turn?.turns ?? 0,
   }
 }
 

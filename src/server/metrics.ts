@@ -210,6 +210,11 @@ export class ServerMetrics {
       'Watches reset because their queue passed watchBufferBytes or the budget shed it',
       () => ds.stats.watchByteResets,
     )
+    counter(
+      'dataspace_cluster_write_turns_total',
+      'Write turns this cluster node took (serve --cluster); 0 on a single server or a follower',
+      () => ds.stats.writeTurns,
+    )
   }
 
   /** Counts one operation; `outcome` is `ok` or the error code. */
