@@ -519,8 +519,10 @@ export class Engine implements Kernel, WatchContext {
     const reason: CloseReason = 'dataspace-closed'
     this.#closing = true
     this.#parts.watches.closeAll(reason)
-    if (this.#parts.turn !== undefined) await this.#parts.commits.inTurn(() => undefined, true)
-    await this.#parts.follower?.stop()
+    if (this.#parts.turn !== undefined) {
+      await this.#parts.commits.inTurn(() => undefined, true)
+      await this.#parts.follower?.stop()
+    }
     this.#closed = true
     await this.#parts.runtime?.close()
     await this.#parts.turn?.close()

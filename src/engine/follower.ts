@@ -61,6 +61,7 @@ export class Follower {
   #again = false
   #started: Promise<void> | undefined
   #stopped = false
+  #stopping: Promise<void> | undefined
   #failing: { since: number; error: string; logged: number } | undefined
 
   constructor(
@@ -132,8 +133,13 @@ export class Follower {
       })
   }
 
-  /** Stops for good; waits for the read in flight. */
-  async stop(): Promise<void> {
+  /** Stops for good; waits for the read in flight. Once: a second call gets the first's promise. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop()
+    return this.#stopping
+  }
+
+  async #stop(): Promise<void> {
     this.#stopped = true
     if (this.#timer !== undefined) clearInterval(this.#timer)
     await this.#unlisten?.().catch(() => undefined)

@@ -138,7 +138,15 @@ class Listener {
     clearTimeout(this.#timer)
     this.#timer = undefined
     await endSoon(this.#opening)
-    await this.#attempt
+    // A reconnect whose connection endSoon just cut may never settle (pg's connect() does not
+    // always hear of a socket destroyed under it): it is not waited for beyond a second. Being
+    // stopped, it ends its client should it ever connect.
+    const attempt = this.#attempt
+    if (attempt !== undefined) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([attempt, new Promise((resolve) => (timer = setTimeout(resolve, 1_000)))])
+      clearTimeout(timer)
+    }
     const client = this.#client
     this.#client = undefined
     await endSoon(client)
