@@ -62,6 +62,10 @@ export class WatchRegistry {
   /** Totals the bytes queued in every watch. */
   readonly #meter: ByteMeter
   #counter = 0
+  /** `$watch` records to write, and to retract, in the next `#sync` commit. */
+  #toAssert = new Map<string, Readonly<Record<string, string>>>()
+  #toRetract = new Set<string>()
+  #syncQueued = false
 
   constructor(context: WatchContext, meter: ByteMeter) {
     this.#context = context
@@ -220,17 +224,40 @@ export class WatchRegistry {
     if (selector.fields !== undefined) data['fields'] = selector.fields.toString()
     if (selector.labels !== undefined) data['labels'] = selector.labels.toString()
     if (selector.owner !== undefined) data['owner'] = selector.owner
-    Object.freeze(data)
-    this.#context.system((tx) => tx.assert({ kind: WATCH_KIND, id, data }))
+    this.#toAssert.set(id, Object.freeze(data))
+    this.#sync()
     return id
   }
 
   #withdraw(id: string | undefined): void {
     if (id === undefined || this.#context.closed) return
-    // Read when the commit is staged: on a cluster node that is at its next write turn.
+    // Never written (its publication still waits): nothing to retract.
+    if (!this.#toAssert.delete(id)) this.#toRetract.add(id)
+    this.#sync()
+  }
+
+  /**
+   * Writes the `$watch` changes waiting, as ONE system commit: now, or on a cluster node at its
+   * next write turn. However many watches open and close meanwhile, one commit is queued (a
+   * watch opened and closed before it ran is neither asserted nor retracted), so a client that
+   * churns watches while the turn is away grows nothing but these two sets, bounded by its
+   * watches.
+   */
+  #sync(): void {
+    if (this.#syncQueued) return
+    this.#syncQueued = true
     this.#context.system((tx) => {
-      const record = tx.read(WATCH_KIND, id)
-      if (record !== undefined) tx.remove(record, 'retract')
+      this.#syncQueued = false
+      const assert = this.#toAssert
+      const retract = this.#toRetract
+      this.#toAssert = new Map()
+      this.#toRetract = new Set()
+      for (const [id, data] of assert) tx.assert({ kind: WATCH_KIND, id, data })
+      for (const id of retract) {
+        // Read when the commit is staged: on a cluster node that is at its next write turn.
+        const record = tx.read(WATCH_KIND, id)
+        if (record !== undefined) tx.remove(record, 'retract')
+      }
     })
   }
 }
