@@ -358,15 +358,15 @@ export class ProcessOps implements ProcessHost {
     if (this.#commits.clustered) {
       // A cluster node writes in turns: the exit's commit is staged in the next one, against
       // the state then, and waits for it as long as it takes (its records must not outlive it).
-      return this.#commits
-        .inTurn(
+      return Promise.resolve(
+        this.#commits.inTurn(
           () =>
             reads.length === 0
               ? finish(engine, [])
               : engine.retryRead(async () => engine.withReads(reads, finish)),
           true,
-        )
-        .then((revision) => engine.durable(revision))
+        ),
+      ).then((revision) => engine.durable(revision))
     }
     if (reads.length === 0) {
       return engine.durable(finish(engine, [])) ?? Promise.resolve()
