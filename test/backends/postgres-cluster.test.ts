@@ -388,7 +388,12 @@ describe('postgres cluster nodes', { skip: postgresSkip }, () => {
           timer = serverKeepaliveTicks(server, row!.port)
         }
         if (timer === undefined) {
-          t.skip("the server's socket is not in this host's /proc/net/tcp")
+          // Only a database on another host hides its socket from this /proc/net/tcp. In CI it
+          // is on this host (127.0.0.1), so there the test must run, not skip.
+          assert.equal(process.env.CI, undefined, "the server's socket is not in /proc/net/tcp")
+          t.skip(
+            "the server's socket is not in this host's /proc/net/tcp (PostgreSQL elsewhere); it runs in CI",
+          )
           return
         }
         // The keepalive timer of the server's socket, in clock ticks (100 a second): due within
