@@ -148,20 +148,25 @@ export class CommitPath {
     const changes = tx.changes.filter(
       (change) => change.before !== undefined || change.after !== undefined,
     )
-    if (changes.length === 0) return this.#revision
+    // A reaper's commit is written even when its sessions owned nothing: it deletes their rows.
+    if (changes.length === 0 && tx.ends === undefined) return this.#revision
     if (this.#readOnly !== undefined) throw new Unavailable(this.#readOnly)
     const growth = this.#admit(changes)
     const revision = this.#revision + 1
     const commit: ChangeSet = { revision, changes }
     this.#apply(commit, growth, true)
-    this.#parts.runtime?.commit({
-      revision,
-      changes: changes.map((c) =>
-        c.after === undefined && c.reason !== undefined
-          ? { kind: c.kind, id: c.id, after: undefined, reason: c.reason }
-          : { kind: c.kind, id: c.id, after: c.after },
-      ),
-    })
+    this.#parts.runtime?.commit(
+      {
+        revision,
+        changes: changes.map((c) =>
+          c.after === undefined && c.reason !== undefined
+            ? { kind: c.kind, id: c.id, after: undefined, reason: c.reason }
+            : { kind: c.kind, id: c.id, after: c.after },
+        ),
+      },
+      tx.actor,
+      tx.ends,
+    )
     this.#notify(commit)
     return revision
   }

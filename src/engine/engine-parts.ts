@@ -13,7 +13,7 @@ import { KindCatalog } from './kind-catalog.js'
 import { MemoryAccount } from './memory-account.js'
 import { canQuery, NonResidentReads } from './non-resident-reads.js'
 import { PendingCommits } from './pending-commits.js'
-import type { Backend, ChangesPage, LoadedState } from './ports/backend.js'
+import type { Backend, ChangesPage, LoadedState, StoredSession } from './ports/backend.js'
 import type { FollowerHost } from './follower.js'
 import { ProcessOps } from './process-ops.js'
 import type { EngineCore } from './process-ops.js'
@@ -24,6 +24,7 @@ import { TtlExpiry } from './ttl-expiry.js'
 import { WatchRegistry } from './watch-registry.js'
 import type { WatchContext } from './watch-registry.js'
 import { WriteTurn } from './write-turn.js'
+import { SessionLeases } from './session-leases.js'
 
 /** Every part of one engine (see engine.ts for what each does). */
 export interface EngineParts {
@@ -50,6 +51,8 @@ export interface EngineParts {
   readonly follower: Follower | undefined
   /** A cluster node's write turn (docs/cluster.md, "The write turn"). */
   readonly turn: WriteTurn | undefined
+  /** A cluster node's session leases and reaper (docs/cluster.md, "Sessions in the store"). */
+  readonly leases: SessionLeases | undefined
   /** The backend's state, to install once the engine can be used as a context. */
   readonly state: LoadedState | undefined
 }
@@ -108,6 +111,7 @@ export function assemble(
   }
   const ackTimeoutMs = checkPositive('durableTimeoutMs', options.durableTimeoutMs ?? 10_000)
   let turn: WriteTurn | undefined
+  let leases: SessionLeases | undefined
   const pending = durable === undefined ? undefined : new PendingCommits()
   let backed: BackedReads | undefined
   const runtime =
@@ -122,7 +126,13 @@ export function assemble(
           },
           onRefused: (refused) => recovery.undoRefused(refused),
           onSettled: () => turn?.settled(),
-          ...(cluster === undefined ? {} : { onDiverged: (error: Error) => turn?.diverged(error) }),
+          ...(cluster === undefined
+            ? {}
+            : {
+                onDiverged: (error: Error) => turn?.diverged(error),
+                node,
+                onSessionPut: (session: StoredSession) => leases?.sessionPut(session),
+              }),
           ...(state === undefined ? {} : { restored: state }),
         })
   const queryBackend = durable !== undefined && canQuery(durable) ? durable : undefined
@@ -181,7 +191,8 @@ export function assemble(
         '(follow: true): it serves reads and watches, and refuses writes; write on the writer',
     )
   }
-  const processes = new ProcessTable(node, new ProcessOps(host, commits), {
+  const ops = new ProcessOps(host, commits)
+  const processes = new ProcessTable(node, ops, {
     size: resolved.mailboxSize,
     bytes: resolved.mailboxBytes,
     meter: memory.mailboxes,
@@ -238,6 +249,29 @@ export function assemble(
       { log, timeoutMs: ackTimeoutMs },
     )
     commits.useTurn(turn)
+    leases = new SessionLeases(
+      cluster,
+      {
+        node,
+        get sessions() {
+          return runtime.sessions
+        },
+        isWritten: (id) => runtime.isWritten(id),
+        reap: (session) => ops.reap(session),
+        lose: (session) => {
+          // Forgotten here too: nothing more is written for it (its delete touches only a row
+          // this node holds with a live lease, so a row left to the reaper stays).
+          runtime.deleteSession(session.id)
+          for (const pid of [session.pid, ...session.children.map((child) => child.pid)]) {
+            const proc = processes.get(pid)
+            if (proc === undefined || !proc.alive) continue
+            processes.forget(proc)
+            proc.abandon('lease-expired')
+          }
+        },
+      },
+      log,
+    )
   }
   return {
     node,
@@ -256,6 +290,7 @@ export function assemble(
     backed,
     follower,
     turn,
+    leases,
     state,
   }
 }

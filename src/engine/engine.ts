@@ -73,6 +73,7 @@ export class Engine implements Kernel, WatchContext {
     // A follower is ready once it listens for the writer's doorbell and has read the feed once
     // (a failed read does not fail this: it is reported by `backendHealth` and retried).
     await this.#parts.follower?.start()
+    this.#parts.leases?.start()
   }
 
   /**
@@ -94,9 +95,9 @@ export class Engine implements Kernel, WatchContext {
    * Processes of stored sessions are kept, not exited, when a durable dataspace closes.
    */
   get storage(): StoredRows | undefined {
-    // A follower stores nothing: its sessions live in memory and end with it. So do a cluster
-    // node's, until sessions live in the store (docs/cluster.md, "Sessions across nodes").
-    return this.writesRefused === undefined && !this.clustered ? this.#parts.runtime : undefined
+    // A follower stores nothing: its sessions live in memory and end with it. A cluster node's
+    // live in the store, with leases (docs/cluster.md, "Sessions in the store").
+    return this.writesRefused === undefined ? this.#parts.runtime : undefined
   }
 
   /** Whether writes reach the durable backend (`undefined` in memory): `/readyz` reports it. */
@@ -507,6 +508,9 @@ export class Engine implements Kernel, WatchContext {
   /** Exits every process, ends every watch; later calls fail with `Closed`. */
   async close(): Promise<void> {
     if (this.#closed) return
+    // Its sessions' leases are no longer renewed: they run out in the store, unless their
+    // clients resume them on another node first.
+    await this.#parts.leases?.stop()
     // A cluster node's exits below take write turns, which catch up through its feed reader.
     if (this.#parts.turn === undefined) await this.#parts.follower?.stop()
     // With a durable store, the processes it keeps (the server's sessions) outlive this run:

@@ -5,6 +5,7 @@ import type { CommitPath } from './commit.js'
 import type { CompiledSelector } from './compiled-selector.js'
 import type { KindStore } from './kind-store.js'
 import type { LocalProcess, ProcessHost } from './process.js'
+import type { StoredSession } from './ports/backend.js'
 import { validate } from '../model/schema.js'
 import { Transaction } from './transaction.js'
 import type { TransactionContext } from './transaction.js'
@@ -336,28 +337,61 @@ export class ProcessOps implements ProcessHost {
    * be: an owner's records must not outlive it).
    */
   exit(proc: LocalProcess, reason: ExitReason): Promise<void> {
+    return this.#retractOwned([proc.id], undefined, () => {
+      this.#engine.forgetProcess(proc)
+      proc.finishExit(reason)
+    })
+  }
+
+  /**
+   * A cluster node's reaper (docs/cluster.md, "Sessions in the store"): the stored session
+   * `session`'s lease ran out, so everything its processes own is retracted in ONE commit
+   * (reason `owner-exit`) that also ends the session in the store (`Transaction.ends`: the store
+   * refuses it if the lease is live again). A process of it still alive on this node (this
+   * node could not renew its lease in time) is left to the renewal that finds it lost
+   * (session-leases.ts): until then the store refuses its writes.
+   */
+  reap(session: StoredSession): Promise<void> {
+    const pids = [session.pid, ...session.children.map((child) => child.pid)]
+    return this.#retractOwned(pids, [session.id], () => {})
+  }
+
+  /**
+   * One commit that retracts what `pids` own, resident and not, then `after` (in the same
+   * synchronous step, so nothing sees the processes alive without their records); resolves
+   * when it is durable. A cluster node stages it in its next turn, against the state then.
+   */
+  #retractOwned(
+    pids: readonly string[],
+    ends: readonly string[] | undefined,
+    after: () => void,
+  ): Promise<void> {
     const engine = this.#engine
     const finish = (context: TransactionContext, results: readonly ReadResult[]): number => {
       const tx = new Transaction(context, null)
-      for (const store of engine.storesOf) {
-        const owned = store.byOwner.get(proc.id)
-        if (owned === undefined) continue
-        for (const record of owned.values()) tx.remove(record, 'owner-exit')
+      tx.ends = ends
+      for (const pid of pids) {
+        for (const store of engine.storesOf) {
+          const owned = store.byOwner.get(pid)
+          if (owned === undefined) continue
+          for (const record of owned.values()) tx.remove(record, 'owner-exit')
+        }
       }
       for (const result of results) {
         for (const record of result.records) tx.remove(record, 'owner-exit')
       }
       const revision = engine.applyStaged(tx)
-      engine.forgetProcess(proc)
-      proc.finishExit(reason)
+      after()
       return revision
     }
-    const reads = engine
-      .nonResidentKindsOf(proc.id)
-      .flatMap((kind) => engine.readsFor(kind, { owner: proc.id }, Infinity))
+    const reads = pids.flatMap((pid) =>
+      engine
+        .nonResidentKindsOf(pid)
+        .flatMap((kind) => engine.readsFor(kind, { owner: pid }, Infinity)),
+    )
     if (this.#commits.clustered) {
-      // A cluster node writes in turns: the exit's commit is staged in the next one, against
-      // the state then, and waits for it as long as it takes (its records must not outlive it).
+      // A cluster node writes in turns: the commit is staged in the next one, against the
+      // state then, and waits for it as long as it takes (records must not outlive owners).
       return Promise.resolve(
         this.#commits.inTurn(
           () =>

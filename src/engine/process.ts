@@ -139,6 +139,18 @@ export class LocalProcess implements Process {
   }
 
   /**
+   * Ends the process here with no commit of its own, because the store ended it: a cluster
+   * node's session that a reaper took, or whose lease ran out (docs/cluster.md, "Sessions in
+   * the store"). The engine calls it after forgetting the process; a later `exit` is a no-op.
+   */
+  abandon(reason: ExitReason): void {
+    if (!this.#alive) return
+    this.#alive = false
+    this.#exiting = Promise.resolve()
+    this.finishExit(reason)
+  }
+
+  /**
    * Puts a message in the mailbox; a full mailbox (in messages or in bytes) drops it and counts
    * the drop. An empty mailbox takes any one message, so a large one is never undeliverable.
    */

@@ -51,11 +51,22 @@ export class Transaction {
   /** kind → id → index in `changes` of that id's (net) change: the staged overlay. */
   readonly #staged = new Map<string, Map<string, number>>()
   readonly changes: Change[] = []
+  /**
+   * The stored sessions whose end this commit is (a cluster reaper's owner-exit commit): it is
+   * committed even when it changes nothing, and the store deletes those sessions with it
+   * (`StoredCommit.ends`).
+   */
+  ends: readonly string[] | undefined
 
   constructor(context: TransactionContext, actor: string | null) {
     this.#context = context
     this.#actor = actor
     this.#revision = context.revision + 1
+  }
+
+  /** The pid acting, or `null` for the system. */
+  get actor(): string | null {
+    return this.#actor
   }
 
   get #maxBytes(): number {

@@ -342,10 +342,17 @@ describe('postgres feed reasons', { skip: postgresSkip }, () => {
       await first.open()
       await write(first, [commit(1, [record('f', 'a', 1)]), commit(2, [], [['f', 'a']])])
       await first.close()
-      // Back to version 7: no reason column, so the removal at 2 has none, and no batches
-      // table (migration 9); write_batch is replaced by migrations 8 and 9 in any case.
+      // Back to version 7: no reason column, so the removal at 2 has none, no batches table
+      // (migration 9), no session leases (migration 10, which replaces write_batch's
+      // arguments: migration 8 creates the old one again).
       await sql(`ALTER TABLE "${schema}".changes DROP COLUMN reason`)
       await sql(`DROP TABLE "${schema}".batches`)
+      await sql(`ALTER TABLE "${schema}".sessions DROP COLUMN node, DROP COLUMN reap_at`)
+      await sql(`DROP INDEX "${schema}".ds_sessions_expires`)
+      await sql(
+        `DROP FUNCTION "${schema}".write_batch(text, bigint, bigint, jsonb, jsonb, jsonb, jsonb,
+           jsonb, text[], jsonb, jsonb, text, jsonb, jsonb)`,
+      )
       await sql(`DELETE FROM "${schema}".migrations WHERE version > 7`)
       const second = postgresBackend(options)
       try {
@@ -358,7 +365,7 @@ describe('postgres feed reasons', { skip: postgresSkip }, () => {
           )[0]?.version,
           SCHEMA_VERSION,
         )
-        assert.equal(SCHEMA_VERSION, 9)
+        assert.equal(SCHEMA_VERSION, 10)
         const removed: StoredCommit = {
           revision: 3,
           changes: [{ kind: 'f', id: 'a', after: undefined, reason: 'owner-exit' }],

@@ -5,10 +5,20 @@ import type {
   LoadedState,
   StoredCommit,
   StoredKind,
+  StoredSession,
   WriteBatch,
 } from '../../src/engine/ports/backend.js'
 import type { DataspaceRecord } from '../../src/model/types.js'
-import { Conflict, Unavailable } from '../../src/errors/index.js'
+import { Conflict, ProcessExited, Unavailable } from '../../src/errors/index.js'
+
+/** A stored session with its lease, as PostgreSQL's `sessions` row (migration 10). */
+interface LeasedSession {
+  session: StoredSession
+  node: string | undefined
+  expiresAt: number
+  /** A reaper's claim, until then. */
+  reapAt?: number
+}
 
 /** One node's hold on the store's write turn (see `SharedStore.node`). */
 interface TurnHolder {
@@ -37,6 +47,11 @@ export class SharedStore {
   writeDelayMs = 0
   /** How many turns nodes have taken. */
   turns = 0
+  /**
+   * Stored sessions with their leases, as PostgreSQL's write_batch keeps them for cluster
+   * nodes (docs/cluster.md, "Sessions in the store"): `expire` runs a lease out now.
+   */
+  readonly sessions = new Map<string, LeasedSession>()
   readonly #listeners = new Set<() => void>()
   #holder: TurnHolder | undefined
   #queue: { holder: TurnHolder; grant: () => void }[] = []
@@ -99,6 +114,25 @@ export class SharedStore {
         unlock: () => {
           if (this.#holder === me) this.#pass()
           return Promise.resolve()
+        },
+        renewSessions: (node) => {
+          const now = Date.now()
+          const renewed: string[] = []
+          for (const [id, row] of this.sessions) {
+            if (row.node !== node || row.expiresAt <= now) continue
+            row.expiresAt = now + row.session.ttl
+            renewed.push(id)
+          }
+          return Promise.resolve(renewed)
+        },
+        claimExpiredSessions: (limit, claimMs) => {
+          const now = Date.now()
+          const claimed = [...this.sessions.values()]
+            .filter((row) => row.expiresAt <= now && (row.reapAt ?? 0) <= now)
+            .sort((a, b) => a.expiresAt - b.expiresAt)
+            .slice(0, limit)
+          for (const row of claimed) row.reapAt = now + claimMs
+          return Promise.resolve(claimed.map((row) => row.session))
         },
       },
       close: () => Promise.resolve(),
@@ -187,7 +221,51 @@ export class SharedStore {
     }
   }
 
+  /** Runs the lease of session `id` out now (a node that stopped renewing it). */
+  expire(id: string): void {
+    const row = this.sessions.get(id)
+    if (row !== undefined) row.expiresAt = Date.now()
+  }
+
+  /**
+   * A cluster node's sessions, as write_batch (migration 10) treats them: checked first (the
+   * batch is refused whole, with ProcessExited, when a commit's session is not the node's with
+   * a live lease, or a commit ends a session whose lease is live), then applied.
+   */
+  #writeSessions(batch: WriteBatch): void {
+    const node = batch.node as string
+    const now = Date.now()
+    const live = (id: string): boolean => {
+      const row = this.sessions.get(id)
+      if (row !== undefined) return row.node === node && row.expiresAt > now
+      return batch.sessions.put.some((put) => put.id === id && put.fresh === true)
+    }
+    for (const commit of batch.commits) {
+      if (commit.session !== undefined && !live(commit.session))
+        throw new ProcessExited(`session ${commit.session} is not held by ${node}`, '')
+      for (const id of commit.ends ?? []) {
+        const row = this.sessions.get(id)
+        if (row !== undefined && row.expiresAt > now)
+          throw new ProcessExited(`commit ${commit.revision} ends a live session`, '')
+      }
+    }
+    for (const put of batch.sessions.put) {
+      const row = this.sessions.get(put.id)
+      const { fresh: _fresh, ...session } = put
+      if (row === undefined) {
+        if (put.fresh === true)
+          this.sessions.set(put.id, { session, node, expiresAt: now + put.ttl })
+      } else if (row.node === node && row.expiresAt > now) row.session = session
+    }
+    for (const id of batch.sessions.delete) {
+      const row = this.sessions.get(id)
+      if (row !== undefined && row.node === node && row.expiresAt > now) this.sessions.delete(id)
+    }
+    for (const commit of batch.commits) for (const id of commit.ends ?? []) this.sessions.delete(id)
+  }
+
   #write(batch: WriteBatch): void {
+    if (batch.node !== undefined) this.#writeSessions(batch)
     for (const kind of batch.kinds) this.kinds.set(kind.kind, kind)
     // Stored as text, as a database would: what readers get back are new, unfrozen objects.
     const commits = JSON.parse(JSON.stringify(batch.commits)) as StoredCommit[]

@@ -144,13 +144,13 @@ const MIGRATIONS: readonly Migration[] = [
   // (its COMMIT went through but the answer was lost) is recognised and not refused.
   (t) => [`ALTER TABLE ${t.revision} ADD COLUMN last_batch text NOT NULL DEFAULT ''`],
   // A whole batch in one statement, so one round trip (see writeBatchFunction).
-  (t) => [writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V3)],
+  (t) => [writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V3, {})],
   // Residency (docs/backends.md, "Non-resident kinds"): a non-resident kind's records are not loaded at open. The batch
   // function is replaced to store the flag; the owner index serves the per-owner counts.
   (t) => [
     `ALTER TABLE ${t.kinds} ADD COLUMN resident boolean NOT NULL DEFAULT true`,
     `CREATE INDEX ds_records_kind_owner ON ${t.records} (kind, owner) WHERE owner IS NOT NULL`,
-    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4),
+    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, {}),
   ],
   // Answers of sessions' write calls, stored in the transaction of the commit each answers
   // (docs/backends.md, "Answers"); the batch function takes them as two more arguments.
@@ -162,7 +162,7 @@ const MIGRATIONS: readonly Migration[] = [
        value text NOT NULL,
        PRIMARY KEY (session, call))`,
     `DROP FUNCTION ${t.writeBatch}(text, bigint, bigint, jsonb, jsonb, jsonb, jsonb, jsonb, text[])`,
-    writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V4, true),
+    writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V4, { answers: true }),
   ],
   // The bounded feed (docs/backends.md, "The feed"): each change row keeps when it was written
   // (trimming by age; now() is stable, so existing rows get the migration's time without a
@@ -192,7 +192,7 @@ const MIGRATIONS: readonly Migration[] = [
   // writer's `retract` reasons. NULL for upserts and for removals stored before this.
   (t) => [
     `ALTER TABLE ${t.changes} ADD COLUMN reason text`,
-    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, true, true),
+    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, { answers: true, reasons: true }),
   ],
   // The last batch each writer run stored (WriteBatch.id: `<run>-<n>`; a run writes one batch
   // at a time and only ever retries its newest). A retry of a batch whose COMMIT went through
@@ -207,9 +207,39 @@ const MIGRATIONS: readonly Migration[] = [
        batch text NOT NULL,
        last bigint NOT NULL,
        at timestamptz NOT NULL DEFAULT now())`,
-    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, true, true, true),
+    writeBatchFunction(t, 'CREATE OR REPLACE', KINDS_UPSERT_V4, {
+      answers: true,
+      reasons: true,
+      batches: true,
+    }),
+  ],
+  // Sessions in the store (docs/cluster.md, "Sessions in the store"): a cluster node's session
+  // rows name the node that holds them, and `expires_at` is their lease on the database clock
+  // (renewed by the node, reaped by any node once it ran out: the index serves the reapers;
+  // `reap_at` is a reaper's claim, so that nodes reaping at once do not reap the same session).
+  // The batch function takes the writing node, the commits fenced on a session's lease and the
+  // commits that end sessions; a single server passes none and writes as before.
+  (t) => [
+    `ALTER TABLE ${t.sessions} ADD COLUMN node text, ADD COLUMN reap_at timestamptz`,
+    `CREATE INDEX ds_sessions_expires ON ${t.sessions} (expires_at)`,
+    `DROP FUNCTION ${t.writeBatch}(text, bigint, bigint, jsonb, jsonb, jsonb, jsonb, jsonb, text[],
+       jsonb, jsonb)`,
+    writeBatchFunction(t, 'CREATE', KINDS_UPSERT_V4, {
+      answers: true,
+      reasons: true,
+      batches: true,
+      leases: true,
+    }),
   ],
 ]
+
+/**
+ * The SQLSTATE `write_batch` raises (from migration 10) for a commit whose session is no longer
+ * held by the writing node, or that ends a session whose lease is live; its DETAIL is the
+ * commit's revision. The backend reports it as `ProcessExited`, and the runtime refuses that
+ * commit alone (docs/cluster.md, "Sessions in the store").
+ */
+export const SESSION_LOST = 'DS410'
 
 /**
  * One bounded trim of the feed, in one transaction (the function call is its own): the floor
@@ -302,17 +332,23 @@ function writeBatchFunction(
   t: SchemaTables,
   create: 'CREATE' | 'CREATE OR REPLACE',
   kindsUpsert: KindsUpsert,
-  answers = false,
-  reasons = false,
-  batches = false,
+  version: {
+    readonly answers?: boolean
+    readonly reasons?: boolean
+    readonly batches?: boolean
+    readonly leases?: boolean
+  },
 ): string {
+  const { answers = false, reasons = false, batches = false, leases = false } = version
   return `${create} FUNCTION ${t.writeBatch}(p_batch text, p_first bigint, p_last bigint,
        p_deletes jsonb, p_upserts jsonb, p_feed jsonb,
-       p_kinds jsonb, p_session_puts jsonb, p_session_deletes text[]${answers ? ANSWER_ARGS : ''})
+       p_kinds jsonb, p_session_puts jsonb, p_session_deletes text[]${answers ? ANSWER_ARGS : ''}${
+         leases ? LEASE_ARGS : ''
+       })
      RETURNS boolean LANGUAGE plpgsql AS $fn$
      DECLARE
        v_revision bigint;
-       v_last_batch text;${batches ? RUN_DECLARATION : ''}
+       v_last_batch text;${batches ? RUN_DECLARATION : ''}${leases ? LEASE_DECLARATIONS : ''}
        v_kind jsonb;
        v_index jsonb;
      BEGIN
@@ -378,7 +414,7 @@ function writeBatchFunction(
            END LOOP;
          END LOOP;
        END IF;
-       IF p_session_puts IS NOT NULL THEN
+       IF p_session_puts IS NOT NULL${leases ? ' AND p_node IS NULL' : ''} THEN
          INSERT INTO ${t.sessions}
            (id, resume_token_hash, pid, name, ttl, children, last_child, principal, expires_at)
          SELECT s.id, s.resume_token_hash, s.pid, s.name, s.ttl, s.children, s.last_child,
@@ -390,9 +426,9 @@ function writeBatchFunction(
            children = excluded.children, last_child = excluded.last_child,
            principal = excluded.principal, expires_at = excluded.expires_at;
        END IF;
-       IF p_session_deletes IS NOT NULL THEN
-         DELETE FROM ${t.sessions} WHERE id = ANY(p_session_deletes);
-       END IF;${answers ? answerStatements(t) : ''}
+${leases ? leaseStatements(t) : SESSION_DELETES(t)}${answers ? answerStatements(t, leases) : ''}${
+    leases ? LEASE_CHECKS(t) : ''
+  }
        RETURN true;
      END
      $fn$`
@@ -406,7 +442,7 @@ const ANSWER_ARGS = `,
        p_answer_puts jsonb, p_answer_deletes jsonb`
 
 /** Puts a batch's answers, forgets dropped ones and those of the sessions it deleted. */
-function answerStatements(t: SchemaTables): string {
+function answerStatements(t: SchemaTables, leases: boolean): string {
   return `
        IF p_answer_puts IS NOT NULL THEN
          INSERT INTO ${t.answers} (session, call, revision, value)
@@ -421,10 +457,98 @@ function answerStatements(t: SchemaTables): string {
            AS d(session text, call bigint)
          WHERE a.session = d.session AND a.call = d.call;
        END IF;
-       IF p_session_deletes IS NOT NULL THEN
-         DELETE FROM ${t.answers} WHERE session = ANY(p_session_deletes);
+       IF ${leases ? 'v_gone' : 'p_session_deletes'} IS NOT NULL THEN
+         DELETE FROM ${t.answers} WHERE session = ANY(${leases ? 'v_gone' : 'p_session_deletes'});
        END IF;`
 }
+
+const SESSION_DELETES = (t: SchemaTables): string => `
+       IF p_session_deletes IS NOT NULL THEN
+         DELETE FROM ${t.sessions} WHERE id = ANY(p_session_deletes);
+       END IF;`
+
+const LEASE_ARGS = `,
+       p_node text, p_fences jsonb, p_ends jsonb`
+
+const LEASE_DECLARATIONS = `
+       v_refused bigint;
+       v_session text;
+       v_gone text[];`
+
+/**
+ * A cluster node's sessions (`p_node` set; migration 10). A put with `fresh` creates the
+ * row, held by the node; any other put updates only a row the node still holds with a live
+ * lease, and never moves the lease (renewals do: the backend's `renewSessions`), so a session
+ * that was reaped is never created again and one whose lease ran out never comes back. A delete
+ * (the session ended on its node, after its exit's commit) removes only a row the node holds
+ * with a live lease: a session another node took over stays, and so does one whose lease ran
+ * out, which only a reaper's commit deletes, with what it still owns. `v_gone` collects the
+ * deleted ids, whose answers go with them.
+ */
+function leaseStatements(t: SchemaTables): string {
+  const columns = `s(id text, resume_token_hash text, pid text, name text, ttl float8,
+           children jsonb, last_child int, principal text, fresh boolean)`
+  return `
+       IF p_session_puts IS NOT NULL AND p_node IS NOT NULL THEN
+         INSERT INTO ${t.sessions} (id, resume_token_hash, pid, name, ttl, children, last_child,
+           principal, expires_at, node)
+         SELECT s.id, s.resume_token_hash, s.pid, s.name, s.ttl, s.children, s.last_child,
+           s.principal, now() + s.ttl * interval '1 millisecond', p_node
+         FROM jsonb_to_recordset(p_session_puts) AS ${columns}
+         WHERE s.fresh
+         ON CONFLICT (id) DO UPDATE SET resume_token_hash = excluded.resume_token_hash,
+           pid = excluded.pid, name = excluded.name, ttl = excluded.ttl,
+           children = excluded.children, last_child = excluded.last_child,
+           principal = excluded.principal
+         WHERE ${t.sessions}.node = p_node AND ${t.sessions}.expires_at > now();
+         UPDATE ${t.sessions} x SET resume_token_hash = s.resume_token_hash, pid = s.pid,
+           name = s.name, ttl = s.ttl, children = s.children, last_child = s.last_child,
+           principal = s.principal
+         FROM jsonb_to_recordset(p_session_puts) AS ${columns}
+         WHERE NOT coalesce(s.fresh, false) AND x.id = s.id AND x.node = p_node
+           AND x.expires_at > now();
+       END IF;
+       IF p_session_deletes IS NOT NULL THEN
+         WITH d AS (DELETE FROM ${t.sessions} WHERE id = ANY(p_session_deletes)
+             AND (p_node IS NULL OR (node = p_node AND expires_at > now())) RETURNING id)
+         SELECT array_agg(id) INTO v_gone FROM d;
+       END IF;`
+}
+
+/**
+ * The lease checks (migration 10), last, so that sessions put by this batch count: a commit
+ * that ends sessions (a reaper's) is refused when one of them holds a live lease again, and
+ * deletes them otherwise; a commit fenced on a session is refused unless the writing node
+ * still holds that session with a live lease. A refusal rolls the whole batch back; the
+ * runtime then writes it in parts until the refused commit is alone.
+ */
+const LEASE_CHECKS = (t: SchemaTables): string => `
+       IF p_ends IS NOT NULL THEN
+         SELECT e.revision INTO v_refused
+         FROM jsonb_to_recordset(p_ends) AS e(revision bigint, session text)
+         JOIN ${t.sessions} s ON s.id = e.session WHERE s.expires_at > now()
+         ORDER BY e.revision LIMIT 1;
+         IF v_refused IS NOT NULL THEN
+           RAISE EXCEPTION 'commit % ends a session whose lease is live', v_refused
+             USING ERRCODE = '${SESSION_LOST}', DETAIL = v_refused::text;
+         END IF;
+         WITH d AS (DELETE FROM ${t.sessions} s
+             USING jsonb_to_recordset(p_ends) AS e(revision bigint, session text)
+             WHERE s.id = e.session RETURNING s.id)
+         SELECT array_agg(id) INTO v_gone FROM d;
+         DELETE FROM ${t.answers} WHERE session = ANY(v_gone);
+       END IF;
+       IF p_fences IS NOT NULL THEN
+         SELECT f.revision, f.session INTO v_refused, v_session
+         FROM jsonb_to_recordset(p_fences) AS f(revision bigint, session text)
+         WHERE NOT EXISTS (SELECT 1 FROM ${t.sessions} s
+           WHERE s.id = f.session AND s.node = p_node AND s.expires_at > now())
+         ORDER BY f.revision LIMIT 1;
+         IF v_refused IS NOT NULL THEN
+           RAISE EXCEPTION 'session % is not held by node % with a live lease: it was reaped or another node took it',
+             v_session, p_node USING ERRCODE = '${SESSION_LOST}', DETAIL = v_refused::text;
+         END IF;
+       END IF;`
 
 /** The schema version this code expects. */
 export const SCHEMA_VERSION = MIGRATIONS.length

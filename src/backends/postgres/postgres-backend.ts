@@ -1,7 +1,7 @@
 import pg from 'pg'
 import type { PoolClient, PoolConfig } from 'pg'
 import type { DataspaceRecord, Selector } from '../../model/types.js'
-import { Conflict, InvalidArgument, Unavailable } from '../../errors/index.js'
+import { Conflict, InvalidArgument, ProcessExited, Unavailable } from '../../errors/index.js'
 import type {
   Backend,
   BackendPlan,
@@ -18,13 +18,20 @@ import { PostgresFollower } from './follower.js'
 import { PostgresMembership } from './membership.js'
 import { feedBounds, FeedTrimmer, readFeed } from './feed.js'
 import type { FeedOptions, FeedTrim } from './feed.js'
-import { fieldIndexNames, migrate, REVISION_CONFLICT, schemaTables } from './migrations.js'
+import {
+  fieldIndexNames,
+  migrate,
+  REVISION_CONFLICT,
+  schemaTables,
+  SESSION_LOST,
+} from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 import { RECORD_COLUMNS, selectQuery } from './pushdown.js'
 import { answerFromRow, indexNames, kindFromRow, recordFromRow, sessionFromRow } from './rows.js'
 import type { AnswerRow, KindRow, RecordRow, SessionRow } from './rows.js'
 import { SchemaLock } from './schema-lock.js'
 import type { SchemaLockMode } from './schema-lock.js'
+import { SessionLeases } from './session-leases.js'
 import { TurnLock } from './turn-lock.js'
 import { writeBatchStatement } from './write-batch.js'
 
@@ -168,6 +175,8 @@ class PgBackend implements PostgresBackend {
    */
   #lock: SchemaLock | undefined
   readonly #trimmer: FeedTrimmer
+  /** A cluster node's session leases (session-leases.ts). */
+  readonly #leases: SessionLeases
 
   constructor(options: PostgresBackendOptions, schemaName: string, tables: SchemaTables) {
     this.#options = { ...options, pool: { ...POSTGRES_CONNECTION_DEFAULTS, ...options.pool } }
@@ -176,6 +185,7 @@ class PgBackend implements PostgresBackend {
     this.membership = new PostgresMembership(tables, () => this.#pooled())
     const onError = (error: Error): void => this.#options.onError?.(error)
     this.#trimmer = new FeedTrimmer(tables, feedBounds(options), () => this.#pooled(), onError)
+    this.#leases = new SessionLeases(tables, schemaName, () => this.#pooled())
     const channel = feedChannel(schemaName)
     this.#doorbell = new Doorbell(channel, () => this.#pooled(), onError)
     this.#follows = options.follow === true
@@ -213,6 +223,9 @@ class PgBackend implements PostgresBackend {
         lock: (timeoutMs: number, after: number, limit: number) =>
           turn.lock(timeoutMs, after, limit),
         unlock: () => turn.unlock(),
+        renewSessions: (node: string) => this.#leases.renew(node),
+        claimExpiredSessions: (limit: number, claimMs: number) =>
+          this.#leases.claimExpired(limit, claimMs),
       })
     }
   }
@@ -348,6 +361,11 @@ class PgBackend implements PostgresBackend {
           { cause: error },
         )
       }
+      if (error instanceof pg.DatabaseError && error.code === SESSION_LOST) {
+        // Refused (refusesContent): the runtime isolates the commit whose session was lost.
+        // The pid is not known here (the error names the session); the runtime only reads the code.
+        throw new ProcessExited(`postgres backend: ${error.message}`, '', { cause: error })
+      }
       throw error
     }
     if (commits.length === 0) return
@@ -370,7 +388,8 @@ class PgBackend implements PostgresBackend {
    * number out of range), 23 (a constraint), 54 (a program limit: a row or index entry too
    * large), P0001 (raised by a trigger), or a value the client could not encode (`RangeError`,
    * `TypeError`). Connection errors, class 08, 40, 53, 55, 57, 58, XX and our own revision
-   * conflict (`DS409`) are retried.
+   * conflict (`DS409`) are retried. (A lost session's commit, `DS410`, is thrown as
+   * `ProcessExited`, which every backend's refusals include: refusal.ts.)
    */
   refusesContent(error: unknown): boolean {
     if (error instanceof RangeError || error instanceof TypeError) return true

@@ -9,7 +9,7 @@ import type { ChangesPage } from '../../engine/ports/backend.js'
 
 // The first key of the write turn's advisory lock: "dt" in ASCII, beside the schema lock's "ds"
 // (schema-lock.ts); the second is hashtext(schema), as there.
-const TURN_CLASS = 0x6474
+export const TURN_CLASS = 0x6474
 
 /**
  * What the turn's connection sets once, after it connects (one round trip).

@@ -10,8 +10,8 @@ import { fieldIndexNames } from './migrations.js'
 import type { SchemaTables } from './migrations.js'
 
 /**
- * The one statement that writes a batch: the schema's `write_batch` function (migration 3) with
- * the batch as JSON parameters. One statement is one round trip and, outside BEGIN/COMMIT, one
+ * The one statement that writes a batch: the schema's `write_batch` function (migration 3; its
+ * arguments as of migration 10) with the batch as JSON parameters. One statement is one round trip and, outside BEGIN/COMMIT, one
  * transaction: the function locks the counter row, checks the revision, and writes everything or
  * nothing. Its one row's `stored` is `false` for a retry of the batch stored last (nothing
  * written now). `undefined` when the batch holds nothing to write.
@@ -31,7 +31,8 @@ export function writeBatchStatement(
     rows.length === 0 ? null : JSON.stringify(rows)
   return {
     text: `SELECT ${t.writeBatch}($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb,
-           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb) AS stored`,
+           $8::jsonb, $9::text[], $10::jsonb, $11::jsonb, $12::text, $13::jsonb,
+           $14::jsonb) AS stored`,
     values: [
       batch.id,
       commits[0]?.revision ?? null,
@@ -44,6 +45,17 @@ export function writeBatchStatement(
       gone.length === 0 ? null : [...gone],
       json(answers.put),
       json(answers.delete),
+      batch.node ?? null,
+      json(
+        commits.flatMap((c) =>
+          c.session === undefined ? [] : [{ revision: c.revision, session: c.session }],
+        ),
+      ),
+      json(
+        commits.flatMap((c) =>
+          (c.ends ?? []).map((session) => ({ revision: c.revision, session })),
+        ),
+      ),
     ],
   }
 }
@@ -114,6 +126,7 @@ function sessionToRow(session: StoredSession): Record<string, unknown> {
     children: session.children,
     last_child: session.lastChild,
     principal: session.principal,
+    ...(session.fresh === true ? { fresh: true } : {}),
   }
 }
 

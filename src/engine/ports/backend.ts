@@ -73,8 +73,8 @@ export interface Backend {
    * the store holds that it has not (the feed, as a follower does); between turns it follows.
    * `write` refuses a batch whose first revision does not follow the stored one with
    * `Conflict` (another node wrote first): the node then starts over from a snapshot.
-   * `open` loads no sessions (they are the node's own, in memory, until sessions live in the
-   * store) and a node reaps nobody at start-up.
+   * `open` loads no sessions (each belongs to the node that holds its lease) and a node reaps
+   * nobody at start-up: sessions whose lease ran out are reaped by any node (`expiredSessions`).
    */
   readonly cluster?: ClusterSeam
   /** Closes connections and files. Called once, after the last `write` settled. */
@@ -140,6 +140,21 @@ export interface ClusterSeam extends FollowerSeam {
   lock(timeoutMs: number, after: number, limit: number): Promise<ChangesPage>
   /** Gives the turn back. Never rejects: a turn whose connection died is given back already. */
   unlock(): Promise<void>
+  /**
+   * Renews the lease of every stored session `node` holds whose lease has not run out, in one
+   * statement, on the store's clock (docs/cluster.md, "Sessions in the store"), and answers
+   * their ids: a session of `node` that is not among them was reaped (its lease ran out) or is
+   * held by another node now. A lease that ran out is never renewed. Never runs during a write
+   * turn (a reaper's check and its write see the same leases).
+   */
+  renewSessions(node: string): Promise<string[]>
+  /**
+   * Claims at most `limit` stored sessions whose lease has run out (any node's), the longest
+   * gone first, for this node to reap: a session claimed by a node is not answered to another
+   * for `claimMs` (nodes reaping at once skip each other's rows), after which a claim whose
+   * node did not reap it (it died) lapses.
+   */
+  claimExpiredSessions(limit: number, claimMs: number): Promise<StoredSession[]>
 }
 
 /** What a server registers about itself. */
@@ -263,6 +278,12 @@ export interface StoredSession {
   readonly lastChild: number
   /** The token name (auth) that opened it, or null. */
   readonly principal: string | null
+  /**
+   * Set by the runtime on a cluster node's first put of a session (in a batch with `node`):
+   * the store creates the row, held by that node. A put without it only updates a row the node
+   * still holds, so a session the reaper removed is never created again.
+   */
+  readonly fresh?: boolean
 }
 
 /** One record's new state in a commit: the record, or `undefined` when it was removed. */
@@ -281,6 +302,19 @@ export interface StoredChange {
 export interface StoredCommit {
   readonly revision: number
   readonly changes: readonly StoredChange[]
+  /**
+   * A cluster node's (a batch with `node`): the stored session whose process made this commit.
+   * The store writes it only while that session's lease is live and held by the batch's node;
+   * otherwise it refuses the commit with `ProcessExited` (the session was lost: a reaper took
+   * it), which the runtime isolates like any refused commit.
+   */
+  readonly session?: string
+  /**
+   * The stored sessions whose end this commit is (a reaper's owner-exit commit): it is written
+   * only if none of them still has a live lease (else refused with `ProcessExited`), and their
+   * rows and answers are deleted with it.
+   */
+  readonly ends?: readonly string[]
 }
 
 /**
@@ -325,6 +359,12 @@ export interface WriteBatch {
    * another node that wrote first), and is refused.
    */
   readonly id: string
+  /**
+   * The cluster node writing (absent on a single server): its sessions' rows name it, a put
+   * or delete of a session touches only a row it holds (or, for a delete, one whose lease ran
+   * out), and commits with `session` or `ends` are checked against the leases.
+   */
+  readonly node?: string
   readonly commits: readonly StoredCommit[]
   /** Kind declarations made since the last batch (the latest declaration of a kind wins). */
   readonly kinds: readonly StoredKind[]

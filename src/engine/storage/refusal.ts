@@ -1,4 +1,4 @@
-import { DataspaceError, InvalidArgument } from '../../errors/index.js'
+import { DataspaceError, InvalidArgument, ProcessExited } from '../../errors/index.js'
 import type { Backend, StoredCommit, WriteBatch } from '../ports/backend.js'
 
 /**
@@ -6,7 +6,8 @@ import type { Backend, StoredCommit, WriteBatch } from '../ports/backend.js'
  * cannot store, a constraint): writing the same batch again can never succeed, so the runtime
  * isolates the refused commits instead of retrying (docs/backends.md, "Refused writes"). A backend's
  * own `refusesContent` knows its errors best; any backend may also throw `InvalidArgument`,
- * `TooLarge` or `SchemaViolation` for content it checks itself. Everything else (a lost
+ * `TooLarge` or `SchemaViolation` for content it checks itself, and `ProcessExited` for a commit
+ * of a session it no longer gives the writing node. Everything else (a lost
  * connection, a busy or full database, a timeout, a second writer) is retried: refusing a good
  * write because the disk was full would be worse than waiting.
  */
@@ -15,7 +16,9 @@ export function refusesContent(backend: Backend, error: unknown): boolean {
     error instanceof DataspaceError &&
     (error.code === 'InvalidArgument' ||
       error.code === 'TooLarge' ||
-      error.code === 'SchemaViolation')
+      error.code === 'SchemaViolation' ||
+      // A cluster node's commit whose session the store no longer gives it (StoredCommit.session).
+      error.code === 'ProcessExited')
   ) {
     return true
   }
@@ -54,6 +57,7 @@ export function splitBatch(batch: WriteBatch, nextId: () => string): WriteBatch[
     forget = []
     return {
       id: nextId(),
+      ...(batch.node === undefined ? {} : { node: batch.node }),
       commits: partCommits,
       kinds: partKinds,
       sessions: { put, delete: gone },
@@ -88,8 +92,18 @@ export function splitBatch(batch: WriteBatch, nextId: () => string): WriteBatch[
 }
 
 /** What the writers of a refused commit get: the backend, the revision and its reason. */
-export function refusedError(backend: string, revision: number, cause: unknown): InvalidArgument {
+export function refusedError(backend: string, revision: number, cause: unknown): DataspaceError {
   const reason = cause instanceof Error ? cause.message : String(cause)
+  // A cluster node's commit whose session was reaped or taken over (docs/cluster.md, "Sessions
+  // in the store"): the writer's process is gone, as a single server would say.
+  if (cause instanceof ProcessExited) {
+    return new ProcessExited(
+      `the ${backend} backend refused the commit at revision ${revision}: its session is lost (${reason}); ` +
+        'nothing of it was applied',
+      cause.pid,
+      { cause },
+    )
+  }
   return new InvalidArgument(
     `the ${backend} backend refused the commit at revision ${revision} (${reason}); ` +
       'nothing of it was applied',
@@ -98,6 +112,12 @@ export function refusedError(backend: string, revision: number, cause: unknown):
 }
 
 /** The commit stored in place of a refused one: no changes, so revisions stay gap-free. */
-export function emptyBatch(id: string, revision: number): WriteBatch {
-  return { id, commits: [{ revision, changes: [] }], kinds: [], sessions: { put: [], delete: [] } }
+export function emptyBatch(id: string, revision: number, node?: string): WriteBatch {
+  return {
+    id,
+    ...(node === undefined ? {} : { node }),
+    commits: [{ revision, changes: [] }],
+    kinds: [],
+    sessions: { put: [], delete: [] },
+  }
 }

@@ -80,6 +80,7 @@ export class BackendRuntime {
   readonly #onRefused: ((refused: RefusedCommit) => void) | undefined
   readonly #onSettled: (() => void) | undefined
   readonly #onDiverged: ((error: Error) => void) | undefined
+  readonly #onSessionPut: ((session: StoredSession) => void) | undefined
   /** Parts of a refused batch, written in order before anything queued later. */
   #split: WriteBatch[] = []
   /** Recently refused revisions and their errors (a waiter for one of them is failed). */
@@ -91,8 +92,17 @@ export class BackendRuntime {
   readonly restoredSessions: readonly StoredSession[]
   /** Stored answers of those sessions' write calls, oldest first (the server restores them). */
   readonly restoredAnswers: readonly StoredAnswer[]
-  /** The pids each stored session keeps alive: they outlive this run (see `keptPids`). */
-  readonly #kept = new Map<string, readonly string[]>()
+  /** Every stored session, as last put: their processes outlive this run (see `keptPids`). */
+  readonly #stored = new Map<string, StoredSession>()
+  /** The stored session each of their pids belongs to (a cluster node fences on it). */
+  readonly #sessionOfPid = new Map<string, string>()
+  /**
+   * A cluster node's name (docs/cluster.md, "Sessions in the store"): its batches carry it, its
+   * sessions' commits are fenced on their leases, and a session's first put creates its row.
+   */
+  readonly #node: string | undefined
+  /** Sessions whose first put (`fresh`) is not yet durable. */
+  readonly #unwritten = new Set<string>()
 
   constructor(
     backend: Backend,
@@ -113,6 +123,10 @@ export class BackendRuntime {
        * Without it, a `Conflict` is retried like any failure.
        */
       readonly onDiverged?: (error: Error) => void
+      /** Called when a session is put (a cluster node's leases renew a short one at once). */
+      readonly onSessionPut?: (session: StoredSession) => void
+      /** A cluster node's name: see `#node`. */
+      readonly node?: string
       /** What the backend loaded beside the records: sessions and their stored answers. */
       readonly restored?: {
         readonly sessions: readonly StoredSession[]
@@ -131,7 +145,9 @@ export class BackendRuntime {
     this.answers = new AnswerQueue(revision)
     this.restoredSessions = options.restored?.sessions ?? []
     this.restoredAnswers = options.restored?.answers ?? []
-    for (const session of this.restoredSessions) this.#kept.set(session.id, pidsOf(session))
+    this.#node = options.node
+    this.#onSessionPut = options.onSessionPut
+    for (const session of this.restoredSessions) this.#keep(session)
   }
 
   /**
@@ -139,7 +155,31 @@ export class BackendRuntime {
    * exited) when the engine closes, so their clients resume them after a restart.
    */
   keptPids(): Set<string> {
-    return new Set([...this.#kept.values()].flat())
+    return new Set(this.#sessionOfPid.keys())
+  }
+
+  /** Every stored session, as last put (a cluster node renews their leases). */
+  get sessions(): ReadonlyMap<string, StoredSession> {
+    return this.#stored
+  }
+
+  /** Whether session `id` is stored: its first put is durable (or it was restored). */
+  isWritten(id: string): boolean {
+    return this.#stored.has(id) && !this.#unwritten.has(id)
+  }
+
+  #keep(session: StoredSession): void {
+    const before = this.#stored.get(session.id)
+    if (before !== undefined) for (const pid of pidsOf(before)) this.#sessionOfPid.delete(pid)
+    this.#stored.set(session.id, session)
+    for (const pid of pidsOf(session)) this.#sessionOfPid.set(pid, session.id)
+  }
+
+  #unkeep(id: string): void {
+    const before = this.#stored.get(id)
+    if (before !== undefined) for (const pid of pidsOf(before)) this.#sessionOfPid.delete(pid)
+    this.#stored.delete(id)
+    this.#unwritten.delete(id)
   }
 
   /** The processes the store kept from its previous run, to restore at start-up (pid, name). */
@@ -187,9 +227,21 @@ export class BackendRuntime {
     this.#dropped = undefined
   }
 
-  /** Queues a commit applied in memory for the next batch. */
-  commit(commit: StoredCommit): void {
-    this.#commits.push(commit)
+  /**
+   * Queues a commit applied in memory for the next batch. On a cluster node, a commit made by
+   * `writer`, a process of a stored session, is fenced on that session's lease; `ends` names
+   * the stored sessions a reaper's commit ends (see `StoredCommit`).
+   */
+  commit(commit: StoredCommit, writer?: string | null, ends?: readonly string[]): void {
+    const session =
+      this.#node === undefined || writer == null ? undefined : this.#sessionOfPid.get(writer)
+    if (session === undefined && ends === undefined) this.#commits.push(commit)
+    else
+      this.#commits.push({
+        ...commit,
+        ...(session === undefined ? {} : { session }),
+        ...(ends === undefined ? {} : { ends }),
+      })
     this.#schedule()
   }
 
@@ -200,15 +252,17 @@ export class BackendRuntime {
 
   /** Stores a session (the server's), so that it and its processes outlive a restart. */
   putSession(session: StoredSession): void {
-    this.#kept.set(session.id, pidsOf(session))
+    if (this.#node !== undefined && !this.#stored.has(session.id)) this.#unwritten.add(session.id)
+    this.#keep(session)
     this.#sessionDeletes.delete(session.id)
     this.#sessionPuts.set(session.id, session)
     this.#schedule()
+    this.#onSessionPut?.(session)
   }
 
   /** Forgets a stored session (it ended): its processes no longer outlive this run. */
   deleteSession(id: string): void {
-    this.#kept.delete(id)
+    this.#unkeep(id)
     this.#sessionPuts.delete(id)
     this.#sessionDeletes.add(id)
     this.#schedule()
@@ -290,6 +344,7 @@ export class BackendRuntime {
         this.#retrying = false
         this.#retryDelay = RETRY_MIN_MS
         this.#failing = undefined
+        for (const put of batch.sessions.put) if (put.fresh === true) this.#unwritten.delete(put.id)
         if (last !== undefined) this.#acknowledge(last)
         if (this.#pending) this.#schedule()
         this.#onSettled?.()
@@ -391,6 +446,19 @@ export class BackendRuntime {
     for (const batch of dropped) for (const kind of batch.kinds) kinds.set(kind.kind, kind)
     for (const [name, kind] of this.#kinds) kinds.set(name, kind)
     this.#kinds = kinds
+    // Sessions are not commits: what the dropped batches put or deleted is written still (what
+    // was queued since is newer, and wins).
+    for (const batch of dropped) {
+      for (const put of batch.sessions.put) {
+        const stored = this.#stored.get(put.id)
+        if (stored !== undefined && !this.#sessionPuts.has(put.id)) {
+          this.#sessionPuts.set(put.id, stored)
+        }
+      }
+      for (const id of batch.sessions.delete) {
+        if (!this.#stored.has(id)) this.#sessionDeletes.add(id)
+      }
+    }
     this.#split = []
     this.#commits = []
     this.#failed = undefined
@@ -418,7 +486,7 @@ export class BackendRuntime {
       revision: commit.revision,
       error: error.message,
     })
-    this.#split.unshift(emptyBatch(this.#nextId(), commit.revision))
+    this.#split.unshift(emptyBatch(this.#nextId(), commit.revision, this.#node))
     this.#refused.set(commit.revision, error)
     if (this.#refused.size > REFUSED_KEPT) {
       this.#refused.delete(this.#refused.keys().next().value as number)
@@ -448,8 +516,14 @@ export class BackendRuntime {
       id: this.#nextId(),
       commits: this.#commits,
       kinds: [...this.#kinds.values()],
-      sessions: { put: [...this.#sessionPuts.values()], delete: [...this.#sessionDeletes] },
+      sessions: {
+        put: [...this.#sessionPuts.values()].map((put) =>
+          this.#unwritten.has(put.id) ? { ...put, fresh: true } : put,
+        ),
+        delete: [...this.#sessionDeletes],
+      },
       answers: this.answers.take(this.#commits.at(-1)?.revision),
+      ...(this.#node === undefined ? {} : { node: this.#node }),
     }
     this.#commits = []
     this.#kinds = new Map()

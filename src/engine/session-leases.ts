@@ -1,0 +1,170 @@
+import type { ClusterSeam, StoredSession } from './ports/backend.js'
+import type { BackendLog } from './storage/runtime.js'
+
+/** A reaper looks for sessions whose lease ran out this often (and at most this many at once). */
+export const REAP_EVERY_MS = 1_000
+const REAP_BATCH = 100
+/** A reaper's claim on a session lasts this long: then another node may reap it. */
+const REAP_CLAIM_MS = 10_000
+/** Renewals run at a third of the shortest lease, at least this far apart… */
+const RENEW_MIN_MS = 30
+/** …and at most this far apart, so a session opened since with a short lease waits little. */
+const RENEW_MAX_MS = 1_000
+/** While renewals or reaps keep failing, one warning per this many ms. */
+const FAILURE_LOG_EVERY_MS = 30_000
+
+/** What the leases need of the engine. */
+export interface LeaseHost {
+  /** This node's name: its sessions' rows name it. */
+  readonly node: string
+  /** The stored sessions of this node, as last put (the runtime's). */
+  readonly sessions: ReadonlyMap<string, StoredSession>
+  /** Whether a session's first put is durable: only then can its absence mean it was lost. */
+  isWritten(id: string): boolean
+  /** Retracts what a session whose lease ran out owns, in one commit that ends it. */
+  reap(session: StoredSession): Promise<void>
+  /**
+   * Ends this node's processes of a session the store no longer gives this node (it was reaped,
+   * or its lease ran out: the reaper retracts what it owns), with no commit of their own.
+   */
+  lose(session: StoredSession): void
+}
+
+/**
+ * A cluster node's sessions in the store (docs/cluster.md, "Sessions in the store").
+ *
+ * - **Renewal.** Every third of the shortest lease of its sessions (between 30 ms and 1 s),
+ *   one statement renews every lease this node holds (`ClusterSeam.renewSessions`). A session
+ *   whose first put was durable before the renewal was sent, and that the renewal did not
+ *   renew, was lost: its lease ran out (this node could not renew it in time) or a reaper took
+ *   it. Its processes here end (`lease-expired`), so its client is told, and nothing more is
+ *   written for it.
+ * - **Reaping.** Every second, each node claims sessions whose lease ran out, any node's (a
+ *   claim keeps the other nodes off them for 10 s), and retracts what each owned in one
+ *   `owner-exit` commit that deletes it (in its next turn: the store refuses that commit if
+ *   the lease is live again).
+ *
+ * A failure is logged (throttled) and retried on the next period; it never stops the node.
+ */
+export class SessionLeases {
+  readonly #cluster: ClusterSeam
+  readonly #host: LeaseHost
+  readonly #log: BackendLog
+  #renewTimer: NodeJS.Timeout | undefined
+  #reapTimer: NodeJS.Timeout | undefined
+  #renewing: Promise<void> | undefined
+  #reaping: Promise<void> | undefined
+  /** Sessions being reaped by this node now (a slow reap is not started twice). */
+  readonly #inReap = new Set<string>()
+  #stopped = false
+  #lastFailureLog = 0
+  #failures = 0
+
+  constructor(cluster: ClusterSeam, host: LeaseHost, log: BackendLog) {
+    this.#cluster = cluster
+    this.#host = host
+    this.#log = log
+  }
+
+  start(): void {
+    if (this.#stopped) return
+    this.#scheduleRenewal()
+    this.#reapTimer = setInterval(() => {
+      this.#reaping ??= this.#reap().finally(() => (this.#reaping = undefined))
+    }, REAP_EVERY_MS)
+    this.#reapTimer.unref()
+  }
+
+  /** Stops both loops and waits for a renewal or a reaper read under way. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#renewTimer)
+    clearInterval(this.#reapTimer)
+    await Promise.all([this.#renewing, this.#reaping])
+  }
+
+  /** Renews now (a session was opened with a lease shorter than the next renewal allows for). */
+  sessionPut(session: StoredSession): void {
+    if (this.#stopped || this.#renewing !== undefined) return
+    if (session.ttl / 3 < RENEW_MAX_MS) this.#scheduleRenewal()
+  }
+
+  #scheduleRenewal(): void {
+    clearTimeout(this.#renewTimer)
+    if (this.#stopped) return
+    let shortest = Infinity
+    for (const session of this.#host.sessions.values()) shortest = Math.min(shortest, session.ttl)
+    const delay = Math.min(RENEW_MAX_MS, Math.max(RENEW_MIN_MS, shortest / 3))
+    this.#renewTimer = setTimeout(() => {
+      this.#renewing = this.#renew().finally(() => {
+        this.#renewing = undefined
+        this.#scheduleRenewal()
+      })
+    }, delay)
+    this.#renewTimer.unref()
+  }
+
+  async #renew(): Promise<void> {
+    const host = this.#host
+    if (host.sessions.size === 0) return
+    // Judged: the sessions stored before the statement is sent. One written meanwhile may be
+    // missing from the answer without being lost.
+    const judged = [...host.sessions.keys()].filter((id) => host.isWritten(id))
+    let renewed: Set<string>
+    try {
+      renewed = new Set(await this.#cluster.renewSessions(host.node))
+    } catch (error) {
+      this.#failed('renewing session leases', error)
+      return
+    }
+    this.#recovered()
+    for (const id of judged) {
+      if (renewed.has(id)) continue
+      const session = host.sessions.get(id)
+      // Ended here meanwhile (its delete is queued): not lost.
+      if (session === undefined) continue
+      this.#log.warn('session lost: its lease ran out in the store or a reaper took it', {
+        session: id,
+        pid: session.pid,
+      })
+      host.lose(session)
+    }
+  }
+
+  async #reap(): Promise<void> {
+    if (this.#stopped) return
+    let expired: StoredSession[]
+    try {
+      expired = await this.#cluster.claimExpiredSessions(REAP_BATCH, REAP_CLAIM_MS)
+    } catch (error) {
+      this.#failed('reading expired sessions', error)
+      return
+    }
+    this.#recovered()
+    for (const session of expired) {
+      if (this.#inReap.has(session.id) || this.#stopped) continue
+      this.#inReap.add(session.id)
+      this.#host
+        .reap(session)
+        .catch((error: unknown) => this.#failed('reaping a session', error))
+        .finally(() => this.#inReap.delete(session.id))
+    }
+  }
+
+  #failed(what: string, error: unknown): void {
+    this.#failures++
+    const now = Date.now()
+    if (now - this.#lastFailureLog < FAILURE_LOG_EVERY_MS) return
+    this.#lastFailureLog = now
+    this.#log.warn(`${what} failed; retrying on the next period`, {
+      error: error instanceof Error ? error.message : String(error),
+      failures: this.#failures,
+    })
+    this.#failures = 0
+  }
+
+  #recovered(): void {
+    this.#lastFailureLog = 0
+    this.#failures = 0
+  }
+}
