@@ -3,8 +3,9 @@
 // `role: 'node'` (start log, /readyz) and sees the other two live; `assert` succeeds on every
 // node and every node lists the same records; a CLI watch on one node sees an assert made on
 // another; a single-node `serve` on the schema is refused, naming the cluster; and once one node
-// is SIGKILLed the other two keep writing. SIGTERM ends a node's sessions (they live in its
-// memory) and removes its row. (A killed node's sessions are not reaped yet: slice 5.)
+// is SIGKILLed the other two keep writing, and reap its session once its lease runs out
+// (docs/cluster.md, "Sessions in the store"). SIGTERM keeps a node's sessions in the store until
+// their leases run out (then the others reap them) and removes its row.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
@@ -71,6 +72,7 @@ async function readyz(url: string): Promise<{
 async function converged(
   nodes: readonly Node[],
   want: (ids: readonly string[]) => boolean,
+  timeoutMs = 15_000,
 ): Promise<void> {
   let last: string[] = []
   try {
@@ -80,7 +82,7 @@ async function converged(
         const items = JSON.parse(last[0]!) as { id: string }[]
         return last.every((list) => list === last[0]) && want(items.map((r) => r.id))
       },
-      15_000,
+      timeoutMs,
       `${nodes.map((n) => n.name).join(', ')} list the same records`,
     )
   } catch (error) {
@@ -288,9 +290,24 @@ describe('dataspace serve --cluster: three nodes on one schema', { skip: postgre
   )
 
   it(
-    'keeps writing on the other two nodes after one is SIGKILLed mid-write',
+    'keeps writing on the other two nodes after one is SIGKILLed mid-write, and reaps its session',
     { timeout: 60_000 },
     async () => {
+      // A record owned by a session on B, with a 2 s lease in the store.
+      const opened = await fetch(`${b.serve.url}/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'doomed', ttl: 2_000 }),
+      })
+      assert.equal(opened.status, 201)
+      const { session } = (await opened.json()) as { session: string }
+      const held = await fetch(`${b.serve.url}/v1/records/task/heldByB`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'dataspace-session': session },
+        body: JSON.stringify({ data: {} }),
+      })
+      assert.equal(held.status, 200, await held.text())
+      await converged([a, c], (ids) => ids.includes('heldByB'))
       // B is killed while writes stream into it, so it likely dies holding the write turn or in
       // the middle of its COMMIT: PostgreSQL frees both with its connections.
       const [loadA, loadB, loadC] = await Promise.all([
@@ -314,12 +331,15 @@ describe('dataspace serve --cluster: three nodes on one schema', { skip: postgre
       // And through the CLI (runCli gives each call 10 s).
       for (const node of alive)
         await ok(node.serve.url, ['assert', 'task', `after${node.name}`, '{}'])
-      // Nothing B acknowledged is lost; what it had in flight may or may not have landed.
+      // Nothing B acknowledged is lost; what it had in flight may or may not have landed. Its
+      // session's lease ran out with nobody to renew it: A or C reaped it, and its record.
       const expected = ['tA', 'tB', 'tC', 'fromA', 'afterRefusal', 'afterA', 'afterC']
-      await converged(alive, (ids) =>
-        [...expected, ...loadA.acknowledged, ...loadB.acknowledged, ...loadC.acknowledged].every(
-          (id) => ids.includes(id),
-        ),
+      await converged(
+        alive,
+        (ids) =>
+          [...expected, ...loadA.acknowledged, ...loadB.acknowledged, ...loadC.acknowledged].every(
+            (id) => ids.includes(id),
+          ) && !ids.includes('heldByB'),
       )
       for (const node of alive) {
         const ready = await readyz(node.serve.url)
@@ -329,7 +349,7 @@ describe('dataspace serve --cluster: three nodes on one schema', { skip: postgre
   )
 
   it(
-    'stops a node gracefully on SIGTERM: its sessions end, its row goes',
+    'stops a node gracefully on SIGTERM: its sessions are reaped when their leases run out, its row goes',
     { timeout: 60_000 },
     async () => {
       const members = (
@@ -342,8 +362,9 @@ describe('dataspace serve --cluster: three nodes on one schema', { skip: postgre
         leaving.every((id) => id !== undefined),
         JSON.stringify(members),
       )
-      // A record owned by a session on C: the session lives in C's memory only, so C's
-      // shutdown ends it, and the other nodes see its record retracted.
+      // A record owned by a session on C: C's shutdown keeps the session in the store (as a
+      // single server keeps it for its next start), and once its lease (10 s) runs out, A
+      // reaps it: the record is retracted.
       const hold = spawnCli(['assert', 'task', 'held', '{}', '--hold', '-o', 'json'], {
         DATASPACE_URL: c.serve.url,
       })
@@ -351,7 +372,8 @@ describe('dataspace serve --cluster: three nodes on one schema', { skip: postgre
         await new OutputReader(hold).next(/"id": "held"/)
         await converged([a, c], (ids) => ids.includes('held'))
         assert.equal(await c.serve.stop('SIGTERM'), 0, c.stderr())
-        await converged([a], (ids) => !ids.includes('held'))
+        // Its lease (10 s) plus the reaper's period, with room for a slow machine.
+        await converged([a], (ids) => !ids.includes('held'), 30_000)
       } finally {
         hold.kill('SIGKILL')
         await exitCode(hold)
