@@ -353,18 +353,25 @@ export class ProcessOps implements ProcessHost {
    */
   reap(session: StoredSession): Promise<void> {
     const pids = [session.pid, ...session.children.map((child) => child.pid)]
-    return this.#retractOwned(pids, [session.id], () => {})
+    // Every non-resident kind is read: this node's per-owner counts know only what it loaded
+    // and what it wrote itself, not what another node's processes wrote since.
+    const kinds = [...this.#engine.storesOf]
+      .filter((store) => !store.resident)
+      .map((store) => store.kind)
+    return this.#retractOwned(pids, [session.id], () => {}, kinds)
   }
 
   /**
-   * One commit that retracts what `pids` own, resident and not, then `after` (in the same
-   * synchronous step, so nothing sees the processes alive without their records); resolves
-   * when it is durable. A cluster node stages it in its next turn, against the state then.
+   * One commit that retracts what `pids` own, resident and not (in the non-resident kinds
+   * `nonResident`, else those the per-owner counts name), then `after` (in the same synchronous
+   * step, so nothing sees the processes alive without their records); resolves when it is
+   * durable. A cluster node stages it in its next turn, against the state then.
    */
   #retractOwned(
     pids: readonly string[],
     ends: readonly string[] | undefined,
     after: () => void,
+    nonResident?: readonly string[],
   ): Promise<void> {
     const engine = this.#engine
     const finish = (context: TransactionContext, results: readonly ReadResult[]): number => {
@@ -385,9 +392,9 @@ export class ProcessOps implements ProcessHost {
       return revision
     }
     const reads = pids.flatMap((pid) =>
-      engine
-        .nonResidentKindsOf(pid)
-        .flatMap((kind) => engine.readsFor(kind, { owner: pid }, Infinity)),
+      (nonResident ?? engine.nonResidentKindsOf(pid)).flatMap((kind) =>
+        engine.readsFor(kind, { owner: pid }, Infinity),
+      ),
     )
     if (this.#commits.clustered) {
       // A cluster node writes in turns: the commit is staged in the next one, against the

@@ -13,6 +13,11 @@ const RENEW_MAX_MS = 1_000
 /** While renewals or reaps keep failing, one warning per this many ms. */
 const FAILURE_LOG_EVERY_MS = 30_000
 
+/** A third of the lease `ttl`, within the bounds above. */
+function renewalDelay(ttl: number): number {
+  return Math.min(RENEW_MAX_MS, Math.max(RENEW_MIN_MS, ttl / 3))
+}
+
 /** What the leases need of the engine. */
 export interface LeaseHost {
   /** This node's name: its sessions' rows name it. */
@@ -51,6 +56,8 @@ export class SessionLeases {
   readonly #host: LeaseHost
   readonly #log: BackendLog
   #renewTimer: NodeJS.Timeout | undefined
+  /** When the next renewal is due (epoch ms). */
+  #renewAt = Infinity
   #reapTimer: NodeJS.Timeout | undefined
   #renewing: Promise<void> | undefined
   #reaping: Promise<void> | undefined
@@ -86,16 +93,20 @@ export class SessionLeases {
   /** Renews now (a session was opened with a lease shorter than the next renewal allows for). */
   sessionPut(session: StoredSession): void {
     if (this.#stopped || this.#renewing !== undefined) return
-    if (session.ttl / 3 < RENEW_MAX_MS) this.#scheduleRenewal()
+    // Only ever earlier: puts arriving faster than the renewal period must not postpone it.
+    if (Date.now() + renewalDelay(session.ttl) < this.#renewAt) this.#scheduleRenewal()
   }
 
   #scheduleRenewal(): void {
     clearTimeout(this.#renewTimer)
+    this.#renewAt = Infinity
     if (this.#stopped) return
     let shortest = Infinity
     for (const session of this.#host.sessions.values()) shortest = Math.min(shortest, session.ttl)
-    const delay = Math.min(RENEW_MAX_MS, Math.max(RENEW_MIN_MS, shortest / 3))
+    const delay = renewalDelay(shortest)
+    this.#renewAt = Date.now() + delay
     this.#renewTimer = setTimeout(() => {
+      this.#renewAt = Infinity
       this.#renewing = this.#renew().finally(() => {
         this.#renewing = undefined
         this.#scheduleRenewal()

@@ -146,6 +146,107 @@ describe('sessions in the store on PostgreSQL (cluster nodes)', { skip: postgres
     assert.ok(left !== undefined && left.left <= 0, `not renewed: ${JSON.stringify(left)}`)
   })
 
+  it('a write and its session’s end in one batch: the write is stored, the row goes', async () => {
+    // write_batch itself, through a cluster backend: the session is stored by one batch, then
+    // a batch holds a commit fenced on it and its delete (a client that wrote, then ended its
+    // session, both staged in one turn). The delete must not make the fence refuse the write.
+    const backend = postgresBackend({ url: POSTGRES_URL, schema, cluster: true })
+    const state = await backend.open()
+    try {
+      const session: StoredSession = {
+        id: 'batch-end',
+        resumeTokenHash: '00',
+        pid: 'direct/1',
+        name: 'direct',
+        ttl: 60_000,
+        children: [],
+        lastChild: 0,
+        principal: null,
+      }
+      await backend.write({
+        id: 'direct-run-1',
+        node: 'direct',
+        commits: [],
+        kinds: [],
+        sessions: { put: [{ ...session, fresh: true }], delete: [] },
+      })
+      assert.equal((await row('batch-end'))?.node, 'direct')
+      const head = await sql<{ revision: string }>(`SELECT revision FROM "${schema}".revision`)
+      const revision = Number(head[0]!.revision) + 1
+      await backend.write({
+        id: 'direct-run-2',
+        node: 'direct',
+        commits: [
+          {
+            revision,
+            session: 'batch-end',
+            changes: [
+              {
+                kind: 'task',
+                id: 'last-words',
+                after: {
+                  kind: 'task',
+                  id: 'last-words',
+                  data: {},
+                  labels: {},
+                  owner: null,
+                  revision,
+                  createdRevision: revision,
+                },
+              },
+            ],
+          },
+        ],
+        kinds: [],
+        sessions: { put: [], delete: ['batch-end'] },
+      })
+      assert.equal(await row('batch-end'), undefined)
+      const stored = await sql(
+        `SELECT 1 FROM "${schema}".records WHERE kind = 'task' AND id = 'last-words'`,
+      )
+      assert.equal(stored.length, 1)
+      assert.ok(state.revision < revision)
+    } finally {
+      await backend.close()
+    }
+  })
+
+  it('another node reaps what a session holds in a non-resident kind', async () => {
+    const [a, b] = [await node(), await node()]
+    await a.defineKind('big', { resident: false })
+    const proc = a.process('bulk')
+    const session = storeSession(a, proc, 60_000)
+    // Written after B opened: B's own counts of non-resident owners never saw it.
+    await proc.assert('big', 'b1', { n: 1 })
+    await until('the row', async () => (await row(session.id)) !== undefined)
+    // A stops (its leases with it; the session stays in the store), so only B can reap it.
+    await a.close()
+    opened = opened.filter((ds) => ds !== a)
+    await expire(session.id)
+    await until('the row is reaped', async () => (await row(session.id)) === undefined)
+    const left = await sql(`SELECT 1 FROM "${schema}".records WHERE kind = 'big' AND id = 'b1'`)
+    assert.equal(left.length, 0, 'the non-resident record went with its owner')
+    assert.equal(await b.get('big', 'b1'), undefined)
+  })
+
+  it('a node of the previous version (11 arguments) still writes after migration 10', async () => {
+    await node()
+    const head = await sql<{ revision: string }>(`SELECT revision FROM "${schema}".revision`)
+    const revision = Number(head[0]!.revision) + 1
+    const record = { kind: 'task', id: 'old-node', data: {}, labels: {}, owner: null }
+    const rows = await sql<{ stored: boolean }>(
+      `SELECT "${schema}".write_batch($1, $2, $2, NULL, $3::jsonb, $4::jsonb, NULL, NULL, NULL,
+         NULL, NULL) AS stored`,
+      [
+        'old-run-1',
+        revision,
+        JSON.stringify([{ ...record, revision, created_revision: revision, expires_at: null }]),
+        JSON.stringify([{ revision, seq: 0, kind: 'task', id: 'old-node', after: record }]),
+      ],
+    )
+    assert.equal(rows[0]?.stored, true)
+  })
+
   it('one reaper per session when several nodes reap at once', async () => {
     while (opened.length < 3) await node()
     const a = opened[0]!

@@ -53,7 +53,8 @@ describe('sessions in the store (cluster nodes)', () => {
     await until('the session is stored', () => store.sessions.has(session.id))
     // Three leases long: only renewals keep it.
     await new Promise((resolve) => setTimeout(resolve, 900))
-    assert.ok(store.sessions.has(session.id), 'renewed, not reaped')
+    const lease = store.sessions.get(session.id)
+    assert.ok(lease !== undefined && lease.expiresAt > Date.now(), 'renewed')
     assert.ok(proc.alive)
     assert.equal((await b.get('task', 't1'))?.owner, proc.id)
     await a.close()
@@ -130,6 +131,60 @@ describe('sessions in the store (cluster nodes)', () => {
     await until('the session is reaped', () => !store.sessions.has(session.id))
     assert.equal(store.revision, before + 1)
     assert.deepEqual(store.feed.at(-1)?.changes, [])
+    await a.close()
+    await b.close()
+  })
+
+  it('sessions put faster than the renewal period do not postpone it', async () => {
+    const { store, a, b } = await twoNodes()
+    const proc = a.process('steady')
+    const session = storeSession(a, proc, 60_000)
+    await until('the session is stored', () => store.sessions.has(session.id))
+    const before = store.renewals
+    // A short-lease session put every 300 ms (its children coming and going): each put asks
+    // for a renewal within 667 ms, and none may push the next one back.
+    const churn = a.process('churn')
+    const short = storeSession(a, churn, 2_000)
+    for (let i = 0; i < 10; i++) {
+      a.storage?.putSession({ ...short, lastChild: i })
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
+    assert.ok(store.renewals - before >= 3, `${store.renewals - before} renewals in 3 s`)
+    await a.close()
+    await b.close()
+  })
+
+  it('a reaper’s empty commit refused because the lease came back is not retried forever', async () => {
+    const { store, a, b } = await twoNodes()
+    // A session of a node that is not here (no renewal of ours judges it), owning nothing,
+    // whose lease ran out.
+    store.sessions.set('ghost-session', {
+      session: {
+        id: 'ghost-session',
+        resumeTokenHash: '00',
+        pid: 'ghost/1',
+        name: 'ghost',
+        ttl: 60_000,
+        children: [],
+        lastChild: 0,
+        principal: null,
+      },
+      node: 'ghost',
+      expiresAt: Date.now(),
+    })
+    // Writes wait: a node claims it and stages its reap; then the lease comes back (a renewal
+    // that committed after the claim), and the write is refused.
+    let open = (): void => {}
+    store.writeGate = new Promise((resolve) => (open = resolve))
+    const turns = store.turns
+    await until('a node takes a turn to reap it', () => store.turns > turns, 3_000)
+    store.sessions.get('ghost-session')!.expiresAt = Date.now() + 60_000
+    store.writeGate = undefined
+    open()
+    // The refused reap is stored empty, and the turn goes round: another write gets through.
+    const written = await b.process('next').assert('task', 'after', {})
+    assert.ok(written.revision > 0)
+    assert.ok(store.sessions.has('ghost-session'), 'the live session is not reaped')
     await a.close()
     await b.close()
   })

@@ -52,6 +52,8 @@ export class SharedStore {
    * nodes (docs/cluster.md, "Sessions in the store"): `expire` runs a lease out now.
    */
   readonly sessions = new Map<string, LeasedSession>()
+  /** How many renewal statements nodes sent. */
+  renewals = 0
   readonly #listeners = new Set<() => void>()
   #holder: TurnHolder | undefined
   #queue: { holder: TurnHolder; grant: () => void }[] = []
@@ -116,6 +118,7 @@ export class SharedStore {
           return Promise.resolve()
         },
         renewSessions: (node) => {
+          this.renewals++
           const now = Date.now()
           const renewed: string[] = []
           for (const [id, row] of this.sessions) {
@@ -228,40 +231,46 @@ export class SharedStore {
   }
 
   /**
-   * A cluster node's sessions, as write_batch (migration 10) treats them: checked first (the
-   * batch is refused whole, with ProcessExited, when a commit's session is not the node's with
-   * a live lease, or a commit ends a session whose lease is live), then applied.
+   * A cluster node's sessions, as write_batch (migration 10) treats them, in its order: puts,
+   * then deletes, then the checks (a commit's session must be the node's with a live lease, or
+   * deleted by this batch; a commit must not end a session whose lease is live), then the ended
+   * sessions go. A failed check refuses the whole batch (ProcessExited) and changes nothing.
    */
   #writeSessions(batch: WriteBatch): void {
     const node = batch.node as string
     const now = Date.now()
-    const live = (id: string): boolean => {
-      const row = this.sessions.get(id)
-      if (row !== undefined) return row.node === node && row.expiresAt > now
-      return batch.sessions.put.some((put) => put.id === id && put.fresh === true)
+    const rows = new Map([...this.sessions].map(([id, row]) => [id, { ...row }]))
+    const live = (row: LeasedSession | undefined): boolean =>
+      row !== undefined && row.node === node && row.expiresAt > now
+    for (const put of batch.sessions.put) {
+      const row = rows.get(put.id)
+      const { fresh: _fresh, ...session } = put
+      if (row === undefined) {
+        if (put.fresh === true) rows.set(put.id, { session, node, expiresAt: now + put.ttl })
+      } else if (live(row)) row.session = session
+    }
+    const gone = new Set<string>()
+    for (const id of batch.sessions.delete) {
+      if (!live(rows.get(id))) continue
+      rows.delete(id)
+      gone.add(id)
     }
     for (const commit of batch.commits) {
-      if (commit.session !== undefined && !live(commit.session))
+      if (
+        commit.session !== undefined &&
+        !gone.has(commit.session) &&
+        !live(rows.get(commit.session))
+      )
         throw new ProcessExited(`session ${commit.session} is not held by ${node}`, '')
       for (const id of commit.ends ?? []) {
-        const row = this.sessions.get(id)
+        const row = rows.get(id)
         if (row !== undefined && row.expiresAt > now)
           throw new ProcessExited(`commit ${commit.revision} ends a live session`, '')
       }
     }
-    for (const put of batch.sessions.put) {
-      const row = this.sessions.get(put.id)
-      const { fresh: _fresh, ...session } = put
-      if (row === undefined) {
-        if (put.fresh === true)
-          this.sessions.set(put.id, { session, node, expiresAt: now + put.ttl })
-      } else if (row.node === node && row.expiresAt > now) row.session = session
-    }
-    for (const id of batch.sessions.delete) {
-      const row = this.sessions.get(id)
-      if (row !== undefined && row.node === node && row.expiresAt > now) this.sessions.delete(id)
-    }
-    for (const commit of batch.commits) for (const id of commit.ends ?? []) this.sessions.delete(id)
+    for (const commit of batch.commits) for (const id of commit.ends ?? []) rows.delete(id)
+    this.sessions.clear()
+    for (const [id, row] of rows) this.sessions.set(id, row)
   }
 
   #write(batch: WriteBatch): void {

@@ -457,8 +457,14 @@ function answerStatements(t: SchemaTables, leases: boolean): string {
            AS d(session text, call bigint)
          WHERE a.session = d.session AND a.call = d.call;
        END IF;
-       IF ${leases ? 'v_gone' : 'p_session_deletes'} IS NOT NULL THEN
-         DELETE FROM ${t.answers} WHERE session = ANY(${leases ? 'v_gone' : 'p_session_deletes'});
+       IF p_session_deletes IS NOT NULL THEN
+         DELETE FROM ${t.answers} WHERE session = ANY(${
+           // A cluster node's deletes may leave a row (another node's now, or one only a reaper
+           // deletes): only the deleted rows lose their answers. A single server's all do.
+           leases
+             ? 'CASE WHEN p_node IS NULL THEN p_session_deletes ELSE v_gone END'
+             : 'p_session_deletes'
+         });
        END IF;`
 }
 
@@ -467,8 +473,10 @@ const SESSION_DELETES = (t: SchemaTables): string => `
          DELETE FROM ${t.sessions} WHERE id = ANY(p_session_deletes);
        END IF;`
 
+// With defaults, so that a node of the previous version, still running while a new one migrates
+// the schema, calls the new function with its 11 arguments and writes as before.
 const LEASE_ARGS = `,
-       p_node text, p_fences jsonb, p_ends jsonb`
+       p_node text DEFAULT NULL, p_fences jsonb DEFAULT NULL, p_ends jsonb DEFAULT NULL`
 
 const LEASE_DECLARATIONS = `
        v_refused bigint;
@@ -500,33 +508,47 @@ function leaseStatements(t: SchemaTables): string {
            pid = excluded.pid, name = excluded.name, ttl = excluded.ttl,
            children = excluded.children, last_child = excluded.last_child,
            principal = excluded.principal
-         WHERE ${t.sessions}.node = p_node AND ${t.sessions}.expires_at > now();
+         WHERE ${t.sessions}.node = p_node AND ${t.sessions}.expires_at > clock_timestamp();
          UPDATE ${t.sessions} x SET resume_token_hash = s.resume_token_hash, pid = s.pid,
            name = s.name, ttl = s.ttl, children = s.children, last_child = s.last_child,
            principal = s.principal
          FROM jsonb_to_recordset(p_session_puts) AS ${columns}
          WHERE NOT coalesce(s.fresh, false) AND x.id = s.id AND x.node = p_node
-           AND x.expires_at > now();
+           AND x.expires_at > clock_timestamp();
        END IF;
        IF p_session_deletes IS NOT NULL THEN
          WITH d AS (DELETE FROM ${t.sessions} WHERE id = ANY(p_session_deletes)
-             AND (p_node IS NULL OR (node = p_node AND expires_at > now())) RETURNING id)
+             AND (p_node IS NULL OR (node = p_node AND expires_at > clock_timestamp())) RETURNING id)
          SELECT array_agg(id) INTO v_gone FROM d;
        END IF;`
 }
 
 /**
  * The lease checks (migration 10), last, so that sessions put by this batch count: a commit
- * that ends sessions (a reaper's) is refused when one of them holds a live lease again, and
- * deletes them otherwise; a commit fenced on a session is refused unless the writing node
- * still holds that session with a live lease. A refusal rolls the whole batch back; the
+ * fenced on a session is refused unless the writing node still holds that session with a live
+ * lease, or this batch deleted it (`v_gone`: it ended on this node, after its last commits); a
+ * commit that ends sessions (a reaper's) is refused when one of them holds a live lease again,
+ * and deletes them otherwise. Leases are judged at `clock_timestamp()`, not at the
+ * transaction's start. A refusal rolls the whole batch back; the
  * runtime then writes it in parts until the refused commit is alone.
  */
 const LEASE_CHECKS = (t: SchemaTables): string => `
+       IF p_fences IS NOT NULL THEN
+         SELECT f.revision, f.session INTO v_refused, v_session
+         FROM jsonb_to_recordset(p_fences) AS f(revision bigint, session text)
+         WHERE NOT EXISTS (SELECT 1 FROM ${t.sessions} s
+             WHERE s.id = f.session AND s.node = p_node AND s.expires_at > clock_timestamp())
+           AND f.session <> ALL(coalesce(v_gone, '{}'))
+         ORDER BY f.revision LIMIT 1;
+         IF v_refused IS NOT NULL THEN
+           RAISE EXCEPTION 'session % is not held by node % with a live lease: it was reaped or another node took it',
+             v_session, p_node USING ERRCODE = '${SESSION_LOST}', DETAIL = v_refused::text;
+         END IF;
+       END IF;
        IF p_ends IS NOT NULL THEN
          SELECT e.revision INTO v_refused
          FROM jsonb_to_recordset(p_ends) AS e(revision bigint, session text)
-         JOIN ${t.sessions} s ON s.id = e.session WHERE s.expires_at > now()
+         JOIN ${t.sessions} s ON s.id = e.session WHERE s.expires_at > clock_timestamp()
          ORDER BY e.revision LIMIT 1;
          IF v_refused IS NOT NULL THEN
            RAISE EXCEPTION 'commit % ends a session whose lease is live', v_refused
@@ -537,17 +559,6 @@ const LEASE_CHECKS = (t: SchemaTables): string => `
              WHERE s.id = e.session RETURNING s.id)
          SELECT array_agg(id) INTO v_gone FROM d;
          DELETE FROM ${t.answers} WHERE session = ANY(v_gone);
-       END IF;
-       IF p_fences IS NOT NULL THEN
-         SELECT f.revision, f.session INTO v_refused, v_session
-         FROM jsonb_to_recordset(p_fences) AS f(revision bigint, session text)
-         WHERE NOT EXISTS (SELECT 1 FROM ${t.sessions} s
-           WHERE s.id = f.session AND s.node = p_node AND s.expires_at > now())
-         ORDER BY f.revision LIMIT 1;
-         IF v_refused IS NOT NULL THEN
-           RAISE EXCEPTION 'session % is not held by node % with a live lease: it was reaped or another node took it',
-             v_session, p_node USING ERRCODE = '${SESSION_LOST}', DETAIL = v_refused::text;
-         END IF;
        END IF;`
 
 /** The schema version this code expects. */

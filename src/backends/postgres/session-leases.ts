@@ -1,3 +1,4 @@
+import pg from 'pg'
 import type { StoredSession } from '../../engine/ports/backend.js'
 import type { Connections } from './connections.js'
 import type { SchemaTables } from './migrations.js'
@@ -33,23 +34,27 @@ export class SessionLeases {
     this.#db = db
   }
 
-  /** Renews every live lease `node` holds; answers their ids. */
+  /**
+   * Renews every live lease `node` holds; answers their ids. One simple query (its statements
+   * are one implicit transaction, one round trip), so the pool's client-side `query_timeout`
+   * bounds it too: a database host that vanished fails it instead of holding it for TCP's
+   * minutes (the values are literals, escaped: the simple protocol takes no parameters).
+   */
   async renew(node: string): Promise<string[]> {
-    return this.#db().transaction('BEGIN', async (client) => {
-      await client.query(
-        `SET LOCAL lock_timeout = '${RENEW_TIMEOUT}'; SET LOCAL statement_timeout = '${RENEW_TIMEOUT}'`,
-      )
-      await client.query('SELECT pg_advisory_xact_lock_shared($1, hashtext($2))', [
-        TURN_CLASS,
-        this.#schema,
-      ])
-      const { rows } = await client.query<{ id: string }>(
-        `UPDATE ${this.#t.sessions} SET expires_at = now() + ttl * interval '1 millisecond'
-         WHERE node = $1 AND expires_at > now() RETURNING id`,
-        [node],
-      )
-      return rows.map((row) => row.id)
-    })
+    const text =
+      `SET LOCAL lock_timeout = '${RENEW_TIMEOUT}'; ` +
+      `SET LOCAL statement_timeout = '${RENEW_TIMEOUT}'; ` +
+      `SELECT pg_advisory_xact_lock_shared(${TURN_CLASS}, hashtext(${pg.escapeLiteral(this.#schema)})); ` +
+      // clock_timestamp(), not now(): now() is when the transaction began, before the wait for
+      // the lock, and a lease that ran out during that wait must stay out.
+      `UPDATE ${this.#t.sessions} ` +
+      `SET expires_at = clock_timestamp() + ttl * interval '1 millisecond' ` +
+      `WHERE node = ${pg.escapeLiteral(node)} AND expires_at > clock_timestamp() RETURNING id`
+    // A multi-statement query answers one result per statement; the UPDATE's is the last.
+    const results = (await this.#db().single(text, [])) as unknown as pg.QueryResult<{
+      id: string
+    }>[]
+    return (results.at(-1)?.rows ?? []).map((row) => row.id)
   }
 
   /**
@@ -62,7 +67,7 @@ export class SessionLeases {
     const { rows } = await this.#db().query<SessionRow>(
       `UPDATE ${t.sessions} SET reap_at = now() + $2 * interval '1 millisecond'
        WHERE id IN (SELECT id FROM ${t.sessions}
-         WHERE expires_at <= now() AND (reap_at IS NULL OR reap_at <= now())
+         WHERE expires_at <= clock_timestamp() AND (reap_at IS NULL OR reap_at <= now())
          ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
        RETURNING id, resume_token_hash, pid, name, ttl, children, last_child, principal`,
       [limit, claimMs],

@@ -361,8 +361,8 @@ export interface WriteBatch {
   readonly id: string
   /**
    * The cluster node writing (absent on a single server): its sessions' rows name it, a put
-   * or delete of a session touches only a row it holds (or, for a delete, one whose lease ran
-   * out), and commits with `session` or `ends` are checked against the leases.
+   * or delete of a session touches only a row it holds with a live lease, and commits with
+   * `session` or `ends` are checked against the leases.
    */
   readonly node?: string
   readonly commits: readonly StoredCommit[]

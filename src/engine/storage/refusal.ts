@@ -33,7 +33,8 @@ export function refusesContent(backend: Backend, error: unknown): boolean {
 /**
  * Splits a refused batch in two, to find what the backend refuses (bisection: a batch of N
  * commits with one refused costs about 2·log₂N writes, and the good halves stay batched).
- * Kind declarations and sessions go first, apart from the commits; commits are halved in
+ * Kind declarations and session puts go first, apart from the commits, and session deletes
+ * after them; commits are halved in
  * revision order, so the halves are written in order and revisions stay gap-free. Returns `[]`
  * when the batch cannot be split: one commit, or one kind or session.
  */
@@ -65,7 +66,11 @@ export function splitBatch(batch: WriteBatch, nextId: () => string): WriteBatch[
     }
   }
   if (commits.length > 0 && items > 0) {
-    return [part([], kinds, sessions.put, sessions.delete), part(commits)]
+    // Kinds and puts before the commits (a commit may be a new session's, fenced on its row),
+    // deleted sessions after them (an ended session's last commits are still its own).
+    const first = items - sessions.delete.length > 0 ? [part([], kinds, sessions.put)] : []
+    const last = sessions.delete.length > 0 ? [part([], [], [], sessions.delete)] : []
+    return [...first, part(commits), ...last]
   }
   if (commits.length > 1) {
     const half = Math.ceil(commits.length / 2)

@@ -262,8 +262,13 @@ export class BackendRuntime {
 
   /** Forgets a stored session (it ended): its processes no longer outlive this run. */
   deleteSession(id: string): void {
+    // A cluster node's session that ends before its first put is written: the put stays, so
+    // that the row its queued commits are fenced on exists, and is deleted in the same batch.
+    const put = this.#sessionPuts.get(id)
+    if (this.#unwritten.has(id) && put !== undefined)
+      this.#sessionPuts.set(id, { ...put, fresh: true })
+    else this.#sessionPuts.delete(id)
     this.#unkeep(id)
-    this.#sessionPuts.delete(id)
     this.#sessionDeletes.add(id)
     this.#schedule()
   }
@@ -406,7 +411,9 @@ export class BackendRuntime {
     }
     const commit = batch.commits[0]
     if (commit !== undefined) {
-      if (commit.changes.length === 0) return false
+      // An empty commit is not content, unless it ends sessions (a reaper's, refused because a
+      // lease is live again): retried as it was, it would be refused forever.
+      if (commit.changes.length === 0 && commit.ends === undefined) return false
       this.#refuse(commit, error)
       return true
     }
