@@ -60,13 +60,20 @@ export interface DataspaceClient extends DataspaceApi {
  * Connects to a Dataspace server and opens a session: a process with a lease that everything
  * this client asserts is owned by (or by its children, `client.process(name)`).
  *
+ * `url` may be a list: the nodes of a cluster (docs/cluster.md, "Client failover"). The first
+ * connection tries them in order; when a connection is lost, each reconnect attempt goes to the
+ * next one, and the session is resumed there (same pids, nothing retracted) within its lease.
+ *
  * @example
  * const ds = await connect('http://127.0.0.1:7411', { name: 'billing', ttl: 10_000 })
  * const proc = ds.process('worker')
  * await proc.assert('api.route', 'billing', { path: '/billing' })
  * for await (const event of ds.watch('api.route')) console.log(event)
  */
-export async function connect(url: string, options: ConnectOptions = {}): Promise<DataspaceClient> {
+export async function connect(
+  url: string | readonly string[],
+  options: ConnectOptions = {},
+): Promise<DataspaceClient> {
   const client = new RemoteDataspace(url, options)
   // close() already swallows its exit's failure (the lease ends the session instead); the
   // caller learns of the abort from connect's own rejection.
@@ -97,7 +104,7 @@ class RemoteDataspace implements DataspaceClient, ProcessHost {
   #names: RemoteNames | undefined
   #closing: Promise<void> | undefined
 
-  constructor(url: string, options: ConnectOptions) {
+  constructor(url: string | readonly string[], options: ConnectOptions) {
     this.connection = new Connection(
       url,
       {

@@ -75,7 +75,12 @@ export interface ConnectionEvents {
  * tick go out as one frame.
  */
 export class Connection {
-  readonly #url: string
+  /** The servers to try, in turn (the nodes of a cluster: docs/cluster.md, "Client failover"). */
+  readonly #urls: readonly string[]
+  /** The one connected to, or tried, now. */
+  #url: string
+  /** How many URLs the first connection has tried. */
+  #firstTries = 1
   readonly #options: ConnectionOptions
   readonly #events: ConnectionEvents
   #socket: WebSocket | undefined
@@ -99,8 +104,15 @@ export class Connection {
   /** The server run the last welcome came from. */
   #epoch: string | undefined
 
-  constructor(url: string, options: ConnectionOptions, events: ConnectionEvents) {
-    this.#url = wsUrl(url)
+  constructor(
+    urls: string | readonly string[],
+    options: ConnectionOptions,
+    events: ConnectionEvents,
+  ) {
+    const list = typeof urls === 'string' ? [urls] : urls
+    if (list.length === 0) throw new InvalidArgument('connect needs at least one URL')
+    this.#urls = list.map(wsUrl)
+    this.#url = this.#urls[0]!
     this.#options = options
     this.#events = events
   }
@@ -420,7 +432,14 @@ export class Connection {
         ? `connection lost (${code}${reason ? `: ${reason}` : ''})`
         : `cannot connect to ${this.#url}`,
     )
+    // Each attempt goes to the next URL: a node that died is left for the next one.
+    this.#url = this.#urls[(this.#urls.indexOf(this.#url) + 1) % this.#urls.length]!
     if (this.#first) {
+      if (!opened && this.#firstTries < this.#urls.length) {
+        this.#firstTries++
+        this.#open()
+        return
+      }
       this.terminate(error)
       return
     }

@@ -1,4 +1,4 @@
-import { InvalidArgument } from '../errors/index.js'
+import { InvalidArgument, Unavailable } from '../errors/index.js'
 import { checkPositive } from '../model/validate.js'
 import { durableGate } from '../streams/durable-gate.js'
 import type { DurableGate } from '../streams/durable-gate.js'
@@ -209,6 +209,7 @@ export function assemble(
     pending,
     backed,
     runtime,
+    unwrittenExits: ops.unwrittenExits,
   })
   const gate = runtime === undefined ? undefined : durableGate(runtime)
   const reader = seam ?? cluster
@@ -241,7 +242,7 @@ export function assemble(
         catchUp: (page, after) => follower.catchUpTo(page, after),
         rewind: (state) => {
           runtime.discard(new Error('the store is behind this node'))
-          recovery.rewind(state, node)
+          recovery.rewind(state, ops.unwrittenExits)
           runtime.restarted()
         },
         follow: () => follower.wake(),
@@ -258,6 +259,24 @@ export function assemble(
         },
         isWritten: (id) => runtime.isWritten(id),
         reap: (session) => ops.reap(session),
+        adopt: (session) => {
+          for (const { pid, name } of [session, ...session.children]) {
+            if (!processes.isAlive(pid)) processes.register(pid, name)
+          }
+          runtime.adoptSession(session)
+        },
+        caughtUp: async (revision) => {
+          const deadline = Date.now() + ackTimeoutMs
+          while (commits.revision < revision) {
+            if (Date.now() > deadline) {
+              throw new Unavailable(
+                `this node has not applied revision ${revision} within ${ackTimeoutMs} ms`,
+              )
+            }
+            follower.wake()
+            await new Promise((resolve) => setTimeout(resolve, 5))
+          }
+        },
         lose: (session) => {
           // Forgotten here too: nothing more is written for it (its delete touches only a row
           // this node holds with a live lease, so a row left to the reaper stays).

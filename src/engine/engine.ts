@@ -1,5 +1,5 @@
 import type { BackendHealth, StoredRows } from './storage/runtime.js'
-import type { LoadedState } from './ports/backend.js'
+import type { LoadedState, SessionMatch, TakenSession } from './ports/backend.js'
 import type { ReadResult, ReadSpec } from './backed-reads.js'
 import { runProcess } from '../model/run-process.js'
 import { Closed, InvalidArgument, Unavailable } from '../errors/index.js'
@@ -98,6 +98,16 @@ export class Engine implements Kernel, WatchContext {
     // A follower stores nothing: its sessions live in memory and end with it. A cluster node's
     // live in the store, with leases (docs/cluster.md, "Sessions in the store").
     return this.writesRefused === undefined ? this.#parts.runtime : undefined
+  }
+
+  /**
+   * A cluster node's (docs/cluster.md, "Resuming on another node"): takes over the stored
+   * session `id` that another node held, when it is live and `match` matches, and serves its
+   * processes here; resolves with it and its stored answers, or `undefined`. Elsewhere
+   * (`undefined` too) there is nothing to take over: a session lives on one server.
+   */
+  takeOverSession(id: string, match: SessionMatch): Promise<TakenSession | undefined> {
+    return this.#parts.leases?.takeOver(id, match) ?? Promise.resolve(undefined)
   }
 
   /** Whether writes reach the durable backend (`undefined` in memory): `/readyz` reports it. */

@@ -337,11 +337,25 @@ export class ProcessOps implements ProcessHost {
    * be: an owner's records must not outlive it).
    */
   exit(proc: LocalProcess, reason: ExitReason): Promise<void> {
-    return this.#retractOwned([proc.id], undefined, () => {
+    const exit = this.#retractOwned([proc.id], undefined, () => {
       this.#engine.forgetProcess(proc)
       proc.finishExit(reason)
+      if (this.#commits.clustered) this.unwrittenExits.add(proc.id)
+    })
+    if (!this.#commits.clustered) return exit
+    // Durable: no rewind needs it. Dropped (another node wrote first): `rewind` takes it.
+    return exit.then(() => {
+      this.unwrittenExits.delete(proc.id)
     })
   }
+
+  /**
+   * A cluster node's processes that exited here and whose exit's commit is not yet durable: if
+   * the node's unwritten commits are dropped (another node wrote first), what the store still
+   * holds for them is retracted again (`Recovery.rewind`). Only those: a pid of this node that
+   * is not alive here may be a session another node took over, alive there.
+   */
+  readonly unwrittenExits = new Set<string>()
 
   /**
    * A cluster node's reaper (docs/cluster.md, "Sessions in the store"): the stored session

@@ -31,12 +31,22 @@ export class ProcessTable {
   /** A new process with a pid the caller chose (see `Engine.processWithId`). */
   createWithId(id: string, name: string): LocalProcess {
     checkProcessName(name)
-    if (typeof id !== 'string' || !id.startsWith(`${this.#node}/`) || id.length > 400) {
+    if (typeof id !== 'string' || !this.#mayHave(id) || id.length > 400) {
       throw new InvalidArgument(`pid must start with "${this.#node}/"`)
     }
     checkText('pid', id)
     if (this.#processes.has(id)) throw new InvalidArgument(`pid ${id} is already a live process`)
     return this.register(id, name)
+  }
+
+  /**
+   * Whether `id` is a pid this node may hand out: one of its own, or a child (`<pid>.<n>`) of a
+   * live process here — a session another node opened and this one took over keeps its pids.
+   */
+  #mayHave(id: string): boolean {
+    if (id.startsWith(`${this.#node}/`)) return true
+    const dot = id.lastIndexOf('.')
+    return dot > 0 && this.isAlive(id.slice(0, dot))
   }
 
   /** Adds a process with a known pid, unchecked (start-up restores those storage kept). */

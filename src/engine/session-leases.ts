@@ -1,4 +1,4 @@
-import type { ClusterSeam, StoredSession } from './ports/backend.js'
+import type { ClusterSeam, SessionMatch, StoredSession, TakenSession } from './ports/backend.js'
 import type { BackendLog } from './storage/runtime.js'
 
 /** A reaper looks for sessions whose lease ran out this often (and at most this many at once). */
@@ -28,6 +28,10 @@ export interface LeaseHost {
   isWritten(id: string): boolean
   /** Retracts what a session whose lease ran out owns, in one commit that ends it. */
   reap(session: StoredSession): Promise<void>
+  /** Serves a session taken over from another node: its processes here, its lease renewed. */
+  adopt(session: StoredSession): void
+  /** Resolves once this node has applied `revision` (its feed reader woken). */
+  caughtUp(revision: number): Promise<void>
   /**
    * Ends this node's processes of a session the store no longer gives this node (it was reaped,
    * or its lease ran out: the reaper retracts what it owns), with no commit of their own.
@@ -88,6 +92,21 @@ export class SessionLeases {
     clearTimeout(this.#renewTimer)
     clearInterval(this.#reapTimer)
     await Promise.all([this.#renewing, this.#reaping])
+  }
+
+  /**
+   * Takes over a session another node held (its client resumed it here): moves its row to
+   * this node, waits until this node has applied everything stored then (the client's own
+   * writes on the other node included), and serves its processes here. `undefined` when the
+   * store has no live session `id` matching `match`.
+   */
+  async takeOver(id: string, match: SessionMatch): Promise<TakenSession | undefined> {
+    const taken = await this.#cluster.takeOverSession(id, this.#host.node, match)
+    if (taken === undefined) return undefined
+    await this.#host.caughtUp(taken.revision)
+    this.#host.adopt(taken.session)
+    this.sessionPut(taken.session)
+    return taken
   }
 
   /** Renews now (a session was opened with a lease shorter than the next renewal allows for). */

@@ -28,6 +28,8 @@ export interface RecoveryParts {
   readonly backed: BackedReads | undefined
   /** The backend runtime: it knows which processes the store keeps across a restart. */
   readonly runtime: BackendRuntime | undefined
+  /** A cluster node's processes that exited here, their exit not yet durable (ProcessOps). */
+  readonly unwrittenExits: ReadonlySet<string>
 }
 
 /**
@@ -135,9 +137,13 @@ export class Recovery {
     commits.system((tx) => {
       for (const { kind, id, current, target } of undos) tx.restore(kind, id, current, target)
     })
+    // On a cluster node, a pid not alive here may be alive on another node (a session taken
+    // over): only one that exited here is dead for sure.
+    const dead = (pid: string): boolean =>
+      !processes.isAlive(pid) && (!commits.clustered || this.#parts.unwrittenExits.has(pid))
     commits.system((orphans) => {
       for (const { target } of undos) {
-        if (target?.owner == null || processes.isAlive(target.owner)) continue
+        if (target?.owner == null || !dead(target.owner)) continue
         orphans.remove(target, 'owner-exit')
       }
     })
@@ -146,18 +152,23 @@ export class Recovery {
   /**
    * A cluster node whose unwritten commits were dropped (another node wrote first) starts over
    * from the store's `state`: memory becomes the store (watches get `reset`), and whatever the
-   * store still holds for this node's processes that exited meanwhile (their exit's commit was
-   * among the dropped ones) is retracted, as that exit would have done.
+   * store still holds for this node's processes that exited meanwhile (`exited`: their exit's
+   * commit was among the dropped ones) is retracted, as that exit would have done. Only those:
+   * another pid of this node that is not alive here may be a session another node took over.
    */
-  rewind(state: LoadedState, node: string): void {
+  rewind(state: LoadedState, exited: Set<string>): void {
     const { pending, commits, processes, catalog } = this.#parts
     pending?.clear()
     commits.resync(state, true)
+    const owners = [...exited].filter((pid) => !processes.isAlive(pid))
+    exited.clear()
+    if (owners.length === 0) return
     commits.system((tx) => {
       for (const store of catalog.stores()) {
-        for (const [owner, owned] of store.byOwner) {
-          if (!owner.startsWith(`${node}/`) || processes.isAlive(owner)) continue
-          for (const record of owned.values()) tx.remove(record, 'owner-exit')
+        for (const owner of owners) {
+          for (const record of store.byOwner.get(owner)?.values() ?? []) {
+            tx.remove(record, 'owner-exit')
+          }
         }
       }
     })

@@ -1,5 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
-import type { StoredSession } from '../backends/index.js'
+import type { StoredAnswer, StoredSession } from '../backends/index.js'
 import type { Dataspace } from '../dataspace.js'
 import type { LocalProcess } from '../engine/index.js'
 import type { ExitReason } from '../model/index.js'
@@ -143,6 +143,35 @@ export class SessionTable {
     })
     this.#observe('resumed', entry.session)
     return entry.session
+  }
+
+  /**
+   * A cluster node (docs/cluster.md, "Resuming on another node"): takes over the session `id`
+   * that another node held, when the store has it live and `resumeToken` (and `principal`,
+   * the token name the client authenticated as, when auth is on) match what it was opened
+   * with. Its processes are served here from now on, with a lease from now; resolves with it
+   * and the stored answers of its write calls, or `undefined` (there is nothing to resume: the
+   * client opens a new session).
+   */
+  async takeOver(
+    id: string,
+    resumeToken: string,
+    principal: string | undefined,
+  ): Promise<{ session: Session; answers: readonly StoredAnswer[] } | undefined> {
+    const taken = await this.#ds.takeOverSession(id, {
+      resumeTokenHash: sha256(resumeToken).toString('hex'),
+      ...(principal === undefined ? {} : { principal }),
+    })
+    if (taken === undefined) return undefined
+    // Resumed here meanwhile by a second connection that took it over first.
+    if (this.#sessions.get(id)?.session.process.alive === true) {
+      return { session: this.resume(id, resumeToken), answers: [] }
+    }
+    const session = this.adopt(taken.session)
+    if (session === undefined) return undefined
+    const entry = this.#sessions.get(id)
+    if (entry !== undefined) entry.resumeToken = resumeToken
+    return { session, answers: taken.answers }
   }
 
   /** The token name that opened a session (for checking who may resume it after a restart). */

@@ -189,6 +189,39 @@ describe('sessions in the store (cluster nodes)', () => {
     await b.close()
   })
 
+  it('another node takes a session over; the node it left keeps its records when it starts over', async () => {
+    const { store, a, b } = await twoNodes()
+    const proc = a.process('mover')
+    const session = storeSession(a, proc, 60_000)
+    await proc.assert('task', 'moved', {})
+    await until('the session is stored', () => store.sessions.has(session.id))
+    const taken = await b.takeOverSession(session.id, { resumeTokenHash: '00' })
+    assert.equal(taken?.session.pid, proc.id)
+    assert.equal(store.sessions.get(session.id)?.node, b.node)
+    assert.equal(b.processById(proc.id)?.alive, true, 'served on B, same pid')
+    // A finds it gone at its next renewal: it drops it, retracting nothing.
+    await until('node A drops it', () => !proc.alive)
+    // Then A's unwritten commits are dropped (B wrote first) and A starts over from the store:
+    // a pid of A's that is not alive on A is not dead (B serves it).
+    let release!: () => void
+    store.writeGate = new Promise((resolve) => (release = resolve))
+    const lost = a.process('p').assert('task', 'lost', {}, { owner: null })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    store.steal()()
+    store.writeGate = undefined
+    await b.process('p').assert('task', 'won', {}, { owner: null })
+    release()
+    await assert.rejects(lost, { code: 'Unavailable' })
+    await a.process('p').assert('task', 'after', {}, { owner: null })
+    await until(
+      'both nodes converge',
+      () => a.revision === store.revision && b.revision === store.revision,
+    )
+    for (const ds of [a, b]) assert.equal((await ds.get('task', 'moved'))?.owner, proc.id)
+    await a.close()
+    await b.close()
+  })
+
   it('a session that ended on its node is deleted, and what it owned with it', async () => {
     const { store, a, b } = await twoNodes()
     const proc = a.process('agent')

@@ -128,6 +128,21 @@ export class SharedStore {
           }
           return Promise.resolve(renewed)
         },
+        takeOverSession: (id, node, match) => {
+          const now = Date.now()
+          const row = this.sessions.get(id)
+          if (
+            row === undefined ||
+            row.expiresAt <= now ||
+            row.session.resumeTokenHash !== match.resumeTokenHash ||
+            (match.principal !== undefined && row.session.principal !== match.principal)
+          )
+            return Promise.resolve(undefined)
+          row.node = node
+          row.expiresAt = now + row.session.ttl
+          delete row.reapAt
+          return Promise.resolve({ session: row.session, answers: [], revision: this.revision })
+        },
         claimExpiredSessions: (limit, claimMs) => {
           const now = Date.now()
           const claimed = [...this.sessions.values()]

@@ -10,6 +10,7 @@ import type {
   FollowerSeam,
   LoadedState,
   QueryPage,
+  SessionMatch,
   WriteBatch,
 } from '../../engine/ports/backend.js'
 import { Connections } from './connections.js'
@@ -226,6 +227,8 @@ class PgBackend implements PostgresBackend {
         renewSessions: (node: string) => this.#leases.renew(node),
         claimExpiredSessions: (limit: number, claimMs: number) =>
           this.#leases.claimExpired(limit, claimMs),
+        takeOverSession: (id: string, node: string, match: SessionMatch) =>
+          this.#leases.takeOver(id, node, match),
       })
     }
   }

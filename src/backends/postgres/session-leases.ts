@@ -1,9 +1,9 @@
 import pg from 'pg'
-import type { StoredSession } from '../../engine/ports/backend.js'
+import type { SessionMatch, StoredSession, TakenSession } from '../../engine/ports/backend.js'
 import type { Connections } from './connections.js'
 import type { SchemaTables } from './migrations.js'
-import { sessionFromRow } from './rows.js'
-import type { SessionRow } from './rows.js'
+import { answerFromRow, sessionFromRow } from './rows.js'
+import type { AnswerRow, SessionRow } from './rows.js'
 import { TURN_CLASS } from './turn-lock.js'
 
 /**
@@ -55,6 +55,38 @@ export class SessionLeases {
       id: string
     }>[]
     return (results.at(-1)?.rows ?? []).map((row) => row.id)
+  }
+
+  /**
+   * Moves a live session to `node`, if the resume token's hash (and the principal, when given)
+   * match; with its answers and the stored revision, in one simple query (one transaction).
+   */
+  async takeOver(id: string, node: string, match: SessionMatch): Promise<TakenSession | undefined> {
+    const t = this.#t
+    const lit = pg.escapeLiteral
+    const principal =
+      match.principal === undefined ? '' : ` AND principal = ${lit(match.principal)}`
+    const text =
+      `UPDATE ${t.sessions} SET node = ${lit(node)}, reap_at = NULL, ` +
+      `expires_at = clock_timestamp() + ttl * interval '1 millisecond' ` +
+      `WHERE id = ${lit(id)} AND expires_at > clock_timestamp() ` +
+      `AND resume_token_hash = ${lit(match.resumeTokenHash)}${principal} ` +
+      `RETURNING id, resume_token_hash, pid, name, ttl, children, last_child, principal; ` +
+      `SELECT session, call, revision, value FROM ${t.answers} WHERE session = ${lit(id)} ` +
+      `ORDER BY revision, call; ` +
+      `SELECT revision FROM ${t.revision}`
+    const [moved, answers, head] = (await this.#db().single(text, [])) as unknown as [
+      pg.QueryResult<SessionRow>,
+      pg.QueryResult<AnswerRow>,
+      pg.QueryResult<{ revision: string }>,
+    ]
+    const row = moved.rows[0]
+    if (row === undefined) return undefined
+    return {
+      session: sessionFromRow(row),
+      answers: answers.rows.map(answerFromRow),
+      revision: Number(head.rows[0]?.revision ?? 0),
+    }
   }
 
   /**

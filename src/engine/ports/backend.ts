@@ -155,6 +155,32 @@ export interface ClusterSeam extends FollowerSeam {
    * node did not reap it (it died) lapses.
    */
   claimExpiredSessions(limit: number, claimMs: number): Promise<StoredSession[]>
+  /**
+   * Moves the stored session `id` to `node` (its client resumed it there: docs/cluster.md,
+   * "Resuming on another node"), with a fresh lease, if its lease is live and it matches
+   * `match` (the hash of the resume token the client presented; the token name that opened it,
+   * when given). Answers the session, its stored answers (oldest first) and the stored revision
+   * then, or `undefined` when there is no such live session. The node that held it finds it
+   * gone at its next renewal, and the store refuses its writes for it from now on.
+   */
+  takeOverSession(id: string, node: string, match: SessionMatch): Promise<TakenSession | undefined>
+}
+
+/** What a client must present to resume a stored session (`ClusterSeam.takeOverSession`). */
+export interface SessionMatch {
+  /** sha256 (hex) of the resume token the client presented. */
+  readonly resumeTokenHash: string
+  /** The token name the client authenticated as (auth on): it must be the one that opened it. */
+  readonly principal?: string
+}
+
+/** A session a node took over: what it needs to serve it. */
+export interface TakenSession {
+  readonly session: StoredSession
+  /** The stored answers of its write calls, oldest first. */
+  readonly answers: readonly StoredAnswer[]
+  /** The stored revision when it was taken: the node serves it once it has applied that. */
+  readonly revision: number
 }
 
 /** What a server registers about itself. */

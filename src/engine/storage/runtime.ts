@@ -260,6 +260,14 @@ export class BackendRuntime {
     this.#onSessionPut?.(session)
   }
 
+  /**
+   * Serves a session another node stored and this one took over (its row is this node's now):
+   * kept like a stored session, without a put.
+   */
+  adoptSession(session: StoredSession): void {
+    this.#keep(session)
+  }
+
   /** Forgets a stored session (it ended): its processes no longer outlive this run. */
   deleteSession(id: string): void {
     // A cluster node's session that ends before its first put is written: the put stays, so

@@ -77,10 +77,17 @@ export function answerOnce(
   })
 }
 
-/** Puts the answers a previous server stored back into the adopted session's cache. */
-export function restoreAnswers(store: SessionStore, session: Session): void {
+/**
+ * Puts the answers a previous server stored back into the adopted session's cache: those it
+ * loaded at start-up, or `answers` (a cluster node that took the session over).
+ */
+export function restoreAnswers(
+  store: SessionStore,
+  session: Session,
+  answers: readonly StoredAnswer[] = bySession(store).get(session.id) ?? [],
+): void {
   const cache = callCacheOf(session, store)
-  for (const answer of bySession(store).get(session.id) ?? []) {
+  for (const answer of answers) {
     cache.restore(answer.call, JSON.parse(answer.value) as unknown)
   }
 }

@@ -19,7 +19,7 @@ import type { ServerState } from '../request-context.js'
 import type { Session } from '../session-table.js'
 import { queuedLength } from '../sse-stream.js'
 import { toWireError } from '../../protocol/index.js'
-import { answerOnce } from './durable-answers.js'
+import { answerOnce, restoreAnswers } from './durable-answers.js'
 import { prepareCall } from './dispatch.js'
 import { WsOutbox } from './ws-outbox.js'
 
@@ -28,6 +28,8 @@ const attached = new WeakMap<Session, WsConnection>()
 
 /** How often a paused watch re-checks the send buffer, in ms. */
 const DRAIN_POLL_MS = 10
+/** Messages a connection holds while its hello is answered asynchronously (see `#early`). */
+const MAX_EARLY_MESSAGES = 1_024
 
 /**
  * One WebSocket connection: a `hello` that opens or resumes a session, then calls answered by
@@ -53,6 +55,11 @@ export class WsConnection {
   readonly #address: string | undefined
   /** Closes the connection if no `hello` comes within `wsHelloTimeoutMs`. */
   #helloTimer: NodeJS.Timeout | undefined
+  /**
+   * Messages that came while the hello was being answered (a cluster node taking the session
+   * over from another node asks the database first): handled, in order, after the welcome.
+   */
+  #early: unknown[] | undefined
 
   constructor(
     socket: WebSocket,
@@ -149,6 +156,15 @@ export class WsConnection {
 
   #onMessage(message: unknown): void {
     const type = (message as { type?: unknown } | null)?.type
+    if (this.#early !== undefined) {
+      // A client pipelines at most a frame's worth before the welcome; more is not a client.
+      if (this.#early.length >= MAX_EARLY_MESSAGES) {
+        this.close(CLOSE_CODES.badHello, 'too many messages before the welcome')
+        return
+      }
+      this.#early.push(message)
+      return
+    }
     if (this.#session === undefined) {
       if (type !== 'hello') {
         this.close(CLOSE_CODES.badHello, 'the first message must be { type: "hello", v: 1 }')
@@ -205,7 +221,36 @@ export class WsConnection {
         this.close(CLOSE_CODES.goingAway, 'server is shutting down')
         return
       }
-      const { session, resumed } = this.#openSession(hello)
+      const opened = this.#openSession(hello)
+      if (opened instanceof Promise) {
+        this.#early = []
+        opened.then(
+          (done) => {
+            const early = this.#early ?? []
+            this.#early = undefined
+            if (this.#closed) {
+              // Gone while it was being taken over: the session stays (its lease runs).
+              return
+            }
+            this.#welcome(done.session, done.resumed)
+            for (const message of early) if (!this.#closed) this.#onMessage(message)
+          },
+          (error: unknown) => {
+            this.#early = undefined
+            this.#helloFailed(error)
+          },
+        )
+        return
+      }
+      this.#welcome(opened.session, opened.resumed)
+    } catch (error) {
+      this.#helloFailed(error)
+    }
+  }
+
+  /** Attaches `session` and tells the client so. */
+  #welcome(session: Session, resumed: boolean): void {
+    try {
       this.#attach(session)
       const welcome: WelcomeMessage = {
         type: 'welcome',
@@ -225,15 +270,24 @@ export class WsConnection {
       }
       this.#send([welcome])
     } catch (error) {
-      this.#sendError(undefined, error)
-      const unauthorized = error instanceof DataspaceError && error.code === 'Unauthorized'
-      const code = unauthorized ? CLOSE_CODES.unauthorized : CLOSE_CODES.badHello
-      this.close(code, error instanceof Error ? error.message.slice(0, 120) : 'bad hello')
+      this.#helloFailed(error)
     }
   }
 
-  /** Resumes `hello.resume` if that session is alive, else opens a new one. */
-  #openSession(hello: HelloMessage): { session: Session; resumed: boolean } {
+  #helloFailed(error: unknown): void {
+    this.#sendError(undefined, error)
+    const unauthorized = error instanceof DataspaceError && error.code === 'Unauthorized'
+    const code = unauthorized ? CLOSE_CODES.unauthorized : CLOSE_CODES.badHello
+    this.close(code, error instanceof Error ? error.message.slice(0, 120) : 'bad hello')
+  }
+
+  /**
+   * Resumes `hello.resume` if that session is alive, else opens a new one. On a cluster node a
+   * session that another node held is taken over from the store first (asynchronously).
+   */
+  #openSession(
+    hello: HelloMessage,
+  ): { session: Session; resumed: boolean } | Promise<{ session: Session; resumed: boolean }> {
     const { sessions } = this.#state
     const resume = hello.resume
     if (resume !== undefined) {
@@ -250,12 +304,37 @@ export class WsConnection {
         checkSessionOwner(this.#state, live, this.#principal)
         return { session: sessions.resume(resume.session, resume.resumeToken), resumed: true }
       }
+      if (this.#state.ds.clustered) return this.#takeOver(hello, resume.session, resume.resumeToken)
     }
     const session = openSession(
       this.#state,
       hello.name ?? 'client',
       hello.ttl,
       this.#principal,
+      this.#address,
+    )
+    return { session, resumed: false }
+  }
+
+  /** A session another cluster node held: taken over if the store has it live, else a new one. */
+  async #takeOver(
+    hello: HelloMessage,
+    id: string,
+    resumeToken: string,
+  ): Promise<{ session: Session; resumed: boolean }> {
+    const { sessions } = this.#state
+    const principal = this.#principal
+    const taken = await sessions.takeOver(id, resumeToken, principal?.name)
+    if (taken !== undefined) {
+      if (principal !== undefined) this.#state.sessionOwners.set(taken.session, principal)
+      restoreAnswers(sessions.store, taken.session, taken.answers)
+      return { session: taken.session, resumed: true }
+    }
+    const session = openSession(
+      this.#state,
+      hello.name ?? 'client',
+      hello.ttl,
+      principal,
       this.#address,
     )
     return { session, resumed: false }
