@@ -79,6 +79,7 @@ export class Connection {
   readonly #urls: readonly string[]
   /** The one connected to, or tried, now. */
   #url: string
+  #urlIndex = 0
   /** How many URLs the first connection has tried. */
   #firstTries = 1
   readonly #options: ConnectionOptions
@@ -239,7 +240,10 @@ export class Connection {
   }
 
   #open(): void {
-    const socket = new WebSocket(this.#url, { perMessageDeflate: false })
+    // An attempt that gets no handshake in time moves on (to the next URL): a node whose host
+    // vanished would otherwise hold it for the system's connect timeout, minutes.
+    const handshakeTimeout = Math.max(500, Math.min(5_000, (this.#options.ttl ?? 10_000) / 3))
+    const socket = new WebSocket(this.#url, { perMessageDeflate: false, handshakeTimeout })
     this.#socket = socket
     let opened = false
     socket.on('open', () => {
@@ -433,9 +437,14 @@ export class Connection {
         : `cannot connect to ${this.#url}`,
     )
     // Each attempt goes to the next URL: a node that died is left for the next one.
-    this.#url = this.#urls[(this.#urls.indexOf(this.#url) + 1) % this.#urls.length]!
+    this.#urlIndex = (this.#urlIndex + 1) % this.#urls.length
+    this.#url = this.#urls[this.#urlIndex]!
     if (this.#first) {
-      if (!opened && this.#firstTries < this.#urls.length) {
+      // A server that cannot take it now (unreachable, shutting down, its store out of reach):
+      // the next URL is tried before `connect` gives up.
+      const next =
+        !opened || code === CLOSE_CODES.goingAway || code === CLOSE_CODES.tryAgainLater
+      if (next && this.#firstTries < this.#urls.length) {
         this.#firstTries++
         this.#open()
         return

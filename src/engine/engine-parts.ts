@@ -1,4 +1,4 @@
-import { InvalidArgument, Unavailable } from '../errors/index.js'
+import { Closed, InvalidArgument, Unavailable } from '../errors/index.js'
 import { checkPositive } from '../model/validate.js'
 import { durableGate } from '../streams/durable-gate.js'
 import type { DurableGate } from '../streams/durable-gate.js'
@@ -268,6 +268,7 @@ export function assemble(
         caughtUp: async (revision) => {
           const deadline = Date.now() + ackTimeoutMs
           while (commits.revision < revision) {
+            if (closed()) throw new Closed('the dataspace is closed')
             if (Date.now() > deadline) {
               throw new Unavailable(
                 `this node has not applied revision ${revision} within ${ackTimeoutMs} ms`,

@@ -110,6 +110,14 @@ export class Engine implements Kernel, WatchContext {
     return this.#parts.leases?.takeOver(id, match) ?? Promise.resolve(undefined)
   }
 
+  /**
+   * A cluster node's stored session whose client went away from this node (its lease here ran
+   * out): see `SessionLeases.release`. Elsewhere `undefined`: the caller exits its processes.
+   */
+  releaseSession(id: string): Promise<void> | undefined {
+    return this.#parts.leases?.release(id)
+  }
+
   /** Whether writes reach the durable backend (`undefined` in memory): `/readyz` reports it. */
   get backendHealth(): BackendHealth | undefined {
     const runtime = this.#parts.runtime

@@ -343,8 +343,9 @@ export class ProcessOps implements ProcessHost {
       if (this.#commits.clustered) this.unwrittenExits.add(proc.id)
     })
     if (!this.#commits.clustered) return exit
-    // Durable: no rewind needs it. Dropped (another node wrote first): `rewind` takes it.
-    return exit.then(() => {
+    // Settled: no later rewind needs it. Dropped (another node wrote first): the rewind runs
+    // before this (in the same step as the drop) and takes it.
+    return exit.finally(() => {
       this.unwrittenExits.delete(proc.id)
     })
   }

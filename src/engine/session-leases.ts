@@ -103,10 +103,31 @@ export class SessionLeases {
   async takeOver(id: string, match: SessionMatch): Promise<TakenSession | undefined> {
     const taken = await this.#cluster.takeOverSession(id, this.#host.node, match)
     if (taken === undefined) return undefined
-    await this.#host.caughtUp(taken.revision)
+    // Served (and renewed) here from the moment the store names this node, even if catching
+    // up fails below: the client, told to retry, resumes it here.
     this.#host.adopt(taken.session)
     this.sessionPut(taken.session)
+    await this.#host.caughtUp(taken.revision)
     return taken
+  }
+
+  /**
+   * A session whose client went away from this node (its lease here ran out): its lease in the
+   * store runs out now, if this node still holds it, and its processes here end with no commit
+   * of their own: a reaper retracts what it owned (within about a second), while a node that
+   * took it over meanwhile keeps serving it, untouched. When the store cannot be reached, its
+   * lease runs out there by itself (it is no longer renewed).
+   */
+  async release(id: string): Promise<void> {
+    const session = this.#host.sessions.get(id)
+    if (session === undefined) return
+    try {
+      await this.#cluster.expireSession(id, this.#host.node)
+    } catch (error) {
+      this.#failed('running out a released session', error)
+    }
+    const now = this.#host.sessions.get(id)
+    if (now !== undefined) this.#host.lose(now)
   }
 
   /** Renews now (a session was opened with a lease shorter than the next renewal allows for). */
@@ -142,7 +163,7 @@ export class SessionLeases {
     const judged = [...host.sessions.keys()].filter((id) => host.isWritten(id))
     let renewed: Set<string>
     try {
-      renewed = new Set(await this.#cluster.renewSessions(host.node))
+      renewed = new Set(await this.#cluster.renewSessions(host.node, judged))
     } catch (error) {
       this.#failed('renewing session leases', error)
       return

@@ -119,6 +119,8 @@ export const CLOSE_CODES = Object.freeze({
   sessionTakenOver: 4011,
   /** Graceful shutdown. */
   goingAway: 1001,
+  /** The server cannot answer the hello now (a cluster node that cannot reach its store). */
+  tryAgainLater: 1013,
   /** The server could not encode a message for this connection (it closes; the process lives). */
   internalError: 1011,
 })

@@ -349,7 +349,17 @@ export class SessionTable {
       return
     }
     this.#sessions.delete(entry.session.id)
-    this.#exitUnawaited(exitAll(entry, 'lease-expired'), entry)
+    // A cluster node does not retract what the session owned itself: another node may have
+    // taken it over meanwhile. Its lease in the store runs out, and a reaper retracts (or the
+    // node that took it over keeps it). Anything still alive here after that exits as usual.
+    const released = this.#ds.releaseSession(entry.session.id)
+    const exit =
+      released === undefined
+        ? exitAll(entry, 'lease-expired')
+        : released.then(() =>
+            entry.session.process.alive ? exitAll(entry, 'lease-expired') : undefined,
+          )
+    this.#exitUnawaited(exit, entry)
   }
 
   /**

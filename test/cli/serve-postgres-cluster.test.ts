@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
 import type { NodeView } from '../../src/server/index.js'
+import { connect } from '../../src/client/index.js'
 import { until } from '../client/helpers.js'
 import { exitCode, OutputReader, runCli, spawnCli, startServe } from './helpers.js'
 import type { ServeProcess } from './helpers.js'
@@ -345,6 +346,42 @@ describe('dataspace serve --cluster: three nodes on one schema', { skip: postgre
         const ready = await readyz(node.serve.url)
         assert.equal(ready.status, 200, JSON.stringify(ready.body))
       }
+    },
+  )
+
+  it(
+    'a client of a SIGKILLed node resumes its session on another node, owning what it owned',
+    { timeout: 60_000 },
+    async () => {
+      const d = await startNode('D', backend.toString(), false)
+      nodes.push(d)
+      const client = await connect([d.serve.url, a.serve.url], {
+        name: 'roamer',
+        ttl: 10_000,
+        backoff: { initialMs: 20, maxMs: 200 },
+      })
+      try {
+        const pid = client.session.id
+        await client.session.assert('task', 'roaming', { n: 1 })
+        await converged([a], (ids) => ids.includes('roaming'))
+        const killed = Date.now()
+        await d.serve.stop('SIGKILL')
+        // Answered by A: the client reconnected there and A took the session over.
+        await client.session.assert('task', 'roamed', { n: 2 })
+        const failoverMs = Date.now() - killed
+        assert.equal(client.session.id, pid, 'the same pid')
+        for (const id of ['roaming', 'roamed']) {
+          const record = JSON.parse(await ok(a.serve.url, ['get', 'task', id, '-o', 'json'])) as {
+            owner: string
+          }
+          assert.equal(record.owner, pid, `${id} is still the session's`)
+        }
+        console.log(`failover after SIGKILL: ${failoverMs} ms to the next answered call`)
+      } finally {
+        await client.close()
+      }
+      // Its session ended with the client: what it owned goes.
+      await converged([a], (ids) => !ids.includes('roaming') && !ids.includes('roamed'))
     },
   )
 

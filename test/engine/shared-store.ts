@@ -117,16 +117,22 @@ export class SharedStore {
           if (this.#holder === me) this.#pass()
           return Promise.resolve()
         },
-        renewSessions: (node) => {
+        renewSessions: (node, ids) => {
           this.renewals++
           const now = Date.now()
           const renewed: string[] = []
           for (const [id, row] of this.sessions) {
-            if (row.node !== node || row.expiresAt <= now) continue
+            if (row.node !== node || row.expiresAt <= now || !ids.includes(id)) continue
             row.expiresAt = now + row.session.ttl
             renewed.push(id)
           }
           return Promise.resolve(renewed)
+        },
+        expireSession: (id, node) => {
+          const row = this.sessions.get(id)
+          if (row !== undefined && row.node === node && row.expiresAt > Date.now())
+            row.expiresAt = Date.now()
+          return Promise.resolve()
         },
         takeOverSession: (id, node, match) => {
           const now = Date.now()

@@ -224,7 +224,8 @@ class PgBackend implements PostgresBackend {
         lock: (timeoutMs: number, after: number, limit: number) =>
           turn.lock(timeoutMs, after, limit),
         unlock: () => turn.unlock(),
-        renewSessions: (node: string) => this.#leases.renew(node),
+        renewSessions: (node: string, ids: readonly string[]) => this.#leases.renew(node, ids),
+        expireSession: (id: string, node: string) => this.#leases.expire(id, node),
         claimExpiredSessions: (limit: number, claimMs: number) =>
           this.#leases.claimExpired(limit, claimMs),
         takeOverSession: (id: string, node: string, match: SessionMatch) =>

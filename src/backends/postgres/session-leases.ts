@@ -40,7 +40,9 @@ export class SessionLeases {
    * bounds it too: a database host that vanished fails it instead of holding it for TCP's
    * minutes (the values are literals, escaped: the simple protocol takes no parameters).
    */
-  async renew(node: string): Promise<string[]> {
+  async renew(node: string, ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return []
+    const list = ids.map((id) => pg.escapeLiteral(id)).join(',')
     const text =
       `SET LOCAL lock_timeout = '${RENEW_TIMEOUT}'; ` +
       `SET LOCAL statement_timeout = '${RENEW_TIMEOUT}'; ` +
@@ -49,7 +51,8 @@ export class SessionLeases {
       // the lock, and a lease that ran out during that wait must stay out.
       `UPDATE ${this.#t.sessions} ` +
       `SET expires_at = clock_timestamp() + ttl * interval '1 millisecond' ` +
-      `WHERE node = ${pg.escapeLiteral(node)} AND expires_at > clock_timestamp() RETURNING id`
+      `WHERE node = ${pg.escapeLiteral(node)} AND id = ANY(ARRAY[${list}]::text[]) ` +
+      `AND expires_at > clock_timestamp() RETURNING id`
     // A multi-statement query answers one result per statement; the UPDATE's is the last.
     const results = (await this.#db().single(text, [])) as unknown as pg.QueryResult<{
       id: string
@@ -66,7 +69,12 @@ export class SessionLeases {
     const lit = pg.escapeLiteral
     const principal =
       match.principal === undefined ? '' : ` AND principal = ${lit(match.principal)}`
+    // Under the turn's lock, shared, as renewals: a node's batch fenced on this session
+    // commits before the move (its answers are then read here) or is refused after it.
     const text =
+      `SET LOCAL lock_timeout = '${RENEW_TIMEOUT}'; ` +
+      `SET LOCAL statement_timeout = '${RENEW_TIMEOUT}'; ` +
+      `SELECT pg_advisory_xact_lock_shared(${TURN_CLASS}, hashtext(${lit(this.#schema)})); ` +
       `UPDATE ${t.sessions} SET node = ${lit(node)}, reap_at = NULL, ` +
       `expires_at = clock_timestamp() + ttl * interval '1 millisecond' ` +
       `WHERE id = ${lit(id)} AND expires_at > clock_timestamp() ` +
@@ -75,7 +83,10 @@ export class SessionLeases {
       `SELECT session, call, revision, value FROM ${t.answers} WHERE session = ${lit(id)} ` +
       `ORDER BY revision, call; ` +
       `SELECT revision FROM ${t.revision}`
-    const [moved, answers, head] = (await this.#db().single(text, [])) as unknown as [
+    const [, , , moved, answers, head] = (await this.#db().single(text, [])) as unknown as [
+      pg.QueryResult,
+      pg.QueryResult,
+      pg.QueryResult,
       pg.QueryResult<SessionRow>,
       pg.QueryResult<AnswerRow>,
       pg.QueryResult<{ revision: string }>,
@@ -87,6 +98,15 @@ export class SessionLeases {
       answers: answers.rows.map(answerFromRow),
       revision: Number(head.rows[0]?.revision ?? 0),
     }
+  }
+
+  /** Runs the lease of `id` out now, if `node` holds it. */
+  async expire(id: string, node: string): Promise<void> {
+    await this.#db().single(
+      `UPDATE ${this.#t.sessions} SET expires_at = clock_timestamp()
+       WHERE id = $1 AND node = $2 AND expires_at > clock_timestamp()`,
+      [id, node],
+    )
   }
 
   /**

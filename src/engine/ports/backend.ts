@@ -141,13 +141,18 @@ export interface ClusterSeam extends FollowerSeam {
   /** Gives the turn back. Never rejects: a turn whose connection died is given back already. */
   unlock(): Promise<void>
   /**
-   * Renews the lease of every stored session `node` holds whose lease has not run out, in one
-   * statement, on the store's clock (docs/cluster.md, "Sessions in the store"), and answers
+   * Renews the lease of every stored session among `ids` (those the node serves) that `node`
+   * holds and whose lease has not run out, in one statement, on the store's clock (docs/cluster.md, "Sessions in the store"), and answers
    * their ids: a session of `node` that is not among them was reaped (its lease ran out) or is
    * held by another node now. A lease that ran out is never renewed. Never runs during a write
    * turn (a reaper's check and its write see the same leases).
    */
-  renewSessions(node: string): Promise<string[]>
+  renewSessions(node: string, ids: readonly string[]): Promise<string[]>
+  /**
+   * Runs out now the lease of the stored session `id`, if `node` holds it (its client went
+   * away from that node): a reaper retracts what it owned, a takeover no longer finds it.
+   */
+  expireSession(id: string, node: string): Promise<void>
   /**
    * Claims at most `limit` stored sessions whose lease has run out (any node's), the longest
    * gone first, for this node to reap: a session claimed by a node is not answered to another

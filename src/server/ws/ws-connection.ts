@@ -276,8 +276,14 @@ export class WsConnection {
 
   #helloFailed(error: unknown): void {
     this.#sendError(undefined, error)
-    const unauthorized = error instanceof DataspaceError && error.code === 'Unauthorized'
-    const code = unauthorized ? CLOSE_CODES.unauthorized : CLOSE_CODES.badHello
+    const code =
+      error instanceof DataspaceError && error.code === 'Unauthorized'
+        ? CLOSE_CODES.unauthorized
+        : // A cluster node that could not reach the store to take the session over: the
+          // client tries again (another node, or this one later), not gives up.
+          error instanceof DataspaceError && error.code === 'Unavailable'
+          ? CLOSE_CODES.tryAgainLater
+          : CLOSE_CODES.badHello
     this.close(code, error instanceof Error ? error.message.slice(0, 120) : 'bad hello')
   }
 
@@ -294,6 +300,9 @@ export class WsConnection {
       if (typeof resume.session !== 'string' || typeof resume.resumeToken !== 'string') {
         throw new InvalidArgument('hello.resume needs "session" and "resumeToken" strings')
       }
+      // A cluster node asks the store even for a session it serves: another node may have
+      // taken it over since (the store's answer moves it back here, or it is gone).
+      if (this.#state.ds.clustered) return this.#takeOver(hello, resume.session, resume.resumeToken)
       let live: Session | undefined
       try {
         live = sessions.find(resume.session)
@@ -304,7 +313,6 @@ export class WsConnection {
         checkSessionOwner(this.#state, live, this.#principal)
         return { session: sessions.resume(resume.session, resume.resumeToken), resumed: true }
       }
-      if (this.#state.ds.clustered) return this.#takeOver(hello, resume.session, resume.resumeToken)
     }
     const session = openSession(
       this.#state,
