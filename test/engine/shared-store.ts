@@ -54,6 +54,8 @@ export class SharedStore {
   readonly sessions = new Map<string, LeasedSession>()
   /** How many renewal statements nodes sent. */
   renewals = 0
+  /** Nodes (by name) whose renewals fail: cut off from the store. */
+  readonly renewalsCutOff = new Set<string>()
   readonly #listeners = new Set<() => void>()
   #holder: TurnHolder | undefined
   #queue: { holder: TurnHolder; grant: () => void }[] = []
@@ -118,6 +120,7 @@ export class SharedStore {
           return Promise.resolve()
         },
         renewSessions: (node, ids) => {
+          if (this.renewalsCutOff.has(node)) return Promise.reject(new Error(`${node} is cut off`))
           this.renewals++
           const now = Date.now()
           const renewed: string[] = []
