@@ -150,14 +150,14 @@ export class SessionTable {
    * that another node held, when the store has it live and `resumeToken` (and `principal`,
    * the token name the client authenticated as, when auth is on) match what it was opened
    * with. Its processes are served here from now on, with a lease from now; resolves with it
-   * and the stored answers of its write calls, or `undefined` (there is nothing to resume: the
-   * client opens a new session).
+   * and the stored answers of its write calls (`adopted`: it was not served here before), or
+   * `undefined` (there is nothing to resume: the client opens a new session).
    */
   async takeOver(
     id: string,
     resumeToken: string,
     principal: string | undefined,
-  ): Promise<{ session: Session; answers: readonly StoredAnswer[] } | undefined> {
+  ): Promise<{ session: Session; answers: readonly StoredAnswer[]; adopted: boolean } | undefined> {
     const taken = await this.#ds.takeOverSession(id, {
       resumeTokenHash: sha256(resumeToken).toString('hex'),
       ...(principal === undefined ? {} : { principal }),
@@ -165,13 +165,13 @@ export class SessionTable {
     if (taken === undefined) return undefined
     // Resumed here meanwhile by a second connection that took it over first.
     if (this.#sessions.get(id)?.session.process.alive === true) {
-      return { session: this.resume(id, resumeToken), answers: [] }
+      return { session: this.resume(id, resumeToken), answers: [], adopted: false }
     }
     const session = this.adopt(taken.session)
     if (session === undefined) return undefined
     const entry = this.#sessions.get(id)
     if (entry !== undefined) entry.resumeToken = resumeToken
-    return { session, answers: taken.answers }
+    return { session, answers: taken.answers, adopted: true }
   }
 
   /** The token name that opened a session (for checking who may resume it after a restart). */

@@ -26,13 +26,13 @@ interface Node {
 
 let nodes: Node[] = []
 
-async function startNode(): Promise<Node> {
+async function startNode(limits: { maxSessions?: number } = {}): Promise<Node> {
   const ds = await openDataspace({
     backend: postgresBackend({ url: POSTGRES_URL, schema, cluster: true, onError: () => {} }),
     followPollMs: 50,
     log: { warn: () => {} },
   })
-  const server = await createServer({ ds, port: 0, logger: pino({ level: 'silent' }) })
+  const server = await createServer({ ds, port: 0, logger: pino({ level: 'silent' }), limits })
   const node = { ds, server }
   nodes.push(node)
   return node
@@ -123,6 +123,24 @@ describe('client failover across cluster nodes', { skip: postgresSkip }, () => {
     assert.deepEqual(repeated.value, answer.value, 'answered as before')
     assert.equal(b.ds.revision, before, 'not applied again')
     again.close()
+  })
+
+  it('a session taken over counts against the node’s session cap', async () => {
+    const a = await startNode()
+    const b = await startNode({ maxSessions: 1 })
+    const owner = new RawWs(a.server.url)
+    const session = (await owner.hello({ ttl: 30_000 })).session!
+    owner.close()
+    const full = new RawWs(b.server.url)
+    await full.hello({ ttl: 30_000 })
+    const mover = new RawWs(b.server.url)
+    const answer = await mover.hello({
+      resume: { session: session.id, resumeToken: session.resumeToken },
+    })
+    assert.equal(answer.type, 'error', JSON.stringify(answer))
+    assert.equal(answer.error?.code, 'TooLarge')
+    assert.equal((await sessionRow(session.id))?.node, a.ds.node, 'not taken over')
+    full.close()
   })
 
   it('a wrong resume token takes nothing over: a new session', async () => {

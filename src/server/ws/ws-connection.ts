@@ -11,7 +11,7 @@ import {
 } from '../../protocol/index.js'
 import type { HelloMessage, ServerMessage, WelcomeMessage } from '../../protocol/index.js'
 import type { Principal } from '../auth.js'
-import { sessionKey } from '../limits.js'
+import { callerKey, sessionKey } from '../limits.js'
 import { reportError } from '../report.js'
 import { checkSessionOwner } from '../request-context.js'
 import { openSession } from '../session-quota.js'
@@ -332,8 +332,21 @@ export class WsConnection {
   ): Promise<{ session: Session; resumed: boolean }> {
     const { sessions } = this.#state
     const principal = this.#principal
-    const taken = await sessions.takeOver(id, resumeToken, principal?.name)
+    // A session taken over counts against its caller's quotas here, as one opened here does.
+    const release = this.#state.guard.openSession(
+      callerKey(principal?.name, this.#address),
+      sessions.size,
+    )
+    let taken: Awaited<ReturnType<typeof sessions.takeOver>>
+    try {
+      taken = await sessions.takeOver(id, resumeToken, principal?.name)
+    } catch (error) {
+      release()
+      throw error
+    }
+    if (taken === undefined || !taken.adopted) release()
     if (taken !== undefined) {
+      if (taken.adopted) taken.session.process.exited.then(release, release)
       if (principal !== undefined) this.#state.sessionOwners.set(taken.session, principal)
       restoreAnswers(sessions.store, taken.session, taken.answers)
       return { session: taken.session, resumed: true }
