@@ -442,8 +442,7 @@ export class Connection {
     if (this.#first) {
       // A server that cannot take it now (unreachable, shutting down, its store out of reach):
       // the next URL is tried before `connect` gives up.
-      const next =
-        !opened || code === CLOSE_CODES.goingAway || code === CLOSE_CODES.tryAgainLater
+      const next = !opened || code === CLOSE_CODES.goingAway || code === CLOSE_CODES.tryAgainLater
       if (next && this.#firstTries < this.#urls.length) {
         this.#firstTries++
         this.#open()
