@@ -10,8 +10,9 @@ import { after, before, describe, it } from 'node:test'
 import { postgresBackend } from '../../src/backends/postgres/index.js'
 import type { StoredSession } from '../../src/backends/index.js'
 import { openDataspace } from '../../src/index.js'
-import type { Dataspace, LocalProcess } from '../../src/index.js'
+import type { Dataspace } from '../../src/index.js'
 import { dropSchema, POSTGRES_URL, postgresSkip, sql } from '../postgres-env.js'
+import { storeSession } from '../engine/shared-store.js'
 
 const schema = `ds_leases_${process.pid}`
 let opened: Dataspace[] = []
@@ -23,22 +24,6 @@ async function node(): Promise<Dataspace> {
   })
   opened.push(ds)
   return ds
-}
-
-function storeSession(ds: Dataspace, proc: LocalProcess, ttl: number): StoredSession {
-  const session: StoredSession = {
-    id: `s-${proc.id}`,
-    resumeTokenHash: '00',
-    pid: proc.id,
-    name: proc.name,
-    ttl,
-    children: [],
-    lastChild: 0,
-    principal: null,
-  }
-  assert.ok(ds.storage !== undefined)
-  ds.storage.putSession(session)
-  return session
 }
 
 interface Row {

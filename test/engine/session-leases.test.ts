@@ -7,33 +7,15 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { openDataspace } from '../../src/index.js'
-import type { Dataspace, LocalProcess, WatchEvent } from '../../src/index.js'
-import type { StoredSession } from '../../src/backends/index.js'
+import type { Dataspace, WatchEvent } from '../../src/index.js'
 import { nextEvent } from './helpers.js'
-import { SharedStore } from './shared-store.js'
+import { SharedStore, storeSession } from './shared-store.js'
 
 async function twoNodes(): Promise<{ store: SharedStore; a: Dataspace; b: Dataspace }> {
   const store = new SharedStore()
   const a = await openDataspace({ backend: store.node(), followPollMs: 20 })
   const b = await openDataspace({ backend: store.node(), followPollMs: 20 })
   return { store, a, b }
-}
-
-/** Stores `proc` as a session of its node, as the server does when a client opens one. */
-function storeSession(ds: Dataspace, proc: LocalProcess, ttl: number): StoredSession {
-  const session: StoredSession = {
-    id: `s-${proc.id}`,
-    resumeTokenHash: '00',
-    pid: proc.id,
-    name: proc.name,
-    ttl,
-    children: [],
-    lastChild: 0,
-    principal: null,
-  }
-  assert.ok(ds.storage !== undefined, 'a cluster node stores its sessions')
-  ds.storage.putSession(session)
-  return session
 }
 
 async function until(what: string, check: () => boolean, ms = 5_000): Promise<void> {

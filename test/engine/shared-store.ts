@@ -9,6 +9,7 @@ import type {
   WriteBatch,
 } from '../../src/engine/ports/backend.js'
 import type { DataspaceRecord } from '../../src/model/types.js'
+import type { Dataspace, LocalProcess } from '../../src/index.js'
 import { Conflict, ProcessExited, Unavailable } from '../../src/errors/index.js'
 
 /** A stored session with its lease, as PostgreSQL's `sessions` row (migration 10). */
@@ -328,4 +329,24 @@ export class SharedStore {
     const commits = this.feed.filter((commit) => commit.revision > revision).slice(0, limit)
     return Promise.resolve({ trimmed: false, floor: this.floor, head: this.revision, commits })
   }
+}
+
+/**
+ * Stores `proc` as a network session of its node `ds` (id `s-<pid>`, resume token hash `00`),
+ * as the server does when a client opens one (docs/cluster.md, "Sessions in the store").
+ */
+export function storeSession(ds: Dataspace, proc: LocalProcess, ttl: number): StoredSession {
+  const session: StoredSession = {
+    id: `s-${proc.id}`,
+    resumeTokenHash: '00',
+    pid: proc.id,
+    name: proc.name,
+    ttl,
+    children: [],
+    lastChild: 0,
+    principal: null,
+  }
+  if (ds.storage === undefined) throw new Error('this dataspace stores no sessions')
+  ds.storage.putSession(session)
+  return session
 }
