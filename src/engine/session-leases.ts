@@ -43,7 +43,8 @@ export interface LeaseHost {
  * A cluster node's sessions in the store (docs/cluster.md, "Sessions in the store").
  *
  * - **Renewal.** Every third of the shortest lease of its sessions (between 30 ms and 1 s),
- *   one statement renews every lease this node holds (`ClusterSeam.renewSessions`). A session
+ *   one statement renews the lease of every session this node serves and holds
+ *   (`ClusterSeam.renewSessions`). A session
  *   whose first put was durable before the renewal was sent, and that the renewal did not
  *   renew, was lost: its lease ran out (this node could not renew it in time) or a reaper took
  *   it. Its processes here end (`lease-expired`), so its client is told, and nothing more is
@@ -52,6 +53,9 @@ export interface LeaseHost {
  *   claim keeps the other nodes off them for 10 s), and retracts what each owned in one
  *   `owner-exit` commit that deletes it (in its next turn: the store refuses that commit if
  *   the lease is live again).
+ *
+ * - **Takeover and release**: a session another node held, resumed here (`takeOver`); one whose
+ *   client left this node (`release`).
  *
  * A failure is logged (throttled) and retried on the next period; it never stops the node.
  */
