@@ -458,6 +458,11 @@ export class Engine implements Kernel, WatchContext {
     return this.#parts.commits.clustered
   }
 
+  /** The name of the store this engine opened, when its backend gives one (`LoadedState.store`). */
+  get storeName(): string | undefined {
+    return this.#parts.state?.store
+  }
+
   /**
    * Runs `use` with a transaction context that sees the records `reads` name (non-resident
    * kinds, read from the backend first), synchronously right after the read; with no reads, at

@@ -82,10 +82,17 @@ export async function createServer(options: ServerOptions): Promise<DataspaceSer
   }
   let accepting = true
   const sse = new SseRegistry()
-  const epoch = randomUUID()
+  const run = randomUUID()
+  // What a client's resumed watches continue (`welcome.epoch`): this run's history, or on a
+  // cluster node the store's, whose revisions every node shares (a watch moved to another node
+  // resumes from its revision there).
+  const epoch =
+    resolved.ds.clustered && resolved.ds.storeName !== undefined
+      ? `cluster:${resolved.ds.storeName}`
+      : run
   // Unique per server start; the engine's node name first, so pids and nodes read alike.
   const membership = new NodeMembership(
-    `${resolved.ds.node}-${epoch.slice(0, 8)}`,
+    `${resolved.ds.node}-${run.slice(0, 8)}`,
     resolved.ds.membership,
     limits.nodeHeartbeatMs,
     logger,

@@ -64,7 +64,18 @@ describe('client failover across cluster nodes', { skip: postgresSkip }, () => {
     })
     try {
       const pid = client.session.id
+      // A watch from before the move: it resumes on B from its revision (one store, one
+      // history: the nodes share the welcome's epoch), with no reset.
+      const watch = client.watch('task')
+      const seen: string[] = []
+      const watching = (async () => {
+        for await (const event of watch) {
+          seen.push(event.type === 'asserted' ? `asserted ${event.record.id}` : event.type)
+          if (event.type === 'asserted' && event.record.id === 'after') return
+        }
+      })()
       await client.session.assert('task', 'mine', { n: 1 })
+      await until(() => seen.includes('asserted mine'), 5_000, 'the watch sees mine')
       const row = await sessionRow(
         (await sql<{ id: string }>(`SELECT id FROM "${schema}".sessions WHERE pid = $1`, [pid]))[0]!
           .id,
@@ -80,6 +91,8 @@ describe('client failover across cluster nodes', { skip: postgresSkip }, () => {
       const mine = await b.ds.get('task', 'mine')
       assert.equal(mine?.owner, pid, 'what it owned was not retracted')
       assert.equal((await b.ds.get('task', 'after'))?.owner, pid)
+      await watching
+      assert.deepEqual(seen, ['snapshot', 'asserted mine', 'asserted after'])
       const id = (
         await sql<{ id: string }>(`SELECT id FROM "${schema}".sessions WHERE pid = $1`, [pid])
       )[0]!.id

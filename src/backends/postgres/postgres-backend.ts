@@ -295,7 +295,14 @@ class PgBackend implements PostgresBackend {
        WHERE kind = ANY($1::text[]) AND owner IS NOT NULL GROUP BY kind, owner`,
       [away],
     )
+    // The schema's creation (its first migration's time) names this store: nodes that open it
+    // agree on it, and a schema dropped and created again gets another.
+    const created = await client.query<{ at: string }>(
+      `SELECT (extract(epoch FROM applied_at) * 1000000)::bigint::text AS at
+       FROM ${t.migrations} WHERE version = 1`,
+    )
     const base = {
+      store: `postgres:${this.#schemaName}@${created.rows[0]?.at ?? '0'}`,
       revision: Number(revision.rows[0]?.revision ?? 0),
       records: records.rows.map(recordFromRow),
       kinds: kinds.rows.map(kindFromRow),
@@ -310,8 +317,8 @@ class PgBackend implements PostgresBackend {
           }),
     }
     // The writer's sessions are not a follower's to resume, and index repair is the writer's.
-    // A cluster node's sessions are its own, in memory; and several nodes would repair at once
-    // (the node that declares a kind creates its indexes).
+    // A cluster node's sessions belong to the node holding each lease (taken over one by one);
+    // and several nodes would repair at once (the node that declares a kind creates its indexes).
     if (this.#follower !== undefined) return { ...base, sessions: [] }
     const sessions = await client.query<SessionRow>(
       `SELECT id, resume_token_hash, pid, name, ttl, children, last_child, principal

@@ -241,6 +241,12 @@ export interface BackendPlan {
 
 /** What `open` loads: the state at `revision`. */
 export interface LoadedState {
+  /**
+   * Names the store (a backend several servers open: PostgreSQL's schema and when it was
+   * created): every server that opens it gets the same, another store (or the same schema
+   * created again) another. Cluster nodes share their watch histories' epoch through it.
+   */
+  readonly store?: string
   /** The revision of the last durable commit (0 for a new store). */
   readonly revision: number
   /** Every stored record of a resident kind, any order. */
