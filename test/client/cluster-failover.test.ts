@@ -156,6 +156,21 @@ describe('client failover across cluster nodes', { skip: postgresSkip }, () => {
     full.close()
   })
 
+  it('a node at its session cap still resumes a session it serves', async () => {
+    const b = await startNode({ maxSessions: 1 })
+    const first = new RawWs(b.server.url)
+    const session = (await first.hello({ ttl: 30_000 })).session!
+    first.close()
+    await first.closed
+    const again = new RawWs(b.server.url)
+    const resumed = await again.hello({
+      resume: { session: session.id, resumeToken: session.resumeToken },
+    })
+    assert.equal(resumed.resumed, true, JSON.stringify(resumed))
+    assert.equal(resumed.session?.pid, session.pid)
+    again.close()
+  })
+
   it('a wrong resume token takes nothing over: a new session', async () => {
     const a = await startNode()
     const b = await startNode()

@@ -332,11 +332,17 @@ export class WsConnection {
   ): Promise<{ session: Session; resumed: boolean }> {
     const { sessions } = this.#state
     const principal = this.#principal
-    // A session taken over counts against its caller's quotas here, as one opened here does.
-    const release = this.#state.guard.openSession(
-      callerKey(principal?.name, this.#address),
-      sessions.size,
-    )
+    // A session taken over counts against its caller's quotas here, as one opened here does;
+    // one this node serves already is counted already (a node at its cap still resumes it).
+    let served: boolean
+    try {
+      served = sessions.find(id).process.alive
+    } catch {
+      served = false // not here, or ended
+    }
+    const release = served
+      ? () => {}
+      : this.#state.guard.openSession(callerKey(principal?.name, this.#address), sessions.size)
     let taken: Awaited<ReturnType<typeof sessions.takeOver>>
     try {
       taken = await sessions.takeOver(id, resumeToken, principal?.name)
