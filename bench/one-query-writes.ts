@@ -13,7 +13,7 @@
  * is what the cluster's turn amortises: the counter row's lock and the notify-queue lock, held
  * to each write's commit. Tables: bench/turn-loop.ts's `createTurnTables`.
  */
-import { connectClients, JOB_DATA, TURN_CHANNEL } from './turn-loop.js'
+import { JOB_DATA, loopRate, TURN_CHANNEL } from './turn-loop.js'
 
 /** `JOB_DATA` as an SQL literal: the query is a simple one (no parameters, several statements). */
 const AFTER = `'${JSON.stringify({ kind: 'job', data: JOB_DATA }).replaceAll("'", "''")}'::jsonb`
@@ -30,38 +30,24 @@ export interface WritesLoad {
 }
 
 /** Commits/s of `connections` connections each looping the one-query write. */
-export async function oneQueryWritesRate(load: WritesLoad): Promise<number> {
+export function oneQueryWritesRate(load: WritesLoad): Promise<number> {
   const { schema } = load
-  const clients = await connectClients(load.url, load.connections)
-  let committed = 0
-  const from = Date.now() + (load.warmupSeconds ?? 0) * 1000
-  const deadline = from + load.seconds * 1000
-  try {
-    await Promise.all(
-      clients.map(async (client, connection) => {
-        for (let write = 0; Date.now() < deadline; write++) {
-          const id = `${connection}-${write}`
-          try {
-            await client.query(
-              `BEGIN;
-               WITH r AS (UPDATE ${schema}.counter SET rev = rev + 1 RETURNING rev)
-               INSERT INTO ${schema}.changes (revision, seq, kind, id, after)
-               SELECT rev, 0, 'job', '${id}', ${AFTER} FROM r;
-               NOTIFY ${TURN_CHANNEL}, '${id}';
-               COMMIT`,
-            )
-          } catch (error) {
-            // A failed statement leaves the transaction open and aborted: close it, then fail.
-            await client.query('ROLLBACK').catch(() => undefined)
-            throw error
-          }
-          const at = Date.now()
-          if (at >= from && at < deadline) committed += 1
-        }
-      }),
-    )
-  } finally {
-    await Promise.all(clients.map((client) => client.end()))
-  }
-  return committed / load.seconds
+  return loopRate(load, (client, connection) => async (write) => {
+    const id = `${connection}-${write}`
+    try {
+      await client.query(
+        `BEGIN;
+         WITH r AS (UPDATE ${schema}.counter SET rev = rev + 1 RETURNING rev)
+         INSERT INTO ${schema}.changes (revision, seq, kind, id, after)
+         SELECT rev, 0, 'job', '${id}', ${AFTER} FROM r;
+         NOTIFY ${TURN_CHANNEL}, '${id}';
+         COMMIT`,
+      )
+    } catch (error) {
+      // A failed statement leaves the transaction open and aborted: close it, then fail.
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw error
+    }
+    return 1
+  })
 }

@@ -47,44 +47,61 @@ export interface TurnLoad {
 }
 
 /** Commits/s of `connections` connections running turns of `commits` commits each. */
-export async function turnsRate(load: TurnLoad): Promise<number> {
+export function turnsRate(load: TurnLoad): Promise<number> {
   const { schema, commits, doorbell } = load
+  return loopRate(load, (client, node) => {
+    let applied = 0
+    return async (turn) => {
+      // One round trip: BEGIN and the lock (revision order = commit order). The catch-up
+      // read takes a parameter, so it needs a round trip of its own (the extended protocol).
+      const head = await client.query<{ rev: string }>(
+        `BEGIN; SELECT rev FROM ${schema}.counter FOR UPDATE;`,
+      )
+      const rev = Number((head as unknown as pg.QueryResult<{ rev: string }>[])[1]?.rows[0]?.rev)
+      await client.query(
+        `SELECT revision, seq, kind, id, after FROM ${schema}.changes
+         WHERE revision > $1 ORDER BY revision, seq`,
+        [applied],
+      )
+      const first = rev + 1
+      const last = rev + commits
+      await client.query(
+        `INSERT INTO ${schema}.changes (revision, seq, kind, id, after)
+         SELECT r, 0, 'job', $3 || '-' || r, $4::jsonb FROM generate_series($1::bigint, $2::bigint) AS r`,
+        [first, last, `${node}-${turn}`, AFTER],
+      )
+      await client.query(`UPDATE ${schema}.counter SET rev = $1`, [last])
+      if (doorbell === 'inside') await client.query(`NOTIFY ${TURN_CHANNEL}, '${last}'`)
+      await client.query('COMMIT')
+      if (doorbell === 'after') await client.query(`NOTIFY ${TURN_CHANNEL}, '${last}'`)
+      applied = last
+      return commits
+    }
+  })
+}
+
+/**
+ * The load loop both baselines share: `connections` connections of their own, each running
+ * rounds (`loop(client, index)` makes one connection's round function, which answers how many
+ * commits it made) until the window ends; the commits of rounds that ended inside the window
+ * (after the warm-up), per second.
+ */
+export async function loopRate(
+  load: { url: string; connections: number; seconds: number; warmupSeconds?: number },
+  loop: (client: pg.Client, index: number) => (round: number) => Promise<number>,
+): Promise<number> {
   const clients = await connectClients(load.url, load.connections)
   let committed = 0
   const from = Date.now() + (load.warmupSeconds ?? 0) * 1000
   const deadline = from + load.seconds * 1000
   try {
     await Promise.all(
-      clients.map(async (client, node) => {
-        let applied = 0
-        for (let turn = 0; Date.now() < deadline; turn++) {
-          // One round trip: BEGIN and the lock (revision order = commit order). The catch-up
-          // read takes a parameter, so it needs a round trip of its own (the extended protocol).
-          const head = await client.query<{ rev: string }>(
-            `BEGIN; SELECT rev FROM ${schema}.counter FOR UPDATE;`,
-          )
-          const rev = Number(
-            (head as unknown as pg.QueryResult<{ rev: string }>[])[1]?.rows[0]?.rev,
-          )
-          await client.query(
-            `SELECT revision, seq, kind, id, after FROM ${schema}.changes
-             WHERE revision > $1 ORDER BY revision, seq`,
-            [applied],
-          )
-          const first = rev + 1
-          const last = rev + commits
-          await client.query(
-            `INSERT INTO ${schema}.changes (revision, seq, kind, id, after)
-             SELECT r, 0, 'job', $3 || '-' || r, $4::jsonb FROM generate_series($1::bigint, $2::bigint) AS r`,
-            [first, last, `${node}-${turn}`, AFTER],
-          )
-          await client.query(`UPDATE ${schema}.counter SET rev = $1`, [last])
-          if (doorbell === 'inside') await client.query(`NOTIFY ${TURN_CHANNEL}, '${last}'`)
-          await client.query('COMMIT')
-          if (doorbell === 'after') await client.query(`NOTIFY ${TURN_CHANNEL}, '${last}'`)
-          applied = last
+      clients.map(async (client, index) => {
+        const round = loop(client, index)
+        for (let n = 0; Date.now() < deadline; n++) {
+          const made = await round(n)
           const at = Date.now()
-          if (at >= from && at < deadline) committed += commits
+          if (at >= from && at < deadline) committed += made
         }
       }),
     )
